@@ -1,0 +1,59 @@
+# pg_ingest — PGXS build
+#
+# The version lives in pg_ingest.control (default_version); everything else
+# is derived from it here.
+
+EXTENSION = pg_ingest
+EXTVERSION := $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))pg_ingest.control)
+
+MODULE_big = pg_ingest
+OBJS = \
+	pg_ingest.o \
+	src/conn.o \
+	src/preflight.o \
+	src/supervisor.o
+
+DATA_built = pg_ingest--$(EXTVERSION).sql
+EXTRA_CLEAN = META.json.tmp
+
+PG_CPPFLAGS = -I$(libpq_srcdir) -I$(srcdir)/src -DPG_INGEST_VERSION=\"$(EXTVERSION)\"
+SHLIB_LINK = $(libpq)
+
+REGRESS = preflight
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.generated.conf
+TAP_TESTS = 1
+EXTRA_CLEAN += test/regress.generated.conf
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+pg_ingest--$(EXTVERSION).sql: src/pg_ingest.sql pg_ingest.control
+	cp $< $@
+
+# META.json carries the same version; "make meta" rewrites it, and
+# "make check-version" (run by the test script) fails if it has drifted.
+meta:
+	perl -MJSON::PP -e 'local $$/; open my $$f, "<", "META.json" or die; my $$m = decode_json(<$$f>); $$m->{version} = $$m->{provides}{pg_ingest}{version} = "$(EXTVERSION)"; open $$f, ">", "META.json" or die; print $$f JSON::PP->new->pretty->canonical->encode($$m);'
+
+check-version:
+	@perl -MJSON::PP -e 'local $$/; open my $$f, "<", "META.json" or die; my $$m = decode_json(<$$f>); for my $$v ($$m->{version}, $$m->{provides}{pg_ingest}{version}) { die "META.json has version $$v, pg_ingest.control has $(EXTVERSION): run make meta\n" unless $$v eq "$(EXTVERSION)" } print "version $(EXTVERSION) in pg_ingest.control and META.json\n";'
+
+# Servers from 15.19 on decode only with the plugins in
+# output_plugin_libraries; older ones refuse that setting.
+test/regress.generated.conf: test/regress.conf
+	cp $< $@
+	if $(bindir)/postgres --describe-config | grep -q '^output_plugin_libraries'; then \
+		echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'" >> $@; fi
+
+installcheck: test/regress.generated.conf
+
+# The library is preloaded in the main regression instance; this second,
+# small instance runs without it, for the not-preloaded error.
+installcheck: installcheck-nopreload
+installcheck-nopreload:
+	$(pg_regress_installcheck) --temp-instance=tmp_check_nopreload \
+		--temp-config=$(srcdir)/test/nopreload.conf \
+		--outputdir=output_nopreload not_preloaded
+
+.PHONY: meta check-version installcheck-nopreload

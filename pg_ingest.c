@@ -1,0 +1,197 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_ingest.c
+ *	  Module entry of pg_ingest: GUCs, shared memory, worker registration,
+ *	  and the checks every SQL function makes before it does anything.
+ *
+ * pg_ingest must be in shared_preload_libraries: _PG_init then requests the
+ * shared memory (PG 15's shmem_request_hook) and registers the supervisor,
+ * the background worker that (re)launches the workers of every unfinished
+ * migration.  Loaded any other way (CREATE EXTENSION alone, a function call
+ * in a backend), the library defines nothing shared and every function that
+ * needs the workers refuses with ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE.
+ *
+ * Locking: IngestShared->lock (an LWLock of the named tranche "pg_ingest")
+ * protects the shared state; see pg_ingest.h for what it covers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "src/pg_ingest.h"
+
+PG_MODULE_MAGIC;
+
+/* GUC variables */
+int			ingest_connect_timeout = 10;
+int			ingest_preflight_timeout = 30;
+int			ingest_max_migrations = 4;
+
+IngestSharedState *IngestShared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+static void ingest_shmem_request(void);
+static void ingest_shmem_startup(void);
+static Size ingest_shmem_size(void);
+
+PG_FUNCTION_INFO_V1(ingest_version);
+
+/*
+ * Module load callback.
+ */
+void
+_PG_init(void)
+{
+	BackgroundWorker bgw;
+
+	DefineCustomIntVariable("pg_ingest.connect_timeout",
+							"Longest wait for a connection to a source.",
+							"Applies to every connection pg_ingest opens, whatever the connection string says.",
+							&ingest_connect_timeout,
+							10, 1, 3600,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.preflight_timeout",
+							"Longest wait of ingest.preflight for the source to create its test replication slot.",
+							"Slot creation waits for transactions running on the source; past this, the check fails and names them.",
+							&ingest_preflight_timeout,
+							30, 1, 3600,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		MarkGUCPrefixReserved("pg_ingest");
+		return;
+	}
+
+	DefineCustomIntVariable("pg_ingest.max_migrations",
+							"Most migrations that can run at the same time.",
+							NULL,
+							&ingest_max_migrations,
+							4, 1, 64,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("pg_ingest");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ingest_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ingest_shmem_startup;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "pg_ingest");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "ingest_supervisor_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest supervisor");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "pg_ingest supervisor");
+	RegisterBackgroundWorker(&bgw);
+}
+
+static Size
+ingest_shmem_size(void)
+{
+	return MAXALIGN(sizeof(IngestSharedState));
+}
+
+static void
+ingest_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(ingest_shmem_size());
+	RequestNamedLWLockTranche("pg_ingest", 1);
+}
+
+static void
+ingest_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	IngestShared = ShmemInitStruct("pg_ingest", ingest_shmem_size(), &found);
+	if (!found)
+	{
+		memset(IngestShared, 0, ingest_shmem_size());
+		IngestShared->lock = &(GetNamedLWLockTranche("pg_ingest"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * ingest_require_preload
+ *		Refuse to go on unless the library was loaded at server start.
+ */
+void
+ingest_require_preload(void)
+{
+	if (IngestShared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_ingest must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add pg_ingest to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
+}
+
+/*
+ * ingest_role_is_admin
+ *		Whether roleid may operate pg_ingest: superuser or member of
+ *		ingest_admin.
+ */
+bool
+ingest_role_is_admin(Oid roleid)
+{
+	Oid			admin;
+
+	if (superuser_arg(roleid))
+		return true;
+	admin = get_role_oid(INGEST_ADMIN_ROLE, true);
+	return OidIsValid(admin) && has_privs_of_role(roleid, admin);
+}
+
+/*
+ * ingest_check_caller
+ *		The checks every operator-facing function makes first.
+ *
+ * EXECUTE is revoked from PUBLIC already; this also stops a grant made to
+ * some other role by mistake.
+ */
+void
+ingest_check_caller(void)
+{
+	ingest_require_preload();
+	if (!ingest_role_is_admin(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to use pg_ingest"),
+				 errdetail("Only superusers and members of role \"%s\" may use pg_ingest.",
+						   INGEST_ADMIN_ROLE)));
+}
+
+/*
+ * ingest.version() - the version of the loaded library
+ */
+Datum
+ingest_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(PG_INGEST_VERSION));
+}

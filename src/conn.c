@@ -1,0 +1,794 @@
+/*-------------------------------------------------------------------------
+ *
+ * conn.c
+ *	  Connections from inside the target server to a migration's source.
+ *
+ * Every pg_ingest process that talks to the source goes through this file:
+ * the SQL functions run by operators (preflight, verify), the coordinator,
+ * the copy workers and the change receiver.  It owns three rules:
+ *
+ * - Every wait on a source socket is a WaitLatchOrSocket() with
+ *	 WL_EXIT_ON_PM_DEATH, and an interrupt (query cancel, SIGTERM) cancels
+ *	 the remote query before CHECK_FOR_INTERRUPTS() throws, so nothing is
+ *	 left running on the source when we give up.  Connecting is bounded by
+ *	 pg_ingest.connect_timeout whatever the connection string says.
+ *
+ * - A non-superuser may not make the server connect with the server's own
+ *	 credentials: the connection string must carry a password and the
+ *	 server must have used it (the rule of dblink and postgres_fdw).
+ *
+ * - The password never leaves this file: connection strings are shown
+ *	 masked (ingest_conninfo_mask) and every message that came from libpq
+ *	 or the source is scrubbed of it before anybody sees it.
+ *
+ * The session options of every connection are fixed here (DateStyle,
+ * IntervalStyle, extra_float_digits, TimeZone, client_encoding = the
+ * target database's encoding, no statement or idle timeouts), because COPY
+ * text and wal2json output depend on them.
+ *
+ * Locking: none.  A connection belongs to the process that opened it and
+ * counts against fd.c's external file descriptors.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "lib/stringinfo.h"
+#include "libpq/libpq-be-fe-helpers.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "conn.h"
+#include "pg_ingest.h"
+
+/*
+ * Session settings pg_ingest needs on the source, appended to whatever
+ * "options" the user gave.
+ */
+#define INGEST_SOURCE_OPTIONS \
+	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 " \
+	"-c timezone=UTC -c bytea_output=hex -c statement_timeout=0 " \
+	"-c lock_timeout=0 -c idle_in_transaction_session_timeout=0"
+
+#define MASK "********"
+
+static bool is_libpq_keyword(const char *word, int len);
+static char *scrub_parse_error(const char *message);
+static int	wait_socket(PGconn *conn, int io_flags, long timeout_ms);
+static void append_conninfo_value(StringInfo buf, const char *value);
+
+/*
+ * ingest_conninfo_parse
+ *		Validate a source connection string.
+ *
+ * Returns the parsed form, with the password kept aside for scrubbing.  On a
+ * bad string: if errmsg_out is NULL, ereport(ERROR); else set *errmsg_out to
+ * a message that is safe to show (and *hint_out to what to do about it)
+ * and return NULL.  require_password is the
+ * dblink rule, to be set when the role the connection acts for is not a
+ * superuser.
+ */
+IngestConnInfo *
+ingest_conninfo_parse(const char *conninfo, bool require_password,
+					  char **errmsg_out, char **hint_out)
+{
+	PQconninfoOption *opts;
+	PQconninfoOption *opt;
+	char	   *perr = NULL;
+	char	   *problem = NULL;
+	char	   *detail = NULL;
+	char	   *hint = NULL;
+	int			code = ERRCODE_INVALID_PARAMETER_VALUE;
+	bool		from_libpq = false;
+	IngestConnInfo *info;
+
+	if (conninfo == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source connection string must not be null")));
+
+	if (conninfo[strspn(conninfo, " \t\r\n")] == '\0')
+	{
+		problem = pstrdup("source connection string is empty");
+		hint = pstrdup("Give host, port, user and dbname of the source, as in \"host=db1 port=5432 user=migrator dbname=app\".");
+		goto fail;
+	}
+
+	opts = PQconninfoParse(conninfo, &perr);
+	if (opts == NULL)
+	{
+		problem = pstrdup("invalid source connection string");
+		detail = perr ? scrub_parse_error(pchomp(perr)) : pstrdup("out of memory");
+		from_libpq = true;
+		hint = pstrdup("Write libpq keyword=value pairs or a postgresql:// URI.");
+		if (perr)
+			PQfreemem(perr);
+		goto fail;
+	}
+
+	info = palloc0(sizeof(IngestConnInfo));
+	info->conninfo = pstrdup(conninfo);
+	info->require_password = require_password;
+
+	for (opt = opts; opt->keyword != NULL; opt++)
+	{
+		if (opt->val == NULL)
+			continue;
+		if (strcmp(opt->keyword, "password") == 0 && opt->val[0] != '\0')
+			info->password = pstrdup(opt->val);
+		else if (strcmp(opt->keyword, "replication") == 0)
+		{
+			problem = pstrdup("the \"replication\" option is not allowed in a source connection string");
+			hint = pstrdup("Remove it: pg_ingest opens replication connections itself when it needs them.");
+			break;
+		}
+		else if (require_password &&
+				 !libpqsrv_is_valid_proxy_option(opt->keyword))
+		{
+			code = ERRCODE_INSUFFICIENT_PRIVILEGE;
+			problem = psprintf("permission denied to set connection option \"%s\"",
+							   opt->keyword);
+			hint = pstrdup("Only superusers may use this connection option.");
+			break;
+		}
+	}
+	PQconninfoFree(opts);
+
+	if (problem == NULL && require_password && info->password == NULL)
+	{
+		code = ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED;
+		problem = pstrdup("password is required");
+		detail = pstrdup("Non-superusers must provide a password in the source connection string.");
+		hint = pstrdup("Add password=... to the connection string.");
+	}
+	if (problem == NULL)
+	{
+		info->display = ingest_conninfo_mask(conninfo);
+		return info;
+	}
+
+fail:
+	if (errmsg_out != NULL)
+	{
+		/*
+		 * One line for the problem, with libpq's own words when there are
+		 * some; any other detail goes in front of the hint.
+		 */
+		*errmsg_out = problem;
+		if (from_libpq)
+			*errmsg_out = psprintf("%s: %s", problem, detail);
+		else if (detail)
+			hint = hint ? psprintf("%s %s", detail, hint) : detail;
+		if (hint_out)
+			*hint_out = hint;
+		return NULL;
+	}
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("%s", problem),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0,
+			 errhidestmt(true)));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * ingest_conninfo_mask
+ *		The connection string in keyword=value form with the password
+ *		replaced by asterisks; for views, events and messages.
+ */
+char *
+ingest_conninfo_mask(const char *conninfo)
+{
+	PQconninfoOption *opts;
+	PQconninfoOption *opt;
+	char	   *perr = NULL;
+	StringInfoData buf;
+
+	if (conninfo == NULL)
+		return NULL;
+	opts = PQconninfoParse(conninfo, &perr);
+	if (opts == NULL)
+	{
+		if (perr)
+			PQfreemem(perr);
+		return pstrdup("(invalid connection string)");
+	}
+
+	initStringInfo(&buf);
+	for (opt = opts; opt->keyword != NULL; opt++)
+	{
+		if (opt->val == NULL)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, ' ');
+		appendStringInfo(&buf, "%s=", opt->keyword);
+		if (strcmp(opt->keyword, "password") == 0)
+			appendStringInfoString(&buf, MASK);
+		else
+			append_conninfo_value(&buf, opt->val);
+	}
+	PQconninfoFree(opts);
+	return buf.data;
+}
+
+/* Quote a value for a keyword=value connection string when it needs it. */
+static void
+append_conninfo_value(StringInfo buf, const char *value)
+{
+	const char *p;
+	bool		quote = (*value == '\0');
+
+	for (p = value; *p && !quote; p++)
+		if (*p == ' ' || *p == '\'' || *p == '\\' || *p == '\t' || *p == '\n')
+			quote = true;
+	if (!quote)
+	{
+		appendStringInfoString(buf, value);
+		return;
+	}
+	appendStringInfoChar(buf, '\'');
+	for (p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '\'');
+}
+
+/*
+ * ingest_scrub
+ *		Copy of message with every occurrence of password masked.
+ */
+char *
+ingest_scrub(const char *message, const char *password)
+{
+	StringInfoData buf;
+	const char *p;
+	size_t		plen;
+
+	if (message == NULL)
+		return NULL;
+	if (password == NULL || (plen = strlen(password)) == 0)
+		return pstrdup(message);
+
+	initStringInfo(&buf);
+	p = message;
+	while (*p)
+	{
+		if (strncmp(p, password, plen) == 0)
+		{
+			appendStringInfoString(&buf, MASK);
+			p += plen;
+		}
+		else
+			appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
+}
+
+/*
+ * libpq's parse errors quote pieces of the string ("missing "=" after
+ * "xyz""), and a piece may be part of a password.  Keep quoted words that
+ * are libpq keywords (a misspelt or unknown one is what the user needs to
+ * see) and mask every other quoted piece.
+ */
+static char *
+scrub_parse_error(const char *message)
+{
+	StringInfoData buf;
+	const char *p = message;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		const char *close;
+
+		if (*p != '"' || (close = strchr(p + 1, '"')) == NULL)
+		{
+			appendStringInfoChar(&buf, *p++);
+			continue;
+		}
+		if (close - p - 1 <= 1 || is_libpq_keyword(p + 1, close - p - 1))
+			appendBinaryStringInfo(&buf, p, close - p + 1);
+		else
+			appendStringInfoString(&buf, "\"" MASK "\"");
+		p = close + 1;
+	}
+	return buf.data;
+}
+
+static bool
+is_libpq_keyword(const char *word, int len)
+{
+	PQconninfoOption *defs = PQconndefaults();
+	PQconninfoOption *opt;
+	bool		found = false;
+
+	if (defs == NULL)
+		return false;
+	for (opt = defs; opt->keyword != NULL && !found; opt++)
+		found = (strlen(opt->keyword) == len &&
+				 strncmp(opt->keyword, word, len) == 0);
+	PQconninfoFree(defs);
+	return found;
+}
+
+/*
+ * wait_socket
+ *		Wait for the source socket, the latch or the timeout.
+ *
+ * On an interrupt that will throw, the query running on the source is
+ * cancelled first; then CHECK_FOR_INTERRUPTS() throws.
+ */
+static int
+wait_socket(PGconn *conn, int io_flags, long timeout_ms)
+{
+	int			rc;
+	int			events = WL_EXIT_ON_PM_DEATH | WL_LATCH_SET | io_flags;
+
+	if (timeout_ms >= 0)
+		events |= WL_TIMEOUT;
+	rc = WaitLatchOrSocket(MyLatch, events, PQsocket(conn),
+						   timeout_ms < 0 ? 0 : timeout_ms,
+						   PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		if ((QueryCancelPending || ProcDiePending) &&
+			INTERRUPTS_CAN_BE_PROCESSED() &&
+			PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+			ingest_cancel(conn);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return rc;
+}
+
+/*
+ * ingest_connect
+ *		Open a connection to the source.
+ *
+ * appname identifies pg_ingest and the worker in the source's
+ * pg_stat_activity.  Returns NULL with *errmsg_out set (scrubbed) when the
+ * connection cannot be made or breaks the password rule; throws only on
+ * interrupts and when out of file descriptors.
+ */
+PGconn *
+ingest_connect(IngestConnInfo *info, IngestConnKind kind, const char *appname,
+			   char **errmsg_out)
+{
+	PQconninfoOption *opts;
+	PQconninfoOption *opt;
+	const char *keywords[64];
+	const char *values[64];
+	int			n = 0;
+	char	   *user_options = NULL;
+	bool		has_timeout = false;
+	bool		has_keepalive_idle = false;
+	PGconn	   *volatile conn;
+	PostgresPollingStatusType status;
+	TimestampTz deadline;
+	char	   *timeout_str;
+	char	   *failure = NULL;
+
+	opts = PQconninfoParse(info->conninfo, NULL);
+	if (opts == NULL)
+	{
+		*errmsg_out = pstrdup("invalid source connection string");
+		return NULL;
+	}
+	for (opt = opts; opt->keyword != NULL; opt++)
+	{
+		if (opt->val == NULL)
+			continue;
+		if (strcmp(opt->keyword, "application_name") == 0 ||
+			strcmp(opt->keyword, "fallback_application_name") == 0 ||
+			strcmp(opt->keyword, "client_encoding") == 0 ||
+			strcmp(opt->keyword, "replication") == 0)
+			continue;
+		if (strcmp(opt->keyword, "options") == 0)
+		{
+			user_options = opt->val;
+			continue;
+		}
+		if (strcmp(opt->keyword, "connect_timeout") == 0)
+			has_timeout = true;
+		if (strcmp(opt->keyword, "keepalives_idle") == 0)
+			has_keepalive_idle = true;
+		if (n >= lengthof(keywords) - 10)
+			break;
+		keywords[n] = opt->keyword;
+		values[n++] = opt->val;
+	}
+	timeout_str = psprintf("%d", ingest_connect_timeout);
+	if (!has_timeout)
+	{
+		keywords[n] = "connect_timeout";
+		values[n++] = timeout_str;
+	}
+	if (!has_keepalive_idle)
+	{
+		keywords[n] = "keepalives_idle";
+		values[n++] = "30";
+		keywords[n] = "keepalives_interval";
+		values[n++] = "10";
+		keywords[n] = "keepalives_count";
+		values[n++] = "6";
+	}
+	keywords[n] = "application_name";
+	values[n++] = appname;
+	keywords[n] = "client_encoding";
+	values[n++] = GetDatabaseEncodingName();
+	keywords[n] = "options";
+	values[n++] = user_options ?
+		psprintf("%s %s", user_options, INGEST_SOURCE_OPTIONS) :
+		INGEST_SOURCE_OPTIONS;
+	if (kind == INGEST_CONN_REPLICATION)
+	{
+		keywords[n] = "replication";
+		values[n++] = "database";
+	}
+	keywords[n] = NULL;
+	values[n] = NULL;
+
+	if (!AcquireExternalFD())
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to the source"),
+				 errdetail("There are too many open files on the local server."),
+				 errhint("Raise the server's max_files_per_process and/or \"ulimit -n\" limits.")));
+
+	conn = PQconnectStartParams(keywords, values, false);
+	PQconninfoFree(opts);
+	if (conn == NULL)
+	{
+		ReleaseExternalFD();
+		*errmsg_out = pstrdup("out of memory");
+		return NULL;
+	}
+
+	/*
+	 * libpq enforces connect_timeout only in its blocking calls; bound the
+	 * whole attempt here, over every host the string names.
+	 */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   ingest_connect_timeout * 1000L);
+	status = PQstatus(conn) == CONNECTION_BAD ?
+		PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+	PG_TRY();
+	{
+		while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+		{
+			int			io = (status == PGRES_POLLING_READING) ?
+				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+			long		remaining;
+			int			rc;
+
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														deadline);
+			if (remaining <= 0)
+			{
+				failure = psprintf("timeout expired after %d s while connecting",
+								   ingest_connect_timeout);
+				break;
+			}
+			rc = WaitLatchOrSocket(MyLatch,
+								   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
+								   WL_TIMEOUT | io,
+								   PQsocket(conn), remaining,
+								   PG_WAIT_EXTENSION);
+			if (rc & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			if (rc & io)
+				status = PQconnectPoll(conn);
+		}
+	}
+	PG_CATCH();
+	{
+		libpqsrv_disconnect(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (failure == NULL && status != PGRES_POLLING_OK)
+		failure = ingest_conn_error(conn);
+	if (failure == NULL && info->require_password &&
+		!PQconnectionUsedPassword(conn))
+		failure = pstrdup("password is required: the source did not ask for the password, and non-superusers may only connect with one");
+
+	if (failure != NULL)
+	{
+		libpqsrv_disconnect(conn);
+		*errmsg_out = ingest_scrub(failure, info->password);
+		return NULL;
+	}
+	return conn;
+}
+
+/*
+ * ingest_connect_or_error
+ *		ingest_connect() that throws a connection failure.
+ */
+PGconn *
+ingest_connect_or_error(IngestConnInfo *info, IngestConnKind kind,
+						const char *appname)
+{
+	char	   *msg = NULL;
+	PGconn	   *conn = ingest_connect(info, kind, appname, &msg);
+
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to the source"),
+				 errdetail_internal("%s", msg),
+				 errhidestmt(true)));
+	return conn;
+}
+
+void
+ingest_disconnect(PGconn *conn)
+{
+	libpqsrv_disconnect(conn);
+}
+
+/*
+ * ingest_conn_error
+ *		The connection's last error message, trimmed; not yet scrubbed.
+ */
+char *
+ingest_conn_error(PGconn *conn)
+{
+	char	   *msg = conn ? PQerrorMessage(conn) : NULL;
+
+	if (msg == NULL || *msg == '\0')
+		return pstrdup("connection to the source was lost");
+	return pchomp(msg);
+}
+
+/*
+ * ingest_cancel
+ *		Ask the source to cancel the query running on this connection.
+ *
+ * Best effort: the answer is not waited for.
+ */
+void
+ingest_cancel(PGconn *conn)
+{
+	PGcancel   *cancel;
+	char		errbuf[256];
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+		return;
+	cancel = PQgetCancel(conn);
+	if (cancel == NULL)
+		return;
+	(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+	PQfreeCancel(cancel);
+}
+
+/*
+ * ingest_query
+ *		Send a query and collect its last result, interruptibly.
+ *
+ * Returns the last PGresult (any status; the caller checks it), or NULL when
+ * the connection broke.  With timeout_ms >= 0, a query still running after
+ * that long is cancelled; *timed_out tells.
+ */
+PGresult *
+ingest_query(PGconn *conn, const char *sql, long timeout_ms, bool *timed_out)
+{
+	PGresult   *volatile last = NULL;
+	TimestampTz deadline = 0;
+	bool		cancelled = false;
+
+	if (timed_out)
+		*timed_out = false;
+	if (!PQsendQuery(conn, sql))
+		return NULL;
+	if (timeout_ms >= 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			PGresult   *res;
+
+			while (PQisBusy(conn))
+			{
+				long		wait_ms = -1;
+				int			rc;
+
+				if (deadline != 0)
+				{
+					wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															  deadline);
+					if (wait_ms <= 0)
+					{
+						if (cancelled)
+						{
+							/* the source did not answer the cancel: give up */
+							PQclear(last);
+							last = NULL;
+							goto done;
+						}
+						ingest_cancel(conn);
+						cancelled = true;
+						if (timed_out)
+							*timed_out = true;
+						deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   10000);
+						continue;
+					}
+				}
+				rc = wait_socket(conn, WL_SOCKET_READABLE, wait_ms);
+				if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+					break;
+			}
+			res = PQgetResult(conn);
+			if (res == NULL)
+				break;
+			PQclear(last);
+			last = res;
+			if (PQresultStatus(res) == PGRES_COPY_OUT ||
+				PQresultStatus(res) == PGRES_COPY_IN ||
+				PQresultStatus(res) == PGRES_COPY_BOTH ||
+				PQstatus(conn) == CONNECTION_BAD)
+				break;
+		}
+done:	;
+	}
+	PG_CATCH();
+	{
+		PQclear(last);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	return last;
+}
+
+/*
+ * ingest_result_message
+ *		Human-readable, scrubbed text of a failed query's error.
+ */
+char *
+ingest_result_message(PGconn *conn, PGresult *res, const char *password)
+{
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	char	   *msg;
+
+	if (primary == NULL)
+		msg = ingest_conn_error(conn);
+	else if (detail != NULL)
+		msg = psprintf("%s (%s)", primary, detail);
+	else
+		msg = pstrdup(primary);
+	return ingest_scrub(msg, password);
+}
+
+/*
+ * ingest_report_result_error
+ *		ereport a failed source query, keeping the source's SQLSTATE.
+ *
+ * what says what we were doing ("copy table public.t").  Caller owns res.
+ */
+void
+ingest_report_result_error(PGconn *conn, PGresult *res, int elevel,
+						   const char *what, const char *password)
+{
+	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+	int			code = ERRCODE_CONNECTION_FAILURE;
+
+	if (sqlstate != NULL && strlen(sqlstate) == 5)
+		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
+							 sqlstate[3], sqlstate[4]);
+	ereport(elevel,
+			(errcode(code),
+			 errmsg("could not %s on the source: %s", what,
+					ingest_scrub(primary ? primary : ingest_conn_error(conn),
+								 password)),
+			 detail ? errdetail_internal("%s", ingest_scrub(detail, password)) : 0,
+			 hint ? errhint("%s", ingest_scrub(hint, password)) : 0,
+			 errhidestmt(true)));
+}
+
+/*
+ * ingest_exec
+ *		Run a query on the source and throw unless it ends in status expected.
+ */
+PGresult *
+ingest_exec(PGconn *conn, const char *sql, ExecStatusType expected,
+			const char *what, const char *password)
+{
+	PGresult   *res = ingest_query(conn, sql, -1, NULL);
+
+	if (res == NULL || PQresultStatus(res) != expected)
+	{
+		PG_TRY();
+		{
+			ingest_report_result_error(conn, res, ERROR, what, password);
+		}
+		PG_FINALLY();
+		{
+			PQclear(res);
+		}
+		PG_END_TRY();
+	}
+	return res;
+}
+
+/*
+ * ingest_get_copy_data
+ *		Next CopyData message from a COPY OUT / COPY BOTH stream.
+ *
+ * Returns its length (>0, *buffer to be PQfreemem'd), 0 when timeout_ms
+ * passed without data (timeout_ms < 0: wait as long as it takes), -1 at the
+ * end of the copy, -2 when the connection failed.
+ */
+int
+ingest_get_copy_data(PGconn *conn, char **buffer, long timeout_ms)
+{
+	for (;;)
+	{
+		int			len = PQgetCopyData(conn, buffer, 1);
+		int			rc;
+
+		if (len != 0)
+			return len;
+		rc = wait_socket(conn, WL_SOCKET_READABLE, timeout_ms);
+		if (rc & WL_SOCKET_READABLE)
+		{
+			if (!PQconsumeInput(conn))
+				return -2;
+		}
+		else if (rc & WL_TIMEOUT)
+			return 0;
+	}
+}
+
+/*
+ * ingest_put_copy_data
+ *		Send a CopyData message on a COPY BOTH stream and flush it.
+ */
+void
+ingest_put_copy_data(PGconn *conn, const char *data, int len,
+					 const char *password)
+{
+	if (PQputCopyData(conn, data, len) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not send data to the source: %s",
+						ingest_scrub(ingest_conn_error(conn), password))));
+	for (;;)
+	{
+		int			r = PQflush(conn);
+
+		if (r == 0)
+			break;
+		if (r < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not send data to the source: %s",
+							ingest_scrub(ingest_conn_error(conn), password))));
+		(void) wait_socket(conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, -1);
+		if (!PQconsumeInput(conn))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not send data to the source: %s",
+							ingest_scrub(ingest_conn_error(conn), password))));
+	}
+}

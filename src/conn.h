@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ *
+ * conn.h
+ *	  Connections from the target server to a migration's source.
+ *
+ * See conn.c for the rules every caller follows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_INGEST_CONN_H
+#define PG_INGEST_CONN_H
+
+#include "libpq-fe.h"
+
+/* What a connection is for; decides the options it is opened with. */
+typedef enum IngestConnKind
+{
+	INGEST_CONN_SQL,			/* ordinary session */
+	INGEST_CONN_REPLICATION		/* replication=database (walsender) */
+} IngestConnKind;
+
+/* A parsed, validated source connection string. */
+typedef struct IngestConnInfo
+{
+	char	   *conninfo;		/* as given by the user */
+	char	   *display;		/* the same with the password masked */
+	char	   *password;		/* password given in it, or NULL */
+	bool		require_password;	/* non-superuser owner: dblink rule */
+} IngestConnInfo;
+
+extern IngestConnInfo *ingest_conninfo_parse(const char *conninfo,
+											 bool require_password,
+											 char **errmsg_out,
+											 char **hint_out);
+extern char *ingest_conninfo_mask(const char *conninfo);
+extern char *ingest_scrub(const char *message, const char *password);
+
+extern PGconn *ingest_connect(IngestConnInfo *info, IngestConnKind kind,
+							  const char *appname, char **errmsg_out);
+extern PGconn *ingest_connect_or_error(IngestConnInfo *info,
+									   IngestConnKind kind,
+									   const char *appname);
+extern void ingest_disconnect(PGconn *conn);
+extern char *ingest_conn_error(PGconn *conn);
+extern void ingest_cancel(PGconn *conn);
+
+extern PGresult *ingest_query(PGconn *conn, const char *sql,
+							  long timeout_ms, bool *timed_out);
+extern char *ingest_result_message(PGconn *conn, PGresult *res,
+								   const char *password);
+extern void ingest_report_result_error(PGconn *conn, PGresult *res,
+									   int elevel, const char *what,
+									   const char *password);
+extern PGresult *ingest_exec(PGconn *conn, const char *sql,
+							 ExecStatusType expected, const char *what,
+							 const char *password);
+extern int	ingest_get_copy_data(PGconn *conn, char **buffer, long timeout_ms);
+extern void ingest_put_copy_data(PGconn *conn, const char *data, int len,
+								 const char *password);
+
+#endif							/* PG_INGEST_CONN_H */

@@ -1,0 +1,915 @@
+/*-------------------------------------------------------------------------
+ *
+ * preflight.c
+ *	  ingest.preflight(source): every check a migration guide asks for
+ *	  before a migration starts, as rows of PASS / WARN / FAIL.
+ *
+ * The checks run in a fixed order, one row each.  A source that cannot be
+ * reached gives a single FAIL row (connectivity) and nothing else; a source
+ * that goes away half way gives FAIL for the check in progress and for
+ * those that could no longer run.  Nothing here raises an ERROR because of
+ * the source: only bad calls (NULL, no privilege) and interrupts do.
+ *
+ * The wal2json check really creates a temporary logical slot on the source
+ * over a replication connection, peeks at it with the options the change
+ * receiver uses, and drops it; a slot's creation waits for the source's
+ * running transactions, so that wait is bounded by
+ * pg_ingest.preflight_timeout.
+ *
+ * Locking: none beyond what SPI takes for the target's catalog queries.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "conn.h"
+#include "pg_ingest.h"
+
+PG_FUNCTION_INFO_V1(ingest_preflight);
+
+/* Workers one migration needs besides those of its jobs. */
+#define WORKERS_BESIDES_JOBS 3	/* coordinator, change receiver, applier */
+#define DEFAULT_TABLE_JOBS 4
+#define DEFAULT_INDEX_JOBS 4
+#define LIST_MAX 10				/* names listed in a detail */
+
+typedef struct Preflight
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	IngestConnInfo *info;
+	PGconn	   *conn;			/* SQL session on the source */
+	PGconn	   *repl;			/* replication session, wal2json check */
+	char	   *lost;			/* why the source session is gone */
+	int			version;		/* source server_version_num */
+	char	   *wal_level;
+	List	   *tables_nsp;		/* source tables (r, p): schema names */
+	List	   *tables_rel;		/* ... and relation names */
+	List	   *unreadable;		/* quoted names lacking SELECT */
+	List	   *no_identity;	/* quoted names with no replica identity */
+} Preflight;
+
+static void emit(Preflight *pf, const char *check, const char *status,
+				 const char *detail, const char *hint);
+static PGresult *source_query(Preflight *pf, const char *check,
+							  const char *sql);
+static char *name_list(List *names, int max);
+static void check_connection(Preflight *pf);
+static void check_version(Preflight *pf);
+static void check_wal_level(Preflight *pf);
+static void check_replication_privilege(Preflight *pf);
+static void check_slots(Preflight *pf);
+static void check_wal_senders(Preflight *pf);
+static void check_wal_sender_timeout(Preflight *pf);
+static void check_wal2json(Preflight *pf);
+static void load_source_tables(Preflight *pf);
+static void check_select_privileges(Preflight *pf);
+static void check_replica_identity(Preflight *pf);
+static void check_prepared_transactions(Preflight *pf);
+static void check_leftover_slots(Preflight *pf);
+static void check_target_workers(Preflight *pf);
+static void check_target_extensions(Preflight *pf);
+static void check_target_name_conflicts(Preflight *pf);
+
+/*
+ * ingest.preflight(source text)
+ *	RETURNS TABLE(check_name text, status text, detail text, hint text)
+ */
+Datum
+ingest_preflight(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Preflight	pf;
+	char	   *msg = NULL;
+	char	   *hint = NULL;
+
+	ingest_check_caller();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source connection string must not be null")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&pf, 0, sizeof(pf));
+	pf.store = rsinfo->setResult;
+	pf.desc = rsinfo->setDesc;
+
+	pf.info = ingest_conninfo_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									!superuser(), &msg, &hint);
+	if (pf.info == NULL)
+	{
+		emit(&pf, "source_connection", "FAIL", msg, hint);
+		PG_RETURN_VOID();
+	}
+
+	PG_TRY();
+	{
+		check_connection(&pf);
+		if (pf.conn != NULL)
+		{
+			check_version(&pf);
+			check_wal_level(&pf);
+			check_replication_privilege(&pf);
+			check_slots(&pf);
+			check_wal_senders(&pf);
+			check_wal_sender_timeout(&pf);
+			check_wal2json(&pf);
+			load_source_tables(&pf);
+			check_select_privileges(&pf);
+			check_replica_identity(&pf);
+			check_prepared_transactions(&pf);
+			check_leftover_slots(&pf);
+			check_target_workers(&pf);
+			check_target_extensions(&pf);
+			check_target_name_conflicts(&pf);
+		}
+	}
+	PG_FINALLY();
+	{
+		ingest_disconnect(pf.repl);
+		ingest_disconnect(pf.conn);
+	}
+	PG_END_TRY();
+
+	PG_RETURN_VOID();
+}
+
+static void
+emit(Preflight *pf, const char *check, const char *status,
+	 const char *detail, const char *hint)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = CStringGetTextDatum(check);
+	values[1] = CStringGetTextDatum(status);
+	if (detail)
+		values[2] = CStringGetTextDatum(detail);
+	else
+		nulls[2] = true;
+	if (hint)
+		values[3] = CStringGetTextDatum(hint);
+	else
+		nulls[3] = true;
+	tuplestore_putvalues(pf->store, pf->desc, values, nulls);
+}
+
+/*
+ * source_query
+ *		Run a catalog query on the source for one check.
+ *
+ * On failure emits the check's FAIL row and returns NULL; once the
+ * connection is gone, every later check fails the same way without trying.
+ */
+static PGresult *
+source_query(Preflight *pf, const char *check, const char *sql)
+{
+	PGresult   *res;
+
+	if (pf->lost == NULL)
+	{
+		res = ingest_query(pf->conn, sql, -1, NULL);
+		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+			return res;
+		if (PQstatus(pf->conn) == CONNECTION_BAD)
+			pf->lost = ingest_result_message(pf->conn, NULL, pf->info->password);
+		else
+		{
+			emit(pf, check, "FAIL",
+				 ingest_result_message(pf->conn, res, pf->info->password),
+				 NULL);
+			PQclear(res);
+			return NULL;
+		}
+		PQclear(res);
+		emit(pf, check, "FAIL",
+			 psprintf("connection to the source was lost: %s", pf->lost),
+			 "Check that the source is up, then run ingest.preflight again.");
+		return NULL;
+	}
+	emit(pf, check, "FAIL",
+		 psprintf("not checked: connection to the source was lost (%s)", pf->lost),
+		 "Check that the source is up, then run ingest.preflight again.");
+	return NULL;
+}
+
+/* "a, b, c and 4 more" */
+static char *
+name_list(List *names, int max)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	int			i = 0;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+	{
+		if (i == max)
+		{
+			appendStringInfo(&buf, " and %d more", list_length(names) - max);
+			break;
+		}
+		if (i++ > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, (char *) lfirst(lc));
+	}
+	return buf.data;
+}
+
+static char *
+qualified(const char *nsp, const char *rel)
+{
+	return psprintf("%s.%s", quote_identifier(nsp), quote_identifier(rel));
+}
+
+static void
+check_connection(Preflight *pf)
+{
+	char	   *msg = NULL;
+	PGresult   *res;
+
+	pf->conn = ingest_connect(pf->info, INGEST_CONN_SQL, "pg_ingest preflight",
+							  &msg);
+	if (pf->conn == NULL)
+	{
+		emit(pf, "source_connection", "FAIL", msg,
+			 strncmp(msg, "password is required", 20) == 0 ?
+			 "The source must check the password (md5 or scram-sha-256 in its pg_hba.conf): non-superusers may not rely on trust, peer or a password file of this server." :
+			 "Check host, port, user, password and dbname, and that the source's pg_hba.conf admits this server.");
+		return;
+	}
+
+	res = source_query(pf, "source_connection",
+					   "SELECT current_setting('server_version_num')::int,"
+					   " current_setting('server_version'), current_user,"
+					   " current_database(),"
+					   " pg_catalog.pg_size_pretty(pg_catalog.pg_database_size(current_database()))");
+	if (res == NULL)
+	{
+		ingest_disconnect(pf->conn);
+		pf->conn = NULL;
+		return;
+	}
+	pf->version = atoi(PQgetvalue(res, 0, 0));
+	emit(pf, "source_connection", "PASS",
+		 psprintf("connected to database \"%s\" as user \"%s\": PostgreSQL %s, %s",
+				  PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2),
+				  PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 4)),
+		 NULL);
+	PQclear(res);
+}
+
+static void
+check_version(Preflight *pf)
+{
+	int			source_major = pf->version / 10000;
+	int			target_major = PG_VERSION_NUM / 10000;
+
+	if (pf->version < 100000)
+		emit(pf, "source_version", "FAIL",
+			 psprintf("source runs PostgreSQL %d.%d; pg_ingest needs 10 or later",
+					  pf->version / 10000, (pf->version / 100) % 100),
+			 "Upgrade the source to a supported release first.");
+	else if (source_major > target_major)
+		emit(pf, "source_version", "FAIL",
+			 psprintf("source runs PostgreSQL %d, newer than this server's %d",
+					  source_major, target_major),
+			 "Migrate into a server of the same or a newer major version.");
+	else
+		emit(pf, "source_version", "PASS",
+			 psprintf("source major version %d, target %s", source_major,
+					  PG_VERSION),
+			 NULL);
+}
+
+static void
+check_wal_level(Preflight *pf)
+{
+	PGresult   *res = source_query(pf, "wal_level",
+								   "SELECT current_setting('wal_level')");
+
+	if (res == NULL)
+		return;
+	pf->wal_level = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (strcmp(pf->wal_level, "logical") == 0)
+		emit(pf, "wal_level", "PASS", "wal_level = logical", NULL);
+	else
+		emit(pf, "wal_level", "FAIL",
+			 psprintf("wal_level = %s; logical decoding needs logical", pf->wal_level),
+			 "Set wal_level = logical on the source and restart it (Amazon RDS / Aurora: rds.logical_replication = 1).");
+}
+
+static void
+check_replication_privilege(Preflight *pf)
+{
+	PGresult   *res;
+	bool		super,
+				repl,
+				rds;
+	char	   *user;
+
+	res = source_query(pf, "replication_privilege",
+					   "SELECT r.rolsuper, r.rolreplication,"
+					   " EXISTS (SELECT 1 FROM pg_catalog.pg_roles g"
+					   "  WHERE g.rolname = 'rds_replication'"
+					   "  AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER')),"
+					   " r.rolname"
+					   " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user");
+	if (res == NULL)
+		return;
+	super = PQgetvalue(res, 0, 0)[0] == 't';
+	repl = PQgetvalue(res, 0, 1)[0] == 't';
+	rds = PQgetvalue(res, 0, 2)[0] == 't';
+	user = pstrdup(PQgetvalue(res, 0, 3));
+	PQclear(res);
+
+	if (super)
+		emit(pf, "replication_privilege", "PASS",
+			 psprintf("user \"%s\" is a superuser", user), NULL);
+	else if (repl)
+		emit(pf, "replication_privilege", "PASS",
+			 psprintf("user \"%s\" has REPLICATION", user), NULL);
+	else if (rds)
+		emit(pf, "replication_privilege", "PASS",
+			 psprintf("user \"%s\" is a member of rds_replication", user), NULL);
+	else
+		emit(pf, "replication_privilege", "FAIL",
+			 psprintf("user \"%s\" has neither REPLICATION nor superuser", user),
+			 psprintf("ALTER ROLE %s REPLICATION; (Amazon RDS: GRANT rds_replication TO %s;)",
+					  quote_identifier(user), quote_identifier(user)));
+}
+
+static void
+check_slots(Preflight *pf)
+{
+	PGresult   *res;
+	int			max,
+				used,
+				free_slots;
+
+	res = source_query(pf, "replication_slots",
+					   "SELECT current_setting('max_replication_slots')::int,"
+					   " (SELECT count(*) FROM pg_catalog.pg_replication_slots)::int");
+	if (res == NULL)
+		return;
+	max = atoi(PQgetvalue(res, 0, 0));
+	used = atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	free_slots = max - used;
+
+	if (free_slots < 1)
+		emit(pf, "replication_slots", "FAIL",
+			 psprintf("%d of max_replication_slots = %d in use, none free", used, max),
+			 "Drop unused slots or raise max_replication_slots on the source (restart needed).");
+	else if (free_slots < 2)
+		emit(pf, "replication_slots", "WARN",
+			 psprintf("%d of max_replication_slots = %d in use, 1 free", used, max),
+			 "A migration needs one slot, and a second, temporary one to resume after a restart: raise max_replication_slots.");
+	else
+		emit(pf, "replication_slots", "PASS",
+			 psprintf("%d of max_replication_slots = %d in use, %d free",
+					  used, max, free_slots),
+			 NULL);
+}
+
+static void
+check_wal_senders(Preflight *pf)
+{
+	PGresult   *res;
+	int			max,
+				used;
+
+	res = source_query(pf, "wal_senders",
+					   "SELECT current_setting('max_wal_senders')::int,"
+					   " (SELECT count(*) FROM pg_catalog.pg_stat_replication)::int");
+	if (res == NULL)
+		return;
+	max = atoi(PQgetvalue(res, 0, 0));
+	used = atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
+
+	if (max - used < 2)
+		emit(pf, "wal_senders", "FAIL",
+			 psprintf("%d of max_wal_senders = %d in use, %d free; a migration needs 2",
+					  used, max, Max(max - used, 0)),
+			 "Raise max_wal_senders on the source (restart needed).");
+	else
+		emit(pf, "wal_senders", "PASS",
+			 psprintf("%d of max_wal_senders = %d in use, %d free",
+					  used, max, max - used),
+			 NULL);
+}
+
+static void
+check_wal_sender_timeout(Preflight *pf)
+{
+	PGresult   *res;
+	long		ms;
+
+	res = source_query(pf, "wal_sender_timeout",
+					   "SELECT setting::bigint FROM pg_catalog.pg_settings"
+					   " WHERE name = 'wal_sender_timeout'");
+	if (res == NULL)
+		return;
+	ms = atol(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	if (ms == 0 || ms >= 10000)
+		emit(pf, "wal_sender_timeout", "PASS",
+			 ms == 0 ? "wal_sender_timeout = 0 (disabled)" :
+			 psprintf("wal_sender_timeout = %ld ms", ms),
+			 NULL);
+	else
+		emit(pf, "wal_sender_timeout", "WARN",
+			 psprintf("wal_sender_timeout = %ld ms, under 10 s", ms),
+			 "ALTER SYSTEM SET wal_sender_timeout = '60s'; SELECT pg_reload_conf(); on the source.");
+}
+
+/*
+ * check_wal2json
+ *		Prove that logical decoding with wal2json works on the source.
+ */
+static void
+check_wal2json(Preflight *pf)
+{
+	const char *check = "wal2json";
+	const char *hint = "Install wal2json on the source (Debian: postgresql-NN-wal2json; managed services ship it) and set wal_level = logical.";
+	char	   *slot;
+	char	   *sql;
+	char	   *msg = NULL;
+	PGresult   *res;
+	bool		timed_out;
+	bool		old_plugin = false;
+	int			attempt;
+
+	if (pf->lost)
+	{
+		(void) source_query(pf, check, NULL);
+		return;
+	}
+
+	pf->repl = ingest_connect(pf->info, INGEST_CONN_REPLICATION,
+							  "pg_ingest preflight", &msg);
+	if (pf->repl == NULL)
+	{
+		emit(pf, check, "FAIL",
+			 psprintf("could not open a replication connection: %s", msg),
+			 "The user needs REPLICATION, and the source's pg_hba.conf must admit it to this database.");
+		return;
+	}
+
+	slot = psprintf("pg_ingest_check_%d_%ld", MyProcPid,
+					(long) (GetCurrentTimestamp() % 1000000));
+
+	/*
+	 * Decoding with the receiver's options proves that the plugin loads and
+	 * speaks format-version 2.  numeric-data-types-as-string came with
+	 * wal2json 2.6; the change receiver does without it on older releases.
+	 * An error drops the session's temporary slots, so a second try creates
+	 * the slot again.
+	 */
+	for (attempt = 0; attempt < 2; attempt++)
+	{
+		if (pf->version >= 150000)
+			sql = psprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL wal2json (SNAPSHOT 'nothing')",
+						   slot);
+		else
+			sql = psprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL wal2json NOEXPORT_SNAPSHOT",
+						   slot);
+		res = ingest_query(pf->repl, sql, ingest_preflight_timeout * 1000L,
+						   &timed_out);
+		if (timed_out)
+		{
+			PQclear(res);
+			emit(pf, check, "FAIL",
+				 psprintf("creating a test slot did not finish within %d s: it waits for every transaction running on the source to end",
+						  ingest_preflight_timeout),
+				 "Find them in pg_stat_activity (backend_xid) and pg_prepared_xacts on the source, end them, and check again; or raise pg_ingest.preflight_timeout.");
+			return;
+		}
+		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+		{
+			msg = ingest_result_message(pf->repl, res, pf->info->password);
+
+			/*
+			 * Since 15.19 (and the matching releases of the other branches)
+			 * a source lets REPLICATION users decode only with the plugins
+			 * listed in output_plugin_libraries.
+			 */
+			if (strstr(msg, "output plugin") != NULL)
+				hint = "Allow wal2json on the source: ALTER SYSTEM SET output_plugin_libraries = 'pgoutput', 'test_decoding', 'wal2json'; SELECT pg_reload_conf();";
+			emit(pf, check, "FAIL",
+				 psprintf("could not create a logical slot with wal2json: %s", msg),
+				 hint);
+			PQclear(res);
+			return;
+		}
+		PQclear(res);
+
+		sql = psprintf("SELECT count(*) FROM pg_catalog.pg_logical_slot_peek_changes('%s', NULL, NULL,"
+					   " 'format-version', '2', 'include-xids', '1',"
+					   " 'include-timestamp', '1', 'include-lsn', '1'%s)",
+					   slot,
+					   attempt == 0 ? ", 'numeric-data-types-as-string', '1'" : "");
+		res = ingest_query(pf->repl, sql, ingest_preflight_timeout * 1000L,
+						   &timed_out);
+		if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+			break;
+		msg = timed_out ? "timed out" :
+			ingest_result_message(pf->repl, res, pf->info->password);
+		PQclear(res);
+		if (attempt == 0 && strstr(msg, "numeric-data-types-as-string") != NULL)
+		{
+			old_plugin = true;
+			continue;
+		}
+		emit(pf, check, "FAIL",
+			 psprintf("wal2json could not decode with format-version 2: %s", msg),
+			 "pg_ingest needs wal2json 2.0 or later on the source.");
+		return;
+	}
+	PQclear(res);
+
+	res = ingest_query(pf->repl, psprintf("DROP_REPLICATION_SLOT %s", slot),
+					   ingest_preflight_timeout * 1000L, NULL);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		emit(pf, check, "WARN",
+			 psprintf("wal2json works, but dropping the temporary test slot failed: %s",
+					  ingest_result_message(pf->repl, res, pf->info->password)),
+			 "The slot is temporary: the source drops it when this session ends.");
+		PQclear(res);
+		return;
+	}
+	PQclear(res);
+	emit(pf, check, "PASS",
+		 old_plugin ?
+		 "created, decoded from and dropped a temporary logical slot with wal2json (format-version 2; a release before 2.6, without numeric-data-types-as-string)" :
+		 "created, decoded from and dropped a temporary logical slot with wal2json (format-version 2)",
+		 NULL);
+}
+
+/*
+ * load_source_tables
+ *		The source's user tables and sequences, with what the next checks
+ *		need to know of each.
+ */
+static void
+load_source_tables(Preflight *pf)
+{
+	PGresult   *res;
+	int			i;
+
+	if (pf->lost)
+		return;
+	res = ingest_query(pf->conn,
+					   "SELECT n.nspname, c.relname, c.relkind,"
+					   "  pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+					   "  AND pg_catalog.has_table_privilege(c.oid, 'SELECT'),"
+					   "  c.relkind = 'r' AND (c.relreplident = 'n'"
+					   "   OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+					   "       WHERE i.indrelid = c.oid AND i.indisprimary))"
+					   "   OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+					   "       WHERE i.indrelid = c.oid AND i.indisreplident)))"
+					   " FROM pg_catalog.pg_class c"
+					   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+					   " WHERE c.relkind IN ('r', 'p', 'S') AND c.relpersistence <> 't'"
+					   "  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+					   "  AND n.nspname !~ '^pg_(toast|temp_)'"
+					   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+					   "   WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					   "   AND d.objid = c.oid AND d.deptype = 'e')"
+					   " ORDER BY 1, 2",
+					   -1, NULL);
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		if (PQstatus(pf->conn) == CONNECTION_BAD)
+			pf->lost = ingest_result_message(pf->conn, NULL, pf->info->password);
+		else
+			pf->lost = psprintf("could not list the source's tables: %s",
+								ingest_result_message(pf->conn, res, pf->info->password));
+		PQclear(res);
+		return;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		char	   *nsp = PQgetvalue(res, i, 0);
+		char	   *rel = PQgetvalue(res, i, 1);
+		char		kind = PQgetvalue(res, i, 2)[0];
+
+		if (kind != 'S')
+		{
+			pf->tables_nsp = lappend(pf->tables_nsp, pstrdup(nsp));
+			pf->tables_rel = lappend(pf->tables_rel, pstrdup(rel));
+		}
+		if (PQgetvalue(res, i, 3)[0] != 't')
+			pf->unreadable = lappend(pf->unreadable, qualified(nsp, rel));
+		if (PQgetvalue(res, i, 4)[0] == 't')
+			pf->no_identity = lappend(pf->no_identity, qualified(nsp, rel));
+	}
+	PQclear(res);
+}
+
+static void
+check_select_privileges(Preflight *pf)
+{
+	if (pf->lost)
+		(void) source_query(pf, "select_privileges", NULL);
+	else if (pf->unreadable != NIL)
+		emit(pf, "select_privileges", "FAIL",
+			 psprintf("the source user cannot read %d table(s) or sequence(s): %s",
+					  list_length(pf->unreadable),
+					  name_list(pf->unreadable, LIST_MAX)),
+			 "GRANT USAGE ON SCHEMA ... and GRANT SELECT ON ALL TABLES IN SCHEMA ... / ALL SEQUENCES IN SCHEMA ... to the source user.");
+	else
+		emit(pf, "select_privileges", "PASS",
+			 psprintf("the source user can read all %d tables and their sequences",
+					  list_length(pf->tables_nsp)),
+			 NULL);
+}
+
+static void
+check_replica_identity(Preflight *pf)
+{
+	if (pf->lost)
+		(void) source_query(pf, "replica_identity", NULL);
+	else if (pf->no_identity != NIL)
+		emit(pf, "replica_identity", "WARN",
+			 psprintf("%d table(s) have neither a primary key nor a replica identity, so their UPDATEs and DELETEs cannot be replicated: %s",
+					  list_length(pf->no_identity),
+					  name_list(pf->no_identity, LIST_MAX)),
+			 psprintf("ALTER TABLE %s REPLICA IDENTITY FULL; (and likewise for each table listed) on the source, or add a primary key.",
+					  (char *) linitial(pf->no_identity)));
+	else
+		emit(pf, "replica_identity", "PASS",
+			 "every table has a primary key or a replica identity", NULL);
+}
+
+static void
+check_prepared_transactions(Preflight *pf)
+{
+	PGresult   *res;
+	List	   *gids = NIL;
+	int			i;
+
+	res = source_query(pf, "prepared_transactions",
+					   "SELECT gid FROM pg_catalog.pg_prepared_xacts ORDER BY prepared");
+	if (res == NULL)
+		return;
+	for (i = 0; i < PQntuples(res); i++)
+		gids = lappend(gids, pstrdup(quote_literal_cstr(PQgetvalue(res, i, 0))));
+	PQclear(res);
+
+	if (gids != NIL)
+		emit(pf, "prepared_transactions", "WARN",
+			 psprintf("%d prepared transaction(s) on the source: %s",
+					  list_length(gids), name_list(gids, LIST_MAX)),
+			 "COMMIT PREPARED or ROLLBACK PREPARED them: creating the migration's slot waits until they end.");
+	else
+		emit(pf, "prepared_transactions", "PASS",
+			 "no prepared transactions", NULL);
+}
+
+static void
+check_leftover_slots(Preflight *pf)
+{
+	PGresult   *res;
+	List	   *inactive = NIL;
+	List	   *active = NIL;
+	int			i;
+
+	res = source_query(pf, "leftover_slots",
+					   "SELECT slot_name, active FROM pg_catalog.pg_replication_slots"
+					   " WHERE slot_name LIKE 'pg\\_ingest\\_%' AND NOT temporary"
+					   " ORDER BY slot_name");
+	if (res == NULL)
+		return;
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		if (PQgetvalue(res, i, 1)[0] == 't')
+			active = lappend(active, pstrdup(PQgetvalue(res, i, 0)));
+		else
+			inactive = lappend(inactive, pstrdup(PQgetvalue(res, i, 0)));
+	}
+	PQclear(res);
+
+	if (inactive != NIL)
+		emit(pf, "leftover_slots", "WARN",
+			 psprintf("%d inactive pg_ingest slot(s) on the source hold back its WAL: %s%s",
+					  list_length(inactive), name_list(inactive, LIST_MAX),
+					  active ? psprintf(" (and %d in use)", list_length(active)) : ""),
+			 psprintf("If no migration needs it: SELECT pg_drop_replication_slot('%s'); on the source, or ingest.cleanup() on the target that created it.",
+					  (char *) linitial(inactive)));
+	else if (active != NIL)
+		emit(pf, "leftover_slots", "PASS",
+			 psprintf("no leftover slots; %d pg_ingest slot(s) in use by running migrations: %s",
+					  list_length(active), name_list(active, LIST_MAX)),
+			 NULL);
+	else
+		emit(pf, "leftover_slots", "PASS", "no pg_ingest replication slots", NULL);
+}
+
+/*
+ * check_target_workers
+ *		Room under max_worker_processes for a migration's workers.
+ */
+static void
+check_target_workers(Preflight *pf)
+{
+	int			max_workers;
+	int			used;
+	int			free_workers;
+	int			need_min = WORKERS_BESIDES_JOBS + 2;
+	int			need_default = WORKERS_BESIDES_JOBS + DEFAULT_TABLE_JOBS + DEFAULT_INDEX_JOBS;
+
+	SPI_connect();
+	if (SPI_execute("SELECT current_setting('max_worker_processes')::int,"
+					" (SELECT count(*) FROM pg_catalog.pg_stat_get_activity(NULL) a"
+					"  WHERE a.backend_type NOT IN ('client backend', 'autovacuum launcher',"
+					"  'autovacuum worker', 'background writer', 'checkpointer', 'walwriter',"
+					"  'startup', 'archiver', 'walsender', 'walreceiver', 'logger',"
+					"  'standalone backend'))::int",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not count background workers");
+	max_workers = atoi(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	used = atoi(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	SPI_finish();
+	free_workers = max_workers - used;
+
+	if (free_workers < need_min)
+		emit(pf, "target_worker_processes", "FAIL",
+			 psprintf("max_worker_processes = %d with %d in use leaves %d; a migration needs at least %d (table_jobs => 1, index_jobs => 1)",
+					  max_workers, used, Max(free_workers, 0), need_min),
+			 psprintf("Raise max_worker_processes on this server to at least %d and restart it.",
+					  used + need_default));
+	else if (free_workers < need_default)
+		emit(pf, "target_worker_processes", "WARN",
+			 psprintf("max_worker_processes = %d with %d in use leaves %d; the default table_jobs => %d, index_jobs => %d need %d",
+					  max_workers, used, free_workers, DEFAULT_TABLE_JOBS,
+					  DEFAULT_INDEX_JOBS, need_default),
+			 psprintf("Raise max_worker_processes to at least %d and restart, or pass smaller table_jobs and index_jobs to ingest.start.",
+					  used + need_default));
+	else
+		emit(pf, "target_worker_processes", "PASS",
+			 psprintf("max_worker_processes = %d with %d in use leaves %d; a migration with default jobs needs %d",
+					  max_workers, used, free_workers, need_default),
+			 NULL);
+}
+
+/* text[] Datum of a List of C strings */
+static Datum
+text_array(List *strings)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(strings), 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, strings)
+		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+static void
+check_target_extensions(Preflight *pf)
+{
+	PGresult   *res;
+	List	   *names = NIL;
+	List	   *versions = NIL;
+	List	   *missing = NIL;
+	List	   *older = NIL;
+	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[2];
+	MemoryContext outer;
+	uint64		i;
+	int			r;
+
+	res = source_query(pf, "target_extensions",
+					   "SELECT extname, extversion FROM pg_catalog.pg_extension"
+					   " WHERE extname NOT IN ('plpgsql', 'pg_ingest') ORDER BY 1");
+	if (res == NULL)
+		return;
+	for (r = 0; r < PQntuples(res); r++)
+	{
+		names = lappend(names, pstrdup(PQgetvalue(res, r, 0)));
+		versions = lappend(versions, pstrdup(PQgetvalue(res, r, 1)));
+	}
+	PQclear(res);
+
+	if (names == NIL)
+	{
+		emit(pf, "target_extensions", "PASS",
+			 "the source has no extensions besides plpgsql", NULL);
+		return;
+	}
+
+	args[0] = text_array(names);
+	args[1] = text_array(versions);
+	outer = CurrentMemoryContext;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT s.name,"
+							  " NOT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a"
+							  "  WHERE a.name = s.name),"
+							  " NOT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extension_versions v"
+							  "  WHERE v.name = s.name AND v.version = s.version)"
+							  " FROM unnest($1, $2) AS s(name, version) ORDER BY 1",
+							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list available extensions");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		is_missing = strcmp(SPI_getvalue(tup, desc, 2), "t") == 0;
+		bool		is_older = strcmp(SPI_getvalue(tup, desc, 3), "t") == 0;
+		MemoryContext spicxt = MemoryContextSwitchTo(outer);
+		char	   *name = SPI_getvalue(tup, desc, 1);
+
+		if (is_missing)
+			missing = lappend(missing, name);
+		else if (is_older)
+			older = lappend(older, name);
+		MemoryContextSwitchTo(spicxt);
+	}
+	SPI_finish();
+
+	if (missing != NIL)
+		emit(pf, "target_extensions", "FAIL",
+			 psprintf("%d extension(s) installed on the source are not available on this server: %s",
+					  list_length(missing), name_list(missing, LIST_MAX)),
+			 "Install them on this server, or leave them out with ingest.start(..., exclude_extensions => ARRAY[...]).");
+	else if (older != NIL)
+		emit(pf, "target_extensions", "WARN",
+			 psprintf("this server does not offer the source's version of %d extension(s): %s",
+					  list_length(older), name_list(older, LIST_MAX)),
+			 "CREATE EXTENSION installs this server's default version; check that the application works with it.");
+	else
+		emit(pf, "target_extensions", "PASS",
+			 psprintf("all %d extension(s) of the source are available: %s",
+					  list_length(names), name_list(names, LIST_MAX)),
+			 NULL);
+}
+
+static void
+check_target_name_conflicts(Preflight *pf)
+{
+	List	   *clashes = NIL;
+	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[2];
+	MemoryContext outer;
+	uint64		i;
+
+	if (pf->lost)
+	{
+		(void) source_query(pf, "target_name_conflicts", NULL);
+		return;
+	}
+	if (pf->tables_nsp != NIL)
+	{
+		args[0] = text_array(pf->tables_nsp);
+		args[1] = text_array(pf->tables_rel);
+		outer = CurrentMemoryContext;
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
+								  " FROM unnest($1, $2) AS s(nsp, rel)"
+								  " JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp"
+								  " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
+								  "  AND c.relname = s.rel"
+								  " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+								  " ORDER BY 1",
+								  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not look for name conflicts");
+		for (i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext spicxt = MemoryContextSwitchTo(outer);
+
+			clashes = lappend(clashes,
+							  SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+			MemoryContextSwitchTo(spicxt);
+		}
+		SPI_finish();
+	}
+
+	if (clashes != NIL)
+		emit(pf, "target_name_conflicts", "WARN",
+			 psprintf("%d table(s) of the source already exist here: %s",
+					  list_length(clashes), name_list(clashes, LIST_MAX)),
+			 "Drop them, exclude them from the migration, or use schema => 'existing' if they are the prepared, empty target tables.");
+	else
+		emit(pf, "target_name_conflicts", "PASS",
+			 psprintf("none of the source's %d tables exists here",
+					  list_length(pf->tables_nsp)),
+			 NULL);
+}

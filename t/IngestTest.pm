@@ -1,0 +1,103 @@
+# Helpers shared by the TAP tests of pg_ingest.
+#
+# They set up source and target clusters the way a migration needs them and
+# wait for state by polling under a timeout; nothing here sleeps a guess.
+
+package IngestTest;
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+our @EXPORT = qw(
+  plugin_conf new_target new_source poll_until source_connstr
+);
+use Exporter 'import';
+
+# Servers from 15.19 on decode only with the plugins listed in
+# output_plugin_libraries; older ones reject the setting.
+sub plugin_conf
+{
+	my $out = `postgres --describe-config 2>/dev/null`;
+	return $out =~ /^output_plugin_libraries\t/m
+	  ? "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'\n"
+	  : "";
+}
+
+# A target: pg_ingest preloaded, the extension created in "postgres".
+sub new_target
+{
+	my ($name, %conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'pg_ingest'\n"
+		  . "max_worker_processes = 32\n"
+		  . "log_statement = none\n"
+		  . join('', map { "$_ = $conf{$_}\n" } sort keys %conf));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_ingest');
+	return $node;
+}
+
+# A source reachable over TCP on 127.0.0.1, where the role "migrator"
+# logs in with a SCRAM password and everybody else is trusted.
+sub new_source
+{
+	my ($name, %opts) = @_;
+	my $logical = exists $opts{logical} ? $opts{logical} : 1;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => $logical ? 'logical' : 1);
+	$node->append_conf('postgresql.conf',
+		"listen_addresses = '127.0.0.1'\n"
+		  . "max_connections = 40\n"
+		  . ($logical ? plugin_conf() : '')
+		  . join('', map { "$_ = $opts{conf}{$_}\n" } sort keys %{ $opts{conf} || {} }));
+	open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
+	print $hba "local all all trust\n"
+	  . "host all migrator 127.0.0.1/32 scram-sha-256\n"
+	  . "host all all 127.0.0.1/32 trust\n";
+	close $hba;
+	$node->start;
+	$node->safe_psql('postgres',
+		"SET log_statement = 'none'; SET password_encryption = 'scram-sha-256';"
+		  . " CREATE ROLE migrator LOGIN REPLICATION PASSWORD 'S3cret-Pass';"
+		  . " CREATE DATABASE app OWNER migrator;");
+	return $node;
+}
+
+sub source_connstr
+{
+	my ($node, %kw) = @_;
+	my %p = (
+		host     => '127.0.0.1',
+		port     => $node->port,
+		user     => 'migrator',
+		dbname   => 'app',
+		password => 'S3cret-Pass',
+		%kw);
+	return join(' ', map { "$_=$p{$_}" } grep { defined $p{$_} } sort keys %p);
+}
+
+# Run $query on $node until it returns $expected or the test timeout ends.
+sub poll_until
+{
+	my ($node, $db, $query, $expected, $what) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	my $last = '';
+	while (time < $deadline)
+	{
+		my ($ret, $out, $err) = $node->psql($db, $query);
+		$last = $ret == 0 ? $out : $err;
+		return 1 if $ret == 0 && $out eq $expected;
+		usleep(100_000);
+	}
+	diag("timed out waiting for $what: last result \"$last\"");
+	return 0;
+}
+
+1;
