@@ -9,9 +9,19 @@ EXTVERSION := $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']
 MODULE_big = pg_ingest
 OBJS = \
 	pg_ingest.o \
+	src/catalog.o \
 	src/conn.o \
+	src/control.o \
+	src/coordinator.o \
+	src/copy.o \
+	src/index.o \
 	src/preflight.o \
-	src/supervisor.o
+	src/schema.o \
+	src/source.o \
+	src/start.o \
+	src/supervisor.o \
+	src/verify.o \
+	src/workers.o
 
 DATA_built = pg_ingest--$(EXTVERSION).sql
 EXTRA_CLEAN = META.json.tmp

@@ -36,6 +36,8 @@ PG_MODULE_MAGIC;
 int			ingest_connect_timeout = 10;
 int			ingest_preflight_timeout = 30;
 int			ingest_max_migrations = 4;
+int			ingest_max_retries = 3;
+int			ingest_retry_delay = 1000;
 
 IngestSharedState *IngestShared = NULL;
 
@@ -73,6 +75,22 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pg_ingest.max_retries",
+							"Attempts at a table, a schema statement or a coordinator step before the migration fails.",
+							"Only transient errors (deadlocks, lack of resources) are retried for schema statements.",
+							&ingest_max_retries,
+							3, 1, 100,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.retry_delay",
+							"Delay before the first retry of a table; it doubles at each attempt.",
+							NULL,
+							&ingest_retry_delay,
+							1000, 0, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	if (!process_shared_preload_libraries_in_progress)
 	{
 		MarkGUCPrefixReserved("pg_ingest");
@@ -105,10 +123,22 @@ _PG_init(void)
 	RegisterBackgroundWorker(&bgw);
 }
 
+/* Worker slots: every job of every migration, coordinators, scans. */
+static int
+ingest_worker_slots(void)
+{
+	return ingest_max_migrations * (2 * INGEST_MAX_JOBS + 2) + INGEST_MAX_DATABASES;
+}
+
 static Size
 ingest_shmem_size(void)
 {
-	return MAXALIGN(sizeof(IngestSharedState));
+	Size		size = MAXALIGN(sizeof(IngestSharedState));
+
+	size = add_size(size, MAXALIGN(mul_size(ingest_max_migrations,
+											sizeof(IngestMigrationSlot))));
+	size = add_size(size, mul_size(ingest_worker_slots(), sizeof(IngestWorkerSlot)));
+	return size;
 }
 
 static void
@@ -132,8 +162,23 @@ ingest_shmem_startup(void)
 	IngestShared = ShmemInitStruct("pg_ingest", ingest_shmem_size(), &found);
 	if (!found)
 	{
+		char	   *p = (char *) IngestShared;
+		int			i;
+
 		memset(IngestShared, 0, ingest_shmem_size());
 		IngestShared->lock = &(GetNamedLWLockTranche("pg_ingest"))->lock;
+		p += MAXALIGN(sizeof(IngestSharedState));
+		IngestShared->migrations = (IngestMigrationSlot *) p;
+		p += MAXALIGN(mul_size(ingest_max_migrations, sizeof(IngestMigrationSlot)));
+		IngestShared->workers = (IngestWorkerSlot *) p;
+		IngestShared->nworkers = ingest_worker_slots();
+		for (i = 0; i < ingest_max_migrations; i++)
+			pg_atomic_init_u64(&IngestShared->migrations[i].bytes_received, 0);
+		for (i = 0; i < IngestShared->nworkers; i++)
+		{
+			pg_atomic_init_u64(&IngestShared->workers[i].bytes, 0);
+			pg_atomic_init_u64(&IngestShared->workers[i].rows, 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -52,8 +52,9 @@
  */
 #define INGEST_SOURCE_OPTIONS \
 	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 " \
-	"-c timezone=UTC -c bytea_output=hex -c statement_timeout=0 " \
-	"-c lock_timeout=0 -c idle_in_transaction_session_timeout=0"
+	"-c timezone=UTC -c bytea_output=hex -c lc_monetary=C " \
+	"-c row_security=off -c statement_timeout=0 -c lock_timeout=0 " \
+	"-c idle_in_transaction_session_timeout=0"
 
 #define MASK "********"
 
@@ -791,4 +792,45 @@ ingest_put_copy_data(PGconn *conn, const char *data, int len,
 					 errmsg("could not send data to the source: %s",
 							ingest_scrub(ingest_conn_error(conn), password))));
 	}
+}
+
+/*
+ * ingest_conninfo_for_tool
+ *		The connection string for a client program (pg_dump): keyword=value,
+ *		without the password (which goes through a password file), with
+ *		pg_ingest's application_name and a connect timeout.
+ */
+char *
+ingest_conninfo_for_tool(IngestConnInfo *info, const char *appname)
+{
+	PQconninfoOption *opts;
+	PQconninfoOption *opt;
+	StringInfoData buf;
+	bool		has_timeout = false;
+
+	opts = PQconninfoParse(info->conninfo, NULL);
+	if (opts == NULL)
+		elog(ERROR, "could not parse a validated connection string");
+	initStringInfo(&buf);
+	for (opt = opts; opt->keyword != NULL; opt++)
+	{
+		if (opt->val == NULL ||
+			strcmp(opt->keyword, "password") == 0 ||
+			strcmp(opt->keyword, "application_name") == 0 ||
+			strcmp(opt->keyword, "fallback_application_name") == 0 ||
+			strcmp(opt->keyword, "client_encoding") == 0 ||
+			strcmp(opt->keyword, "replication") == 0)
+			continue;
+		if (strcmp(opt->keyword, "connect_timeout") == 0)
+			has_timeout = true;
+		appendStringInfo(&buf, "%s=", opt->keyword);
+		append_conninfo_value(&buf, opt->val);
+		appendStringInfoChar(&buf, ' ');
+	}
+	PQconninfoFree(opts);
+	if (!has_timeout)
+		appendStringInfo(&buf, "connect_timeout=%d ", ingest_connect_timeout);
+	appendStringInfoString(&buf, "application_name=");
+	append_conninfo_value(&buf, appname);
+	return buf.data;
 }

@@ -33,6 +33,7 @@ extern IngestConnInfo *ingest_conninfo_parse(const char *conninfo,
 											 char **errmsg_out,
 											 char **hint_out);
 extern char *ingest_conninfo_mask(const char *conninfo);
+extern char *ingest_conninfo_for_tool(IngestConnInfo *info, const char *appname);
 extern char *ingest_scrub(const char *message, const char *password);
 
 extern PGconn *ingest_connect(IngestConnInfo *info, IngestConnKind kind,

@@ -3,36 +3,181 @@
  * pg_ingest.h
  *	  Declarations shared by every part of pg_ingest.
  *
+ * Shared memory holds one IngestMigrationSlot per migration being worked
+ * on (at most pg_ingest.max_migrations) and one IngestWorkerSlot per
+ * background worker of pg_ingest.  Durable state lives in the catalog
+ * tables of schema ingest; shared memory holds what moves too fast for
+ * them (bytes and rows in flight) and what the supervisor needs without a
+ * database connection (which migrations to launch).
+ *
+ * Locking: IngestShared->lock protects the slot arrays (allocation and the
+ * non-atomic fields).  The counters of a worker slot are atomics written by
+ * their worker alone and read without the lock.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef PG_INGEST_H
 #define PG_INGEST_H
 
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "postmaster/bgworker.h"
 #include "port/atomics.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 
 /* Role whose members may operate pg_ingest besides superusers. */
 #define INGEST_ADMIN_ROLE	"ingest_admin"
 
+/* Most jobs of each kind one migration may ask for. */
+#define INGEST_MAX_JOBS		32
+
+/* Databases the supervisor remembers as having had migrations. */
+#define INGEST_MAX_DATABASES 64
+
 /* GUCs (pg_ingest.c) */
 extern int	ingest_connect_timeout;
 extern int	ingest_preflight_timeout;
 extern int	ingest_max_migrations;
+extern int	ingest_max_retries;
+extern int	ingest_retry_delay;
 
-/* Shared state (pg_ingest.c); NULL when not loaded at server start. */
+/* What a background worker of pg_ingest does. */
+typedef enum IngestWorkerKind
+{
+	INGEST_WORKER_NONE = 0,
+	INGEST_WORKER_SCAN,			/* finds a database's unfinished migrations */
+	INGEST_WORKER_COORDINATOR,	/* drives one migration through its phases */
+	INGEST_WORKER_COPY,			/* copies tables (or parts) */
+	INGEST_WORKER_INDEX			/* builds indexes, constraints, statistics */
+} IngestWorkerKind;
+
+typedef struct IngestWorkerSlot
+{
+	pid_t		pid;			/* 0: slot is free */
+	IngestWorkerKind kind;
+	int			migration;		/* index into migrations[] */
+	int			job;			/* 1..n among the workers of its kind */
+	Latch	   *latch;
+	int32		item_id;		/* copy or schema item in hand, 0 if none */
+	TimestampTz item_started;
+	pg_atomic_uint64 bytes;		/* source bytes of the item so far */
+	pg_atomic_uint64 rows;		/* rows of the item so far */
+} IngestWorkerSlot;
+
+typedef struct IngestMigrationSlot
+{
+	Oid			dboid;			/* InvalidOid: slot is free */
+	int32		migration_id;	/* ingest.migration.id in that database */
+	Oid			owner;			/* role the workers act as */
+	bool		launch;			/* supervisor: start a coordinator */
+	bool		stop;			/* abort requested: do not relaunch */
+	bool		terminal;		/* finished: free the slot */
+	bool		reserved;		/* claimed by a transaction not yet committed */
+	int			restarts;		/* coordinator launches so far */
+	TimestampTz next_launch;	/* earliest relaunch after a failure */
+	pid_t		coordinator_pid;
+	/* copy progress, sampled by the coordinator */
+	pg_atomic_uint64 bytes_received;	/* source bytes of all copies */
+	double		copy_rate;		/* bytes/s, recent */
+} IngestMigrationSlot;
+
 typedef struct IngestSharedState
 {
-	LWLock	   *lock;			/* protects everything below */
+	LWLock	   *lock;
 	pid_t		supervisor_pid;
+	Latch	   *supervisor_latch;
+	int			ndatabases;
+	Oid			databases[INGEST_MAX_DATABASES];
+	bool		databases_dirty;	/* the supervisor must save the list */
+	int			nworkers;		/* size of workers[] */
+	IngestMigrationSlot *migrations;	/* [ingest_max_migrations] */
+	IngestWorkerSlot *workers;	/* [nworkers] */
 } IngestSharedState;
 
 extern IngestSharedState *IngestShared;
 
+/* pg_ingest.c */
 extern void ingest_require_preload(void);
 extern void ingest_check_caller(void);
 extern bool ingest_role_is_admin(Oid roleid);
 
+/* workers.c: slots, launching */
+extern int	ingest_reserve_migration_slot(Oid dboid, int32 migration_id,
+										  Oid owner, bool must_be_new);
+extern void ingest_launch_at_commit(int slot);
+extern void ingest_stop_at_commit(int slot);
+extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
+extern void ingest_remember_database(Oid dboid);
+extern IngestWorkerSlot *ingest_attach_worker(IngestWorkerKind kind,
+											  int migration, int job);
+extern bool ingest_start_worker(IngestWorkerKind kind, int migration, int job,
+								Oid dboid, int32 migration_id, Oid owner,
+								BackgroundWorkerHandle **handle);
+extern int	ingest_signal_workers(int migration, IngestWorkerKind kind,
+								  int signo, bool exclude_self);
+extern bool ingest_wait_workers_gone(int migration, long timeout_ms);
+extern void ingest_wake_workers(int migration, IngestWorkerKind kind);
+extern void ingest_wake_supervisor(void);
+extern const char *ingest_worker_kind_name(IngestWorkerKind kind);
+extern void ingest_worker_init(Datum main_arg, IngestWorkerKind kind,
+							   int *slot_out, int32 *migration_id_out);
+
+extern IngestWorkerSlot *MyIngestWorker;
+
+/* catalog.c: the ingest.* tables, through SPI as the extension's owner */
+typedef struct IngestMigration
+{
+	int32		id;
+	char	   *name;
+	Oid			owner;
+	char	   *source;			/* with the password: never show it */
+	char	   *source_display;
+	char	   *mode;
+	char	   *schema_mode;
+	int			table_jobs;
+	int			index_jobs;
+	int64		split_bytes;
+	char	   *phase;
+	char	   *slot_name;
+	char	   *snapshot_name;
+	XLogRecPtr	snapshot_lsn;
+	bool		postdata_loaded;
+	int			restarts;
+} IngestMigration;
+
+extern void ingest_catalog_begin(void);
+extern void ingest_catalog_end(void);
+extern void ingest_catalog_reset(void);
+extern void ingest_xact_start(void);
+extern void ingest_xact_commit(void);
+extern void ingest_xact_abort(void);
+extern SPITupleTable *ingest_catalog_query(const char *sql, int nargs,
+										   Oid *argtypes, Datum *values,
+										   const char *nulls);
+extern uint64 ingest_catalog_exec(const char *sql, int nargs, Oid *argtypes,
+								  Datum *values, const char *nulls);
+extern char *ingest_getstr(SPITupleTable *tab, uint64 row, int col);
+extern int64 ingest_getint(SPITupleTable *tab, uint64 row, int col,
+						   int64 if_null);
+extern bool ingest_getbool(SPITupleTable *tab, uint64 row, int col);
+extern IngestMigration *ingest_load_migration(int32 id);
+extern IngestMigration *ingest_load_migration_by_name(const char *name,
+													  bool unfinished_only,
+													  bool missing_ok);
+extern void ingest_set_phase(IngestMigration *m, const char *phase);
+extern void ingest_event(int32 migration_id, const char *level,
+						 const char *kind, const char *object,
+						 const char *message, const char *detail);
+extern void ingest_fail_migration(IngestMigration *m, const char *message);
+extern bool ingest_phase_is_terminal(const char *phase);
+extern int	ingest_phase_rank(const char *phase);
+
 /* Background worker entry points */
 extern PGDLLEXPORT void ingest_supervisor_main(Datum main_arg);
+extern PGDLLEXPORT void ingest_scan_main(Datum main_arg);
+extern PGDLLEXPORT void ingest_coordinator_main(Datum main_arg);
+extern PGDLLEXPORT void ingest_copy_main(Datum main_arg);
+extern PGDLLEXPORT void ingest_index_main(Datum main_arg);
 
 #endif							/* PG_INGEST_H */

@@ -29,3 +29,259 @@ AS 'MODULE_PATHNAME', 'ingest_preflight';
 COMMENT ON FUNCTION @extschema@.preflight(text) IS 'checks a source and this server before a migration: one row per check, PASS, WARN or FAIL';
 REVOKE ALL ON FUNCTION @extschema@.preflight(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.preflight(text) TO ingest_admin;
+
+--
+-- Catalog.  Written only by pg_ingest's functions and workers (acting as
+-- the extension's owner); operators read it through the views below.
+-- ingest.migration holds the source connection string with its password,
+-- so only its owner may read it.
+--
+CREATE TABLE @extschema@.migration (
+	id serial PRIMARY KEY,
+	name text NOT NULL,
+	owner oid NOT NULL,				-- role that started it; the workers act as it
+	source text NOT NULL,			-- as given, password included: never shown
+	source_display text NOT NULL,	-- the same, password masked
+	mode text NOT NULL,
+	schema_mode text NOT NULL,
+	table_jobs int NOT NULL,
+	index_jobs int NOT NULL,
+	split_bytes bigint NOT NULL,
+	include_schemas text[],
+	exclude_schemas text[],
+	include_tables text[],
+	exclude_tables text[],
+	exclude_extensions text[],
+	phase text NOT NULL DEFAULT 'starting',
+	slot_name text,					-- replication slot on the source
+	snapshot_name text,				-- snapshot the copy workers import now
+	snapshot_lsn pg_lsn,			-- its consistent point: sync LSN of what is copied under it
+	postdata_loaded bool NOT NULL DEFAULT false,
+	restarts int NOT NULL DEFAULT 0,	-- coordinator restarts after errors
+	started_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	copy_started_at timestamptz,
+	copy_finished_at timestamptz,
+	finished_at timestamptz,
+	last_error text,
+	errors int NOT NULL DEFAULT 0
+);
+-- a name is taken while its migration is not finished
+CREATE UNIQUE INDEX migration_name_unfinished ON @extschema@.migration (name)
+	WHERE phase NOT IN ('completed', 'aborted');
+
+-- One row per table to copy, or per part of a split table.
+CREATE TABLE @extschema@.copy_item (
+	migration_id int NOT NULL REFERENCES @extschema@.migration ON DELETE CASCADE,
+	id int NOT NULL,
+	nspname text NOT NULL,			-- source table; the target table has the same name
+	relname text NOT NULL,
+	part int NOT NULL DEFAULT 1,
+	parts int NOT NULL DEFAULT 1,
+	page_from bigint,				-- ctid page range of a part; NULL: whole table
+	page_to bigint,					-- NULL: to the end
+	columns text NOT NULL,			-- quoted column list, generated columns left out
+	bytes_total bigint NOT NULL,	-- source size of the table or part
+	use_freeze bool NOT NULL DEFAULT true,	-- truncate and COPY FREEZE (whole tables)
+	state text NOT NULL DEFAULT 'pending',	-- pending, done, failed
+	format text,					-- binary or text, once copied
+	rows_done bigint,
+	bytes_done bigint,				-- COPY stream bytes received
+	sync_lsn pg_lsn,				-- consistent point of the snapshot it was copied under
+	attempts int NOT NULL DEFAULT 0,
+	started_at timestamptz,
+	finished_at timestamptz,
+	error text,
+	PRIMARY KEY (migration_id, id)
+);
+CREATE INDEX copy_item_table ON @extschema@.copy_item (migration_id, nspname, relname);
+
+-- Schema statements (pg_dump's pre-data and post-data sections, split and
+-- classified) and the finishing work (ANALYZE, REFRESH, setval), in order.
+-- stage: 0 pre-data; post-data 1 indexes (when their table is copied),
+-- 2 constraints using them and statistics, 3 index attachment, 4 foreign
+-- keys and checks, 5 the rest, one at a time.
+CREATE TABLE @extschema@.schema_item (
+	migration_id int NOT NULL REFERENCES @extschema@.migration ON DELETE CASCADE,
+	id int NOT NULL,
+	stage int NOT NULL,
+	kind text NOT NULL,
+	nspname text,					-- table it belongs to, for stages 1 and 2
+	relname text,
+	cost bigint NOT NULL DEFAULT 0,	-- size of that table: big ones first
+	prelude text,					-- the SET statements in force where it stood in the dump
+	statement text NOT NULL,
+	state text NOT NULL DEFAULT 'pending',	-- pending, done, failed, skipped
+	attempts int NOT NULL DEFAULT 0,
+	started_at timestamptz,
+	finished_at timestamptz,
+	error text,
+	PRIMARY KEY (migration_id, id)
+);
+CREATE INDEX schema_item_stage ON @extschema@.schema_item (migration_id, stage, state);
+
+-- The audit trail: phase changes, failed statements, retries, failures.
+CREATE TABLE @extschema@.events (
+	id bigserial PRIMARY KEY,
+	migration_id int REFERENCES @extschema@.migration ON DELETE CASCADE,
+	name text,						-- the migration's name
+	at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	phase text,
+	level text NOT NULL,			-- INFO, WARNING, ERROR
+	kind text NOT NULL,				-- phase, schema, copy, retry, failure, ...
+	object text,					-- table or statement concerned
+	message text NOT NULL,
+	detail text
+);
+CREATE INDEX events_migration ON @extschema@.events (migration_id, id);
+COMMENT ON TABLE @extschema@.events IS 'what happened to each migration: phase changes, failed schema statements, retries and failures';
+
+REVOKE ALL ON @extschema@.migration, @extschema@.copy_item,
+	@extschema@.schema_item, @extschema@.events FROM PUBLIC;
+GRANT SELECT ON @extschema@.events TO ingest_admin;
+
+-- What the workers are doing now (shared memory), for the views.
+CREATE FUNCTION @extschema@._live(
+	OUT migration_id int, OUT kind text, OUT job int, OUT pid int,
+	OUT item_id int, OUT item_started timestamptz,
+	OUT bytes bigint, OUT rows bigint, OUT copy_rate float8)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_live';
+REVOKE ALL ON FUNCTION @extschema@._live() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._live() TO ingest_admin;
+
+CREATE VIEW @extschema@.tables AS
+SELECT m.name,
+	pg_catalog.format('%I.%I', c.nspname, c.relname) AS source_table,
+	pg_catalog.format('%I.%I', c.nspname, c.relname) AS target_table,
+	CASE WHEN w.item_id IS NOT NULL AND c.state = 'pending' THEN 'copying' ELSE c.state END AS state,
+	c.parts,
+	c.part,
+	COALESCE(c.rows_done, w.rows) AS rows_done,
+	LEAST(COALESCE(c.bytes_done, w.bytes), c.bytes_total) AS bytes_done,
+	c.bytes_total,
+	COALESCE(c.started_at, w.item_started) AS started_at,
+	c.finished_at,
+	c.format,
+	c.attempts,
+	c.sync_lsn,
+	c.error
+FROM @extschema@.migration m
+JOIN @extschema@.copy_item c ON c.migration_id = m.id
+LEFT JOIN @extschema@._live() w ON w.migration_id = c.migration_id
+	AND w.kind = 'copy' AND w.item_id = c.id;
+COMMENT ON VIEW @extschema@.tables IS 'one row per table of each migration, or per part of a split table';
+
+CREATE VIEW @extschema@.status AS
+SELECT m.name,
+	m.phase,
+	m.source_display AS source,
+	m.started_at,
+	m.updated_at,
+	t.tables_total,
+	t.tables_done,
+	t.bytes_total,
+	t.bytes_done + COALESCE(l.bytes, 0) AS bytes_done,
+	t.rows_done + COALESCE(l.rows, 0) AS rows_done,
+	CASE WHEN m.phase = 'completed' THEN 100.0
+		 WHEN t.bytes_total > 0
+		 THEN round(100.0 * LEAST(t.bytes_done + COALESCE(l.bytes, 0), t.bytes_total) / t.bytes_total, 1)
+	END AS progress_pct,
+	CASE WHEN m.copy_started_at IS NOT NULL AND m.copy_finished_at IS NULL
+		 THEN round(COALESCE(l.copy_rate, 0)) END AS copy_rate_bytes_per_s,
+	CASE WHEN m.copy_started_at IS NOT NULL AND m.copy_finished_at IS NULL AND l.copy_rate > 0
+		 THEN pg_catalog.make_interval(secs => round(GREATEST(t.bytes_total - t.bytes_done - COALESCE(l.bytes, 0), 0) / l.copy_rate))
+	END AS eta,
+	i.indexes_total,
+	i.indexes_done,
+	m.last_error,
+	m.errors
+FROM @extschema@.migration m
+LEFT JOIN LATERAL (
+	SELECT count(*) FILTER (WHERE p.first) AS tables_total,
+		count(*) FILTER (WHERE p.first AND p.all_done) AS tables_done,
+		COALESCE(sum(c.bytes_total), 0) AS bytes_total,
+		COALESCE(sum(c.bytes_total) FILTER (WHERE c.state = 'done'), 0) AS bytes_done,
+		COALESCE(sum(c.rows_done), 0) AS rows_done
+	FROM @extschema@.copy_item c
+	CROSS JOIN LATERAL (
+		SELECT c.part = 1 AS first,
+			NOT EXISTS (SELECT 1 FROM @extschema@.copy_item o
+						WHERE o.migration_id = c.migration_id AND o.nspname = c.nspname
+						AND o.relname = c.relname AND o.state <> 'done') AS all_done) p
+	WHERE c.migration_id = m.id) t ON true
+LEFT JOIN LATERAL (
+	SELECT count(*) AS indexes_total,
+		count(*) FILTER (WHERE s.state IN ('done', 'failed')) AS indexes_done
+	FROM @extschema@.schema_item s
+	WHERE s.migration_id = m.id AND s.kind IN ('index', 'primary key', 'unique', 'exclusion')) i ON true
+LEFT JOIN LATERAL (
+	SELECT sum(LEAST(w.bytes, c.bytes_total)) AS bytes, sum(w.rows) AS rows, max(w.copy_rate) AS copy_rate
+	FROM @extschema@._live() w
+	LEFT JOIN @extschema@.copy_item c ON c.migration_id = w.migration_id AND c.id = w.item_id
+		AND c.state = 'pending'
+	WHERE w.migration_id = m.id AND (w.kind = 'copy' AND c.id IS NOT NULL OR w.kind = 'coordinator')) l ON true;
+COMMENT ON VIEW @extschema@.status IS 'one row per migration: phase, progress, rates and errors';
+
+GRANT SELECT ON @extschema@.status, @extschema@.tables TO ingest_admin;
+
+CREATE FUNCTION @extschema@.start(
+	source text,
+	name text DEFAULT 'default',
+	mode text DEFAULT 'full-load-and-cdc',
+	schema text DEFAULT 'copy',
+	table_jobs int DEFAULT 4,
+	index_jobs int DEFAULT 4,
+	split_tables_larger_than text DEFAULT '1GB',
+	include_schemas text[] DEFAULT NULL,
+	exclude_schemas text[] DEFAULT NULL,
+	include_tables text[] DEFAULT NULL,
+	exclude_tables text[] DEFAULT NULL,
+	exclude_extensions text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_start';
+COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[])
+	IS 'starts a migration from source into this database; returns at once (watch ingest.status)';
+
+CREATE FUNCTION @extschema@.wait(
+	name text DEFAULT 'default',
+	phase text DEFAULT 'completed',
+	timeout interval DEFAULT '1 hour')
+RETURNS bool
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_wait';
+COMMENT ON FUNCTION @extschema@.wait(text, text, interval)
+	IS 'waits until the migration reaches phase (true), ends elsewhere or the timeout passes (false)';
+
+CREATE FUNCTION @extschema@.abort(name text DEFAULT 'default')
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_abort';
+COMMENT ON FUNCTION @extschema@.abort(text)
+	IS 'stops a migration''s workers, drops what it created on the source, and marks it aborted';
+
+CREATE FUNCTION @extschema@.verify(
+	name text DEFAULT 'default',
+	mode text DEFAULT 'hash')
+RETURNS TABLE(table_name text, source_rows bigint, target_rows bigint,
+			  source_hash text, target_hash text, status text)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_verify';
+COMMENT ON FUNCTION @extschema@.verify(text, text)
+	IS 'compares every table of a migration on source and target: row counts, and in hash mode an order-independent hash of the rows';
+
+DO $$
+DECLARE
+	f text;
+BEGIN
+	FOREACH f IN ARRAY ARRAY[
+		'start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[])',
+		'wait(text, text, interval)', 'abort(text)', 'verify(text, text)']
+	LOOP
+		EXECUTE format('REVOKE ALL ON FUNCTION @extschema@.%s FROM PUBLIC', f);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.%s TO ingest_admin', f);
+	END LOOP;
+END
+$$;

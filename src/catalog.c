@@ -1,0 +1,405 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Access to pg_ingest's catalog tables (schema ingest) through SPI.
+ *
+ * The tables belong to the extension's owner and nobody else may write
+ * them; the workers act as the role that started the migration, and the
+ * SQL functions as their caller.  So every catalog access runs between
+ * ingest_catalog_begin() and ingest_catalog_end(), which switch to the
+ * owner of schema ingest (SECURITY_LOCAL_USERID_CHANGE) and pin
+ * search_path to pg_catalog, so that nothing the user's schema defines
+ * (operators, functions) can run with the owner's rights.  An error in
+ * between needs no cleanup: transaction abort restores both.
+ *
+ * Callers must be in a transaction.  Memory returned by the query helpers
+ * lives in SPI's context until ingest_catalog_end(); copy what is kept.
+ *
+ * Locking: row locks taken by the statements themselves.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "pg_ingest.h"
+
+static int	catalog_depth = 0;
+static Oid	saved_userid;
+static int	saved_sec_context;
+static int	saved_nestlevel;
+
+/* owner of schema ingest, i.e. of the extension's tables */
+static Oid
+catalog_owner(void)
+{
+	Oid			nsp = get_namespace_oid("ingest", false);
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * ingest_catalog_begin
+ *		Connect to SPI acting as the catalog's owner.  Calls nest.
+ */
+void
+ingest_catalog_begin(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (catalog_depth++ > 0)
+		return;
+	GetUserIdAndSecContext(&saved_userid, &saved_sec_context);
+	SetUserIdAndSecContext(catalog_owner(),
+						   saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	saved_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+ingest_catalog_end(void)
+{
+	if (--catalog_depth == 0)
+	{
+		AtEOXact_GUC(false, saved_nestlevel);
+		SetUserIdAndSecContext(saved_userid, saved_sec_context);
+	}
+	SPI_finish();
+}
+
+/*
+ * Forget the catalog context after an error: transaction abort has already
+ * undone the user switch and the GUC nest level.
+ */
+void
+ingest_catalog_reset(void)
+{
+	catalog_depth = 0;
+}
+
+/*
+ * ingest_catalog_query
+ *		Run a statement of ours and return its rows.
+ */
+SPITupleTable *
+ingest_catalog_query(const char *sql, int nargs, Oid *argtypes,
+					 Datum *values, const char *nulls)
+{
+	int			rc;
+
+	Assert(catalog_depth > 0);
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "catalog statement failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+	return SPI_tuptable;
+}
+
+uint64
+ingest_catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
+					const char *nulls)
+{
+	(void) ingest_catalog_query(sql, nargs, argtypes, values, nulls);
+	return SPI_processed;
+}
+
+/* Column col (1-based) of row as a string palloc'd in SPI memory, or NULL. */
+char *
+ingest_getstr(SPITupleTable *tab, uint64 row, int col)
+{
+	return SPI_getvalue(tab->vals[row], tab->tupdesc, col);
+}
+
+int64
+ingest_getint(SPITupleTable *tab, uint64 row, int col, int64 if_null)
+{
+	char	   *s = SPI_getvalue(tab->vals[row], tab->tupdesc, col);
+
+	return s ? strtoll(s, NULL, 10) : if_null;
+}
+
+bool
+ingest_getbool(SPITupleTable *tab, uint64 row, int col)
+{
+	char	   *s = SPI_getvalue(tab->vals[row], tab->tupdesc, col);
+
+	return s != NULL && s[0] == 't';
+}
+
+static char *
+dupstr(MemoryContext cxt, const char *s)
+{
+	return s ? MemoryContextStrdup(cxt, s) : NULL;
+}
+
+#define MIGRATION_COLUMNS \
+	"id, name, owner, source, source_display, mode, schema_mode, table_jobs," \
+	" index_jobs, split_bytes, phase, slot_name, snapshot_name, snapshot_lsn," \
+	" postdata_loaded, restarts"
+
+static IngestMigration *
+migration_from_row(SPITupleTable *tab, MemoryContext cxt)
+{
+	IngestMigration *m = MemoryContextAllocZero(cxt, sizeof(IngestMigration));
+	char	   *lsn;
+
+	m->id = (int32) ingest_getint(tab, 0, 1, 0);
+	m->name = dupstr(cxt, ingest_getstr(tab, 0, 2));
+	m->owner = (Oid) ingest_getint(tab, 0, 3, 0);
+	m->source = dupstr(cxt, ingest_getstr(tab, 0, 4));
+	m->source_display = dupstr(cxt, ingest_getstr(tab, 0, 5));
+	m->mode = dupstr(cxt, ingest_getstr(tab, 0, 6));
+	m->schema_mode = dupstr(cxt, ingest_getstr(tab, 0, 7));
+	m->table_jobs = (int) ingest_getint(tab, 0, 8, 1);
+	m->index_jobs = (int) ingest_getint(tab, 0, 9, 1);
+	m->split_bytes = ingest_getint(tab, 0, 10, 0);
+	m->phase = dupstr(cxt, ingest_getstr(tab, 0, 11));
+	m->slot_name = dupstr(cxt, ingest_getstr(tab, 0, 12));
+	m->snapshot_name = dupstr(cxt, ingest_getstr(tab, 0, 13));
+	lsn = ingest_getstr(tab, 0, 14);
+	m->snapshot_lsn = lsn ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in,
+															CStringGetDatum(lsn))) : InvalidXLogRecPtr;
+	m->postdata_loaded = ingest_getbool(tab, 0, 15);
+	m->restarts = (int) ingest_getint(tab, 0, 16, 0);
+	return m;
+}
+
+/*
+ * ingest_load_migration
+ *		The migration with this id, allocated in the caller's context.
+ */
+IngestMigration *
+ingest_load_migration(int32 id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(id)};
+	SPITupleTable *tab;
+	IngestMigration *m = NULL;
+
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT " MIGRATION_COLUMNS
+							   " FROM ingest.migration WHERE id = $1",
+							   1, types, vals, NULL);
+	if (SPI_processed == 1)
+		m = migration_from_row(tab, cxt);
+	ingest_catalog_end();
+	if (m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("migration %d does not exist", id)));
+	return m;
+}
+
+/*
+ * ingest_load_migration_by_name
+ *		The latest migration with this name (the unfinished one, if any).
+ */
+IngestMigration *
+ingest_load_migration_by_name(const char *name, bool unfinished_only,
+							  bool missing_ok)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(name)};
+	SPITupleTable *tab;
+	IngestMigration *m = NULL;
+
+	ingest_catalog_begin();
+	tab = ingest_catalog_query(unfinished_only ?
+							   "SELECT " MIGRATION_COLUMNS " FROM ingest.migration"
+							   " WHERE name = $1 AND phase NOT IN ('completed', 'aborted')" :
+							   "SELECT " MIGRATION_COLUMNS " FROM ingest.migration"
+							   " WHERE name = $1"
+							   " ORDER BY phase NOT IN ('completed', 'aborted') DESC, id DESC LIMIT 1",
+							   1, types, vals, NULL);
+	if (SPI_processed == 1)
+		m = migration_from_row(tab, cxt);
+	ingest_catalog_end();
+	if (m == NULL && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 unfinished_only ?
+				 errmsg("no unfinished migration is named \"%s\"", name) :
+				 errmsg("no migration is named \"%s\"", name),
+				 errhint("SELECT name, phase FROM ingest.status; lists the migrations.")));
+	return m;
+}
+
+/*
+ * ingest_event
+ *		Append to ingest.events; with migration_id 0, to no migration.
+ */
+void
+ingest_event(int32 migration_id, const char *level, const char *kind,
+			 const char *object, const char *message, const char *detail)
+{
+	Oid			types[6] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		vals[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	vals[0] = Int32GetDatum(migration_id);
+	vals[1] = CStringGetTextDatum(level);
+	vals[2] = CStringGetTextDatum(kind);
+	if (object)
+		vals[3] = CStringGetTextDatum(object);
+	else
+		nulls[3] = 'n';
+	vals[4] = CStringGetTextDatum(message);
+	if (detail)
+		vals[5] = CStringGetTextDatum(detail);
+	else
+		nulls[5] = 'n';
+
+	ingest_catalog_begin();
+	ingest_catalog_exec("INSERT INTO ingest.events"
+						" (migration_id, name, phase, level, kind, object, message, detail)"
+						" SELECT m.id, m.name, m.phase, $2, $3, $4, $5, $6"
+						" FROM ingest.migration m WHERE m.id = $1",
+						6, types, vals, nulls);
+	/* errors counts the ERROR events; last_error is the latest of them */
+	if (strcmp(level, "ERROR") == 0)
+		ingest_catalog_exec("UPDATE ingest.migration SET errors = errors + 1,"
+							" last_error = CASE WHEN $4 IS NULL THEN $5"
+							"  ELSE $4 || ': ' || $5 END,"
+							" updated_at = now() WHERE id = $1",
+							6, types, vals, nulls);
+	ingest_catalog_end();
+}
+
+/*
+ * ingest_set_phase
+ *		Move a migration to a new phase, with its event.
+ */
+void
+ingest_set_phase(IngestMigration *m, const char *phase)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		vals[2] = {Int32GetDatum(m->id), CStringGetTextDatum(phase)};
+	char	   *old = m->phase;
+
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.migration SET phase = $2, updated_at = now(),"
+						" finished_at = CASE WHEN $2 IN ('completed', 'aborted')"
+						"  THEN now() END,"
+						" copy_started_at = CASE WHEN $2 = 'copying'"
+						"  THEN COALESCE(copy_started_at, now()) ELSE copy_started_at END,"
+						" copy_finished_at = CASE WHEN $2 IN ('indexing', 'finalizing', 'completed')"
+						"  THEN COALESCE(copy_finished_at, now()) ELSE copy_finished_at END"
+						" WHERE id = $1",
+						2, types, vals, NULL);
+	ingest_catalog_end();
+	m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+	ingest_event(m->id, "INFO", "phase", NULL,
+				 psprintf("phase %s", phase),
+				 old ? psprintf("previous phase: %s", old) : NULL);
+}
+
+/*
+ * ingest_fail_migration
+ *		Mark a migration failed; the caller stops its work.
+ */
+void
+ingest_fail_migration(IngestMigration *m, const char *message)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		vals[2] = {Int32GetDatum(m->id), CStringGetTextDatum(message)};
+
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.migration SET phase = 'failed',"
+						" updated_at = now() WHERE id = $1",
+						2, types, vals, NULL);
+	ingest_catalog_end();
+	m->phase = MemoryContextStrdup(TopMemoryContext, "failed");
+	ingest_event(m->id, "ERROR", "failure", NULL, message, NULL);
+}
+
+/*
+ * Phases in the order a migration goes through them; paused, failed and
+ * aborted stand apart (rank -1).
+ */
+static const char *const phase_order[] = {
+	"starting", "schema", "copying", "indexing", "finalizing",
+	"catching_up", "streaming", "stopping", "completed", NULL
+};
+
+int
+ingest_phase_rank(const char *phase)
+{
+	int			i;
+
+	for (i = 0; phase_order[i]; i++)
+		if (strcmp(phase_order[i], phase) == 0)
+			return i;
+	return -1;
+}
+
+/* No worker runs for a migration in one of these phases. */
+bool
+ingest_phase_is_terminal(const char *phase)
+{
+	return strcmp(phase, "completed") == 0 ||
+		strcmp(phase, "failed") == 0 ||
+		strcmp(phase, "aborted") == 0;
+}
+
+/*
+ * Transactions of the background workers.  CommitTransactionCommand()
+ * leaves CurrentMemoryContext at TopMemoryContext and Start... at the
+ * transaction's context; these keep the caller's context on both sides, so
+ * what a transaction computes for the worker outlives it and nothing leaks
+ * into TopMemoryContext.  The transaction has an active snapshot, which SPI
+ * needs as an outer snapshot (SPI takes a fresh one for each statement).
+ */
+static MemoryContext xact_caller_context = NULL;
+
+void
+ingest_xact_start(void)
+{
+	xact_caller_context = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContextSwitchTo(xact_caller_context);
+}
+
+void
+ingest_xact_commit(void)
+{
+	if (ActiveSnapshotSet())
+		PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(xact_caller_context);
+}
+
+/* After an error was caught: abort, and forget the catalog context. */
+void
+ingest_xact_abort(void)
+{
+	AbortCurrentTransaction();
+	ingest_catalog_reset();
+	if (xact_caller_context)
+		MemoryContextSwitchTo(xact_caller_context);
+}

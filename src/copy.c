@@ -1,0 +1,607 @@
+/*-------------------------------------------------------------------------
+ *
+ * copy.c
+ *	  The copy worker: copies tables, or parts of split tables, from the
+ *	  source into this server with the server's own COPY machinery.
+ *
+ * A copy worker imports the migration's exported snapshot on its own
+ * source connection (REPEATABLE READ, READ ONLY) and keeps that
+ * transaction for every item it copies, so all tables are read as of the
+ * same instant.  For each item it runs COPY ... TO STDOUT on the source
+ * and feeds the stream to BeginCopyFrom()/CopyFrom() through a data
+ * callback: no second client hop, no file.  Binary format when every
+ * column's type allows it (see binary_safe()), text otherwise.
+ *
+ * Each item is one transaction on the target: claim (FOR UPDATE SKIP
+ * LOCKED), for a whole table TRUNCATE and COPY FREEZE, mark it done with
+ * its row count and sync LSN, commit.  A worker that dies leaves no half
+ * item behind: the transaction aborts and the item is pending again.  An
+ * item that fails is retried pg_ingest.max_retries times with a growing
+ * delay, each attempt in ingest.events, then fails the migration.
+ *
+ * The worker runs as the migration's owner with session_replication_role
+ * = replica, so triggers and foreign keys of the target do not fire for
+ * copied rows.  Memory is bounded by COPY's own buffers, whatever the size
+ * of the table or of its rows.
+ *
+ * Locking: RowExclusiveLock on the target table (AccessExclusiveLock when
+ * it is truncated), the item's row lock in ingest.copy_item.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_relation.h"
+#include "pgstat.h"
+#include "storage/lmgr.h"
+#include "storage/ipc.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "conn.h"
+#include "pg_ingest.h"
+#include "schema.h"
+#include "source.h"
+
+typedef struct CopyItem
+{
+	int32		id;
+	char	   *nspname;
+	char	   *relname;
+	int			part;
+	int			parts;
+	int64		page_from;		/* -1: whole table */
+	int64		page_to;		/* -1: to the end */
+	char	   *columns;
+	bool		freeze;
+	int			attempts;
+	char	   *snapshot_name;	/* the migration's current snapshot */
+	char	   *snapshot_lsn;
+} CopyItem;
+
+/* The source side of this worker. */
+static PGconn *source = NULL;
+static char *imported_snapshot = NULL;	/* snapshot its transaction uses */
+static IngestConnInfo *conninfo = NULL;
+static IngestMigrationSlot *my_migration = NULL;
+
+/* State of the data callback, for the COPY in progress. */
+static struct
+{
+	char	   *buf;			/* CopyData message being handed over */
+	int			len;
+	int			pos;
+	bool		eof;
+	uint64		bytes;
+	uint64		messages;
+} stream;
+
+static void
+close_source(void)
+{
+	if (source)
+		ingest_disconnect(source);
+	source = NULL;
+	imported_snapshot = NULL;
+}
+
+/*
+ * Open the source connection and import the snapshot, unless the
+ * connection already has this one.
+ */
+static void
+ensure_source(const char *name, const char *snapshot)
+{
+	char	   *sql;
+	PGresult   *res;
+
+	if (source && imported_snapshot && strcmp(imported_snapshot, snapshot) == 0 &&
+		PQstatus(source) == CONNECTION_OK &&
+		PQtransactionStatus(source) == PQTRANS_INTRANS)
+		return;
+	close_source();
+	source = ingest_connect_or_error(conninfo, INGEST_CONN_SQL,
+									 psprintf("pg_ingest %s copy %d", name,
+											  MyIngestWorker->job));
+	res = ingest_exec(source, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+					  PGRES_COMMAND_OK, "begin a transaction", conninfo->password);
+	PQclear(res);
+	sql = psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot));
+	res = ingest_exec(source, sql, PGRES_COMMAND_OK, "import the migration's snapshot",
+					  conninfo->password);
+	PQclear(res);
+	imported_snapshot = MemoryContextStrdup(TopMemoryContext, snapshot);
+}
+
+/*
+ * The data callback of BeginCopyFrom(): hands over the CopyData messages of
+ * the source's COPY TO STDOUT.  Waits only while it has nothing to return.
+ */
+static int
+copy_read_cb(void *outbuf, int minread, int maxread)
+{
+	int			copied = 0;
+
+	while (copied < maxread)
+	{
+		int			len;
+
+		if (stream.pos < stream.len)
+		{
+			int			n = Min(stream.len - stream.pos, maxread - copied);
+
+			memcpy((char *) outbuf + copied, stream.buf + stream.pos, n);
+			copied += n;
+			stream.pos += n;
+			continue;
+		}
+		if (stream.buf)
+		{
+			PQfreemem(stream.buf);
+			stream.buf = NULL;
+		}
+		if (stream.eof)
+			break;
+
+		len = ingest_get_copy_data(source, &stream.buf, copied >= minread ? 0 : -1);
+		if (len > 0)
+		{
+			stream.len = len;
+			stream.pos = 0;
+			stream.bytes += len;
+			stream.messages++;
+			continue;
+		}
+		if (len == 0)
+			break;
+		if (len == -1)
+		{
+			PGresult   *res = PQgetResult(source);
+
+			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			{
+				PG_TRY();
+				{
+					ingest_report_result_error(source, res, ERROR, "read the table",
+											   conninfo->password);
+				}
+				PG_FINALLY();
+				{
+					PQclear(res);
+				}
+				PG_END_TRY();
+			}
+			PQclear(res);
+			stream.eof = true;
+			break;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("lost the source while reading the table: %s",
+						ingest_scrub(ingest_conn_error(source), conninfo->password))));
+	}
+
+	pg_atomic_write_u64(&MyIngestWorker->bytes, stream.bytes);
+	pg_atomic_write_u64(&MyIngestWorker->rows, stream.messages);
+	return copied;
+}
+
+/*
+ * binary_safe
+ *		Whether values of a type can cross in COPY's binary format.
+ *
+ * Binary arrays and composites embed type OIDs, which differ between
+ * servers for types that are not built in; reg* types are OIDs themselves;
+ * a type without send/receive functions has no binary form.
+ */
+static bool
+binary_safe(Oid typid)
+{
+	HeapTuple	tup;
+	Form_pg_type t;
+	bool		safe;
+
+	switch (typid)
+	{
+		case REGCLASSOID:
+		case REGTYPEOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGROLEOID:
+		case REGCOLLATIONOID:
+			return false;
+	}
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	t = (Form_pg_type) GETSTRUCT(tup);
+
+	if (!OidIsValid(t->typreceive) || !OidIsValid(t->typsend))
+		safe = false;
+	else if (t->typtype == TYPTYPE_DOMAIN)
+		safe = binary_safe(t->typbasetype);
+	else if (t->typtype == TYPTYPE_ENUM)
+		safe = true;
+	else if (t->typtype == TYPTYPE_RANGE)
+		safe = binary_safe(get_range_subtype(typid));
+	else if (t->typtype == TYPTYPE_MULTIRANGE)
+		safe = binary_safe(get_range_subtype(get_multirange_range(typid)));
+	else if (t->typtype != TYPTYPE_BASE)
+		safe = false;			/* composite, pseudo */
+	else if (IsTrueArrayType(t))
+		safe = t->typelem < FirstNormalObjectId && binary_safe(t->typelem) &&
+			get_typtype(t->typelem) == TYPTYPE_BASE;
+	else
+		safe = true;
+	ReleaseSysCache(tup);
+	return safe;
+}
+
+/* The names of a quoted column list, as String nodes. */
+static List *
+column_names(const char *columns)
+{
+	char	   *copy = pstrdup(columns);
+	List	   *names = NIL;
+	List	   *out = NIL;
+	ListCell   *lc;
+
+	if (*columns == '\0')
+		return NIL;
+	if (!SplitIdentifierString(copy, ',', &names))
+		elog(ERROR, "invalid column list \"%s\"", columns);
+	foreach(lc, names)
+		out = lappend(out, makeString(pstrdup(lfirst(lc))));
+	return out;
+}
+
+static bool
+referenced_by_foreign_key(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		vals[1] = {ObjectIdGetDatum(relid)};
+	bool		found;
+
+	ingest_catalog_begin();
+	(void) ingest_catalog_query("SELECT 1 FROM pg_catalog.pg_constraint"
+								" WHERE confrelid = $1 AND contype = 'f' LIMIT 1",
+								1, types, vals, NULL);
+	found = SPI_processed > 0;
+	ingest_catalog_end();
+	return found;
+}
+
+/*
+ * copy_item
+ *		Copy one item into its table.  Runs in the item's transaction.
+ *		Returns the number of rows; *format_out says which format was used.
+ */
+static uint64
+copy_item(CopyItem *it, const char *name, const char **format_out)
+{
+	RangeVar   *rv = makeRangeVar(it->nspname, it->relname, -1);
+	Oid			relid;
+	Relation	rel;
+	List	   *attnames = column_names(it->columns);
+	bool		binary = true;
+	bool		freeze = it->freeze && it->page_from < 0;
+	ListCell   *lc;
+	ParseState *pstate;
+	CopyFromState cstate;
+	List	   *options = NIL;
+	StringInfoData sql;
+	PGresult   *res;
+	uint64		rows;
+	char	   *qualified = ingest_qualified(it->nspname, it->relname);
+
+	relid = RangeVarGetRelid(rv, RowExclusiveLock, false);
+
+	/* what COPY FROM would check for its caller */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
+					   qualified);
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot copy into table %s: row-level security applies to role \"%s\"",
+						qualified, GetUserNameFromId(GetUserId(), false)),
+				 errhint("Start the migration as the table's owner or as a role with BYPASSRLS.")));
+
+	/*
+	 * FREEZE needs the table truncated in this transaction; TRUNCATE is
+	 * refused for a table that a foreign key references (schema 'existing').
+	 */
+	if (freeze && referenced_by_foreign_key(relid))
+		freeze = false;
+	if (freeze)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(psprintf("TRUNCATE ONLY %s", qualified), false, 0) < 0)
+			elog(ERROR, "could not truncate %s", qualified);
+		SPI_finish();
+	}
+
+	rel = table_open(relid, NoLock);
+	foreach(lc, attnames)
+	{
+		AttrNumber	attnum = attnameAttNum(rel, strVal(lfirst(lc)), false);
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of the source table does not exist in %s",
+							strVal(lfirst(lc)), qualified)));
+		if (!binary_safe(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid))
+			binary = false;
+	}
+
+	/* the source side */
+	ensure_source(name, it->snapshot_name);
+	initStringInfo(&sql);
+	if (it->page_from < 0)
+		appendStringInfo(&sql, "COPY %s%s%s%s TO STDOUT", qualified,
+						 *it->columns ? " (" : "", it->columns, *it->columns ? ")" : "");
+	else
+	{
+		appendStringInfo(&sql, "COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid",
+						 it->columns, qualified, it->page_from);
+		if (it->page_to >= 0)
+			appendStringInfo(&sql, " AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid", it->page_to);
+		appendStringInfoString(&sql, ") TO STDOUT");
+	}
+	if (binary)
+		appendStringInfoString(&sql, " (FORMAT binary)");
+	res = ingest_exec(source, sql.data, PGRES_COPY_OUT,
+					  psprintf("read table %s", qualified), conninfo->password);
+	PQclear(res);
+
+	/* the target side */
+	memset(&stream, 0, sizeof(stream));
+	if (binary)
+		options = lappend(options, makeDefElem("format", (Node *) makeString("binary"), -1));
+	if (freeze)
+		options = lappend(options, makeDefElem("freeze", (Node *) makeString("true"), -1));
+	pstate = make_parsestate(NULL);
+	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL,
+										 false, false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_read_cb,
+						   attnames, options);
+	rows = CopyFrom(cstate);
+	EndCopyFrom(cstate);
+	PopActiveSnapshot();
+	table_close(rel, NoLock);
+
+	/* the source must have ended its COPY cleanly */
+	if (!stream.eof)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("the COPY of %s ended before the source finished sending", qualified)));
+	if (stream.buf)
+		PQfreemem(stream.buf);
+	stream.buf = NULL;
+	pg_atomic_fetch_add_u64(&my_migration->bytes_received, stream.bytes);
+	*format_out = binary ? "binary" : "text";
+	return rows;
+}
+
+/* Claim the next pending item, biggest first.  In the caller's transaction. */
+static CopyItem *
+claim_copy_item(int32 migration_id, MemoryContext cxt)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(migration_id)};
+	SPITupleTable *tab;
+	CopyItem   *it = NULL;
+
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT c.id, c.nspname, c.relname, c.part, c.parts,"
+							   " COALESCE(c.page_from, -1), COALESCE(c.page_to, -1),"
+							   " c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn"
+							   " FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
+							   " WHERE c.migration_id = $1 AND c.state = 'pending'"
+							   " AND m.phase = 'copying'"
+							   " ORDER BY c.attempts, c.bytes_total DESC, c.id"
+							   " LIMIT 1 FOR UPDATE OF c SKIP LOCKED",
+							   1, types, vals, NULL);
+	if (SPI_processed == 1)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		it = palloc0(sizeof(CopyItem));
+		it->id = (int32) ingest_getint(tab, 0, 1, 0);
+		it->nspname = ingest_getstr(tab, 0, 2);
+		it->relname = ingest_getstr(tab, 0, 3);
+		it->part = (int) ingest_getint(tab, 0, 4, 1);
+		it->parts = (int) ingest_getint(tab, 0, 5, 1);
+		it->page_from = ingest_getint(tab, 0, 6, -1);
+		it->page_to = ingest_getint(tab, 0, 7, -1);
+		it->columns = ingest_getstr(tab, 0, 8);
+		it->freeze = ingest_getbool(tab, 0, 9);
+		it->attempts = (int) ingest_getint(tab, 0, 10, 0);
+		it->snapshot_name = ingest_getstr(tab, 0, 11);
+		it->snapshot_lsn = ingest_getstr(tab, 0, 12);
+		MemoryContextSwitchTo(old);
+	}
+	ingest_catalog_end();
+	return it;
+}
+
+static void
+mark_copied(int32 migration_id, CopyItem *it, uint64 rows, const char *format,
+			TimestampTz started)
+{
+	Oid			types[7] = {INT4OID, INT4OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+	TIMESTAMPTZOID};
+	Datum		vals[7];
+
+	vals[0] = Int32GetDatum(migration_id);
+	vals[1] = Int32GetDatum(it->id);
+	vals[2] = Int64GetDatum((int64) rows);
+	vals[3] = Int64GetDatum((int64) stream.bytes);
+	vals[4] = CStringGetTextDatum(format);
+	vals[5] = CStringGetTextDatum(it->snapshot_lsn);
+	vals[6] = TimestampTzGetDatum(started);
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.copy_item SET state = 'done', rows_done = $3,"
+						" bytes_done = $4, format = $5, sync_lsn = $6::pg_catalog.pg_lsn,"
+						" attempts = attempts + 1, error = NULL,"
+						" started_at = $7, finished_at = clock_timestamp()"
+						" WHERE migration_id = $1 AND id = $2",
+						7, types, vals, NULL);
+	ingest_catalog_end();
+}
+
+/*
+ * Record a failed attempt in a fresh transaction.  Returns false when the
+ * item has run out of attempts and the migration has failed.
+ */
+static bool
+copy_failed(IngestMigration *m, CopyItem *it, const char *message)
+{
+	Oid			types[4] = {INT4OID, INT4OID, TEXTOID, BOOLOID};
+	Datum		vals[4];
+	bool		last = it->attempts + 1 >= ingest_max_retries;
+	char	   *object = it->parts > 1 ?
+		psprintf("%s (part %d of %d)", ingest_qualified(it->nspname, it->relname),
+				 it->part, it->parts) :
+		ingest_qualified(it->nspname, it->relname);
+
+	vals[0] = Int32GetDatum(m->id);
+	vals[1] = Int32GetDatum(it->id);
+	vals[2] = CStringGetTextDatum(message);
+	vals[3] = BoolGetDatum(last);
+
+	ingest_xact_start();
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.copy_item SET attempts = attempts + 1, error = $3,"
+						" state = CASE WHEN $4 THEN 'failed' ELSE 'pending' END"
+						" WHERE migration_id = $1 AND id = $2",
+						4, types, vals, NULL);
+	ingest_catalog_end();
+	if (last)
+		ingest_fail_migration(m, psprintf("copy of %s failed after %d attempts: %s",
+										  object, it->attempts + 1, message));
+	else
+		ingest_event(m->id, "WARNING", "retry", object,
+					 psprintf("copy failed (attempt %d of %d), retrying: %s",
+							  it->attempts + 1, ingest_max_retries, message),
+					 NULL);
+	ingest_xact_commit();
+	return !last;
+}
+
+/*
+ * ingest_copy_main
+ *		Entry point of a copy worker: copy items until none is left.
+ */
+void
+ingest_copy_main(Datum main_arg)
+{
+	int			slot;
+	int32		migration_id;
+	IngestMigration *m;
+	MemoryContext cxt;
+
+	ingest_worker_init(main_arg, INGEST_WORKER_COPY, &slot, &migration_id);
+	my_migration = &IngestShared->migrations[slot];
+	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+
+	MemoryContextSwitchTo(TopMemoryContext);
+	ingest_xact_start();
+	m = ingest_load_migration(migration_id);
+	conninfo = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
+	ingest_xact_commit();
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest copy item",
+								ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		CopyItem   *it;
+		TimestampTz started;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(cxt);
+		MemoryContextSwitchTo(cxt);
+
+		ingest_xact_start();
+		it = claim_copy_item(m->id, cxt);
+		if (it == NULL)
+		{
+			ingest_xact_commit();
+			break;
+		}
+		started = GetCurrentTimestamp();
+		MyIngestWorker->item_id = it->id;
+		MyIngestWorker->item_started = started;
+		pg_atomic_write_u64(&MyIngestWorker->bytes, 0);
+		pg_atomic_write_u64(&MyIngestWorker->rows, 0);
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("copying %s", ingest_qualified(it->nspname, it->relname)));
+
+		PG_TRY();
+		{
+			const char *format;
+			uint64		rows = copy_item(it, m->name, &format);
+
+			mark_copied(m->id, it, rows, format, started);
+			ingest_xact_commit();
+			MyIngestWorker->item_id = 0;
+			/* index workers may build this table's indexes now */
+			ingest_wake_workers(slot, INGEST_WORKER_INDEX);
+			ingest_wake_workers(slot, INGEST_WORKER_COORDINATOR);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			bool		go_on;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			ingest_xact_abort();
+			MyIngestWorker->item_id = 0;
+			if (stream.buf)
+				PQfreemem(stream.buf);
+			stream.buf = NULL;
+			close_source();
+			MemoryContextSwitchTo(cxt);
+			go_on = copy_failed(m, it, edata->message);
+			if (!go_on)
+				break;
+			/* back off: retry_delay, doubled at each attempt */
+			(void) ingest_sleep_ms(Min(60000L, (long) ingest_retry_delay << Min(it->attempts, 6)));
+		}
+		PG_END_TRY();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+
+	close_source();
+	ingest_wake_workers(slot, INGEST_WORKER_COORDINATOR);
+	proc_exit(0);
+}

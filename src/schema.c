@@ -1,0 +1,957 @@
+/*-------------------------------------------------------------------------
+ *
+ * schema.c
+ *	  The schema of a migration: the target's own pg_dump takes it from the
+ *	  source under the migration's snapshot, the server's raw parser splits
+ *	  it into statements, and each statement becomes a schema_item that is
+ *	  executed inside this server, one transaction each, recorded as done in
+ *	  that same transaction.
+ *
+ * Post-data statements are classified into stages so that the slow ones run
+ * in parallel on the index workers as soon as they can:
+ *	1  CREATE INDEX, and PRIMARY KEY / UNIQUE rewritten as CREATE UNIQUE
+ *	   INDEX, exclusion constraints: when their table is copied;
+ *	2  ADD CONSTRAINT ... USING INDEX, constraints of partitioned tables,
+ *	   ANALYZE: when the table's stage-1 items are done;
+ *	3  ALTER INDEX ... ATTACH PARTITION: when stages 1-2 are done;
+ *	4  foreign keys and separately dumped checks: when 1-3 are done;
+ *	5  everything else (triggers, rules, policies, comments...), then
+ *	   REFRESH MATERIALIZED VIEW and setval, one at a time in dump order.
+ * pg_dump's SET statements are not items: each item carries the SETs in
+ * force where it stood in the dump (its prelude) and runs them first, so
+ * items can run in any session and after a restart.
+ *
+ * A statement that fails is recorded in ingest.events with its text; it is
+ * retried only for transient errors (deadlock, serialization, resources).
+ * The migration goes on, as pg_restore does; what depends on the failed
+ * statement fails in its turn and is recorded too, and a table that cannot
+ * be copied fails the migration.  Ownership and privilege statements that
+ * name a role missing on this server are recorded as warnings.
+ *
+ * Locking: items are claimed with FOR UPDATE SKIP LOCKED, so a statement
+ * runs once however many workers look for work; the row lock is held until
+ * the statement commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/string.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "pgstat.h"
+#include "port.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "schema.h"
+
+#define STATEMENT_IN_EVENT_MAX 4000
+
+/* Quote for /bin/sh. */
+static char *
+shell_quote(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '\'');
+	for (; *s; s++)
+	{
+		if (*s == '\'')
+			appendStringInfoString(&buf, "'\\''");
+		else
+			appendStringInfoChar(&buf, *s);
+	}
+	appendStringInfoChar(&buf, '\'');
+	return buf.data;
+}
+
+/* A pg_dump name pattern that matches exactly this name. */
+static char *
+dump_pattern(const char *nspname, const char *relname)
+{
+	StringInfoData buf;
+	const char *parts[2] = {nspname, relname};
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < 2; i++)
+	{
+		const char *p;
+
+		if (parts[i] == NULL)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoChar(&buf, '.');
+		appendStringInfoChar(&buf, '"');
+		for (p = parts[i]; *p; p++)
+		{
+			if (*p == '"')
+				appendStringInfoChar(&buf, '"');
+			appendStringInfoChar(&buf, *p);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	return buf.data;
+}
+
+/* Write the password file pg_dump reads: any host, port, database, user. */
+static void
+write_passfile(const char *path, const char *password)
+{
+	StringInfoData buf;
+	const char *p;
+	int			fd;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "*:*:*:*:");
+	for (p = password; *p; p++)
+	{
+		if (*p == ':' || *p == '\\')
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	appendStringInfoChar(&buf, '\n');
+	fd = OpenTransientFilePerm(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
+							   S_IRUSR | S_IWUSR);
+	if (fd < 0 || write(fd, buf.data, buf.len) != buf.len)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write \"%s\": %m", path)));
+	CloseTransientFile(fd);
+}
+
+/*
+ * ingest_pg_dump
+ *		Run this server's pg_dump on the source under a snapshot and return
+ *		the SQL of one section.
+ *
+ * The password goes through a password file that only the server's OS user
+ * can read, never on a command line.  Reading is interruptible.
+ */
+char *
+ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
+			   const char *section, List *rels, IngestFilters *filters)
+{
+	char		bindir[MAXPGPATH];
+	char		pg_dump[MAXPGPATH];
+	char	   *dir;
+	char	   *passfile = NULL;
+	char	   *errfile;
+	StringInfoData cmd;
+	StringInfoData out;
+	FILE	   *pipe;
+	int			rc;
+	ListCell   *lc;
+
+	strlcpy(bindir, my_exec_path, sizeof(bindir));
+	get_parent_directory(bindir);
+	snprintf(pg_dump, sizeof(pg_dump), "%s/pg_dump", bindir);
+	if (access(pg_dump, X_OK) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FILE),
+				 errmsg("pg_dump not found at \"%s\"", pg_dump),
+				 errhint("pg_ingest runs the pg_dump installed beside the server; install the client programs of this PostgreSQL version (Debian: postgresql-client-%d).",
+						 PG_VERSION_NUM / 10000)));
+
+	dir = psprintf("%s/pg_ingest", DataDir);
+	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", dir)));
+	errfile = psprintf("%s/pg_dump.%d.err", dir, MyProcPid);
+
+	initStringInfo(&cmd);
+	appendStringInfoString(&cmd, "exec ");
+	if (info->password)
+	{
+		passfile = psprintf("%s/pgpass.%d", dir, MyProcPid);
+		write_passfile(passfile, info->password);
+		appendStringInfo(&cmd, "env PGPASSFILE=%s ", shell_quote(passfile));
+	}
+	appendStringInfo(&cmd, "%s --schema-only --section=%s --snapshot=%s"
+					 " --encoding=%s --no-subscriptions --dbname=%s",
+					 shell_quote(pg_dump), section, shell_quote(snapshot),
+					 shell_quote(GetDatabaseEncodingName()),
+					 shell_quote(ingest_conninfo_for_tool(info,
+														  psprintf("pg_ingest %s pg_dump", m->name))));
+	foreach(lc, filters->include_schemas)
+		appendStringInfo(&cmd, " --schema=%s",
+						 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
+	foreach(lc, filters->exclude_schemas)
+		appendStringInfo(&cmd, " --exclude-schema=%s",
+						 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		/* relations that the table filters leave out */
+		if (!r->in_scope &&
+			(filters->include_tables != NIL || filters->exclude_tables != NIL))
+			appendStringInfo(&cmd, " --exclude-table=%s",
+							 shell_quote(dump_pattern(r->nspname, r->relname)));
+	}
+	appendStringInfo(&cmd, " 2>%s", shell_quote(errfile));
+
+	initStringInfo(&out);
+	pipe = OpenPipeStream(cmd.data, PG_BINARY_R);
+	if (pipe == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not run pg_dump: %m")));
+	PG_TRY();
+	{
+		int			fd = fileno(pipe);
+		char		chunk[65536];
+
+		for (;;)
+		{
+			ssize_t		n;
+			int			ev;
+
+			ev = WaitLatchOrSocket(MyLatch,
+								   WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+								   fd, 0, PG_WAIT_EXTENSION);
+			if (ev & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			if (!(ev & WL_SOCKET_READABLE))
+				continue;
+			n = read(fd, chunk, sizeof(chunk));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n < 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not read the output of pg_dump: %m")));
+			if (n == 0)
+				break;
+			appendBinaryStringInfo(&out, chunk, n);
+		}
+	}
+	PG_FINALLY();
+	{
+		rc = ClosePipeStream(pipe);
+		if (passfile)
+			unlink(passfile);
+	}
+	PG_END_TRY();
+
+	if (rc != 0)
+	{
+		char	   *err = NULL;
+		FILE	   *f = AllocateFile(errfile, "r");
+
+		if (f)
+		{
+			StringInfoData e;
+			char		line[1024];
+
+			initStringInfo(&e);
+			while (fgets(line, sizeof(line), f) && e.len < 4000)
+				appendStringInfoString(&e, line);
+			FreeFile(f);
+			err = pchomp(e.data);
+		}
+		unlink(errfile);
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("pg_dump of the %s section failed: %s", section,
+						wait_result_to_str(rc)),
+				 err ? errdetail_internal("%s", ingest_scrub(err, info->password)) : 0));
+	}
+	unlink(errfile);
+	return out.data;
+}
+
+/* pg_dump's psql meta-commands (\restrict, \unrestrict) are not SQL. */
+static char *
+strip_meta_commands(const char *dump)
+{
+	StringInfoData buf;
+	const char *p = dump;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		const char *eol = strchr(p, '\n');
+		size_t		len = eol ? (size_t) (eol - p + 1) : strlen(p);
+
+		if (strncmp(p, "\\restrict ", 10) == 0 || strncmp(p, "\\unrestrict ", 12) == 0)
+			appendStringInfoChar(&buf, '\n');	/* keep locations honest */
+		else
+			appendBinaryStringInfo(&buf, p, len);
+		p += len;
+	}
+	return buf.data;
+}
+
+/* The statement's text without pg_dump's leading comment lines. */
+static char *
+statement_text(const char *sql, int location, int len)
+{
+	const char *p = sql + location;
+	const char *end = len > 0 ? p + len : p + strlen(p);
+
+	for (;;)
+	{
+		while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'))
+			p++;
+		if (p + 1 < end && p[0] == '-' && p[1] == '-')
+		{
+			while (p < end && *p != '\n')
+				p++;
+			continue;
+		}
+		break;
+	}
+	return pnstrdup(p, end - p);
+}
+
+/* SET statements in force, by name, in the order they came. */
+typedef struct Setting
+{
+	char	   *name;
+	char	   *text;
+} Setting;
+
+static char *
+setting_name(Node *stmt)
+{
+	if (IsA(stmt, VariableSetStmt))
+	{
+		VariableSetStmt *vs = (VariableSetStmt *) stmt;
+
+		return vs->name ? vs->name : "";
+	}
+	if (IsA(stmt, SelectStmt))
+	{
+		SelectStmt *sel = (SelectStmt *) stmt;
+		ResTarget  *rt;
+		FuncCall   *fc;
+
+		if (list_length(sel->targetList) != 1 || sel->fromClause != NIL)
+			return NULL;
+		rt = linitial(sel->targetList);
+		if (!IsA(rt->val, FuncCall))
+			return NULL;
+		fc = (FuncCall *) rt->val;
+		if (strcmp(strVal(llast(fc->funcname)), "set_config") != 0 ||
+			list_length(fc->args) != 3 || !IsA(linitial(fc->args), A_Const))
+			return NULL;
+		return psprintf("set_config %s",
+						strVal(&((A_Const *) linitial(fc->args))->val));
+	}
+	return NULL;
+}
+
+static char *
+prelude_text(List *settings)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (settings == NIL)
+		return NULL;
+	initStringInfo(&buf);
+	foreach(lc, settings)
+		appendStringInfo(&buf, "%s;\n", ((Setting *) lfirst(lc))->text);
+	return buf.data;
+}
+
+static SourceRel *
+find_rel(List *rels, const char *nspname, const char *relname)
+{
+	ListCell   *lc;
+
+	if (nspname == NULL || relname == NULL)
+		return NULL;
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		if (strcmp(r->nspname, nspname) == 0 && strcmp(r->relname, relname) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static bool
+extension_excluded(SplitContext *ctx, const char *name)
+{
+	ListCell   *lc;
+
+	if (strcmp(name, "pg_ingest") == 0)
+		return true;
+	foreach(lc, ctx->exclude_extensions)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+static SchemaItem *
+new_item(int stage, const char *kind, RangeVar *rel, List *rels,
+		 char *prelude, char *statement)
+{
+	SchemaItem *it = palloc0(sizeof(SchemaItem));
+	SourceRel  *r;
+
+	it->stage = stage;
+	it->kind = kind;
+	if (rel)
+	{
+		it->nspname = rel->schemaname ? pstrdup(rel->schemaname) : NULL;
+		it->relname = pstrdup(rel->relname);
+	}
+	r = find_rel(rels, it->nspname, it->relname);
+	it->cost = r ? r->bytes_table : 0;
+	it->prelude = prelude;
+	it->statement = statement;
+	return it;
+}
+
+/*
+ * Rewrite ADD CONSTRAINT ... PRIMARY KEY / UNIQUE (cols) of a plain table
+ * as CREATE UNIQUE INDEX (stage 1, in parallel with the table's other
+ * indexes) plus ADD CONSTRAINT ... USING INDEX (stage 2, instant).  Only
+ * the plain forms: no INCLUDE, WITH, NULLS NOT DISTINCT or DEFERRABLE.
+ */
+static bool
+split_key_constraint(AlterTableStmt *at, Constraint *c, List *rels,
+					 char *prelude, List **items)
+{
+	StringInfoData idx;
+	StringInfoData con;
+	ListCell   *lc;
+	char	   *table;
+	bool		first = true;
+
+	if (c->conname == NULL || c->keys == NIL || c->including != NIL ||
+		c->options != NIL || c->nulls_not_distinct || c->deferrable ||
+		c->indexname != NULL || at->relation->schemaname == NULL)
+		return false;
+
+	table = psprintf("%s.%s", quote_identifier(at->relation->schemaname),
+					 quote_identifier(at->relation->relname));
+	initStringInfo(&idx);
+	appendStringInfo(&idx, "CREATE UNIQUE INDEX %s ON %s USING btree (",
+					 quote_identifier(c->conname), table);
+	foreach(lc, c->keys)
+	{
+		appendStringInfo(&idx, "%s%s", first ? "" : ", ",
+						 quote_identifier(strVal(lfirst(lc))));
+		first = false;
+	}
+	appendStringInfoChar(&idx, ')');
+	if (c->indexspace)
+		appendStringInfo(&idx, " TABLESPACE %s", quote_identifier(c->indexspace));
+
+	initStringInfo(&con);
+	appendStringInfo(&con, "ALTER TABLE ONLY %s ADD CONSTRAINT %s %s USING INDEX %s",
+					 table, quote_identifier(c->conname),
+					 c->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
+					 quote_identifier(c->conname));
+
+	*items = lappend(*items, new_item(STAGE_INDEX,
+									  c->contype == CONSTR_PRIMARY ? "primary key" : "unique",
+									  at->relation, rels, prelude, idx.data));
+	*items = lappend(*items, new_item(STAGE_CONSTRAINT, "constraint",
+									  at->relation, rels, prelude, con.data));
+	return true;
+}
+
+/* Classify one post-data statement; append its item(s). */
+static void
+classify_post_data(Node *stmt, char *text, char *prelude, List *rels,
+				   List **items)
+{
+	if (IsA(stmt, IndexStmt))
+	{
+		IndexStmt  *is = (IndexStmt *) stmt;
+
+		*items = lappend(*items, new_item(STAGE_INDEX, "index", is->relation,
+										  rels, prelude, text));
+		return;
+	}
+	if (IsA(stmt, AlterTableStmt))
+	{
+		AlterTableStmt *at = (AlterTableStmt *) stmt;
+		AlterTableCmd *cmd = list_length(at->cmds) == 1 ?
+			(AlterTableCmd *) linitial(at->cmds) : NULL;
+
+		if (cmd && at->objtype == OBJECT_INDEX && cmd->subtype == AT_AttachPartition)
+		{
+			*items = lappend(*items, new_item(STAGE_ATTACH, "attach partition",
+											  NULL, rels, prelude, text));
+			return;
+		}
+		if (cmd && at->objtype == OBJECT_TABLE && cmd->subtype == AT_AddConstraint &&
+			IsA(cmd->def, Constraint))
+		{
+			Constraint *c = (Constraint *) cmd->def;
+			SourceRel  *r = find_rel(rels, at->relation->schemaname,
+									 at->relation->relname);
+			bool		partitioned = r && r->relkind == 'p';
+
+			switch (c->contype)
+			{
+				case CONSTR_PRIMARY:
+				case CONSTR_UNIQUE:
+					if (partitioned)
+						*items = lappend(*items,
+										 new_item(STAGE_CONSTRAINT,
+												  c->contype == CONSTR_PRIMARY ? "primary key" : "unique",
+												  at->relation, rels, prelude, text));
+					else if (!split_key_constraint(at, c, rels, prelude, items))
+						*items = lappend(*items,
+										 new_item(STAGE_INDEX,
+												  c->contype == CONSTR_PRIMARY ? "primary key" : "unique",
+												  at->relation, rels, prelude, text));
+					return;
+				case CONSTR_EXCLUSION:
+					*items = lappend(*items, new_item(partitioned ? STAGE_CONSTRAINT : STAGE_INDEX,
+													  "exclusion", at->relation, rels,
+													  prelude, text));
+					return;
+				case CONSTR_FOREIGN:
+					*items = lappend(*items, new_item(STAGE_FOREIGN_KEY, "foreign key",
+													  at->relation, rels, prelude, text));
+					return;
+				case CONSTR_CHECK:
+					*items = lappend(*items, new_item(STAGE_FOREIGN_KEY, "check",
+													  at->relation, rels, prelude, text));
+					return;
+				default:
+					break;
+			}
+		}
+	}
+	*items = lappend(*items, new_item(STAGE_LAST, GetCommandTagName(CreateCommandTag(stmt)),
+									  NULL, rels, prelude, text));
+}
+
+/*
+ * ingest_split_dump
+ *		Split a pg_dump section into schema items.
+ *
+ * Pre-data statements keep their order (stage 0); post-data statements are
+ * classified.  CREATE EXTENSION and COMMENT ON EXTENSION of excluded
+ * extensions (and of pg_ingest itself) are left out, with an event.
+ */
+List *
+ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
+{
+	char	   *sql = strip_meta_commands(dump);
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	List	   *settings = NIL;
+	char	   *prelude = NULL;
+	List	   *items = NIL;
+	ListCell   *lc;
+
+	foreach(lc, raw)
+	{
+		RawStmt    *rs = lfirst_node(RawStmt, lc);
+		Node	   *stmt = rs->stmt;
+		char	   *text = statement_text(sql, rs->stmt_location, rs->stmt_len);
+		char	   *name = setting_name(stmt);
+
+		if (name != NULL)
+		{
+			ListCell   *lc2;
+			Setting    *s = NULL;
+
+			foreach(lc2, settings)
+				if (strcmp(((Setting *) lfirst(lc2))->name, name) == 0)
+					s = lfirst(lc2);
+			if (s == NULL)
+			{
+				s = palloc(sizeof(Setting));
+				s->name = name;
+				settings = lappend(settings, s);
+			}
+			s->text = text;
+			prelude = prelude_text(settings);
+			continue;
+		}
+
+		if ((IsA(stmt, CreateExtensionStmt) &&
+			 extension_excluded(ctx, ((CreateExtensionStmt *) stmt)->extname)) ||
+			(IsA(stmt, CommentStmt) &&
+			 ((CommentStmt *) stmt)->objtype == OBJECT_EXTENSION &&
+			 extension_excluded(ctx, strVal(((CommentStmt *) stmt)->object))))
+		{
+			ingest_event(ctx->migration_id, "INFO", "schema", NULL,
+						 "statement left out: the extension is excluded",
+						 text);
+			continue;
+		}
+
+		if (IsA(stmt, CreateTableAsStmt) &&
+			((CreateTableAsStmt *) stmt)->objtype == OBJECT_MATVIEW)
+		{
+			RangeVar   *rv = ((CreateTableAsStmt *) stmt)->into->rel;
+
+			ctx->matviews = lappend(ctx->matviews,
+									rv->schemaname ?
+									ingest_qualified(rv->schemaname, rv->relname) :
+									pstrdup(quote_identifier(rv->relname)));
+		}
+
+		if (post_data)
+			classify_post_data(stmt, text, prelude, ctx->rels, &items);
+		else
+			items = lappend(items, new_item(STAGE_PRE_DATA,
+											GetCommandTagName(CreateCommandTag(stmt)),
+											NULL, ctx->rels, prelude, text));
+	}
+	return items;
+}
+
+/*
+ * ingest_store_schema_items
+ *		Insert items after those the migration has, keeping their order.
+ */
+void
+ingest_store_schema_items(int32 migration_id, List *items)
+{
+	Oid			types[9] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	INT8OID, TEXTOID, TEXTOID, INT4OID};
+	Datum		vals[9];
+	char		nulls[9];
+	ListCell   *lc;
+	int32		next;
+	SPITupleTable *tab;
+
+	ingest_catalog_begin();
+	vals[0] = Int32GetDatum(migration_id);
+	tab = ingest_catalog_query("SELECT COALESCE(max(id), 0) FROM ingest.schema_item"
+							   " WHERE migration_id = $1", 1, types, vals, NULL);
+	next = (int32) ingest_getint(tab, 0, 1, 0) + 1;
+	foreach(lc, items)
+	{
+		SchemaItem *it = lfirst(lc);
+
+		memset(nulls, ' ', sizeof(nulls));
+		vals[0] = Int32GetDatum(migration_id);
+		vals[1] = Int32GetDatum(it->stage);
+		vals[2] = CStringGetTextDatum(it->kind);
+		if (it->nspname)
+			vals[3] = CStringGetTextDatum(it->nspname);
+		else
+			nulls[3] = 'n';
+		if (it->relname)
+			vals[4] = CStringGetTextDatum(it->relname);
+		else
+			nulls[4] = 'n';
+		vals[5] = Int64GetDatum(it->cost);
+		if (it->prelude)
+			vals[6] = CStringGetTextDatum(it->prelude);
+		else
+			nulls[6] = 'n';
+		vals[7] = CStringGetTextDatum(it->statement);
+		vals[8] = Int32GetDatum(next++);
+		ingest_catalog_exec("INSERT INTO ingest.schema_item"
+							" (migration_id, id, stage, kind, nspname, relname, cost, prelude, statement)"
+							" VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
+							9, types, vals, nulls);
+	}
+	ingest_catalog_end();
+}
+
+/*
+ * ingest_count_pending
+ *		Items of these stages not yet done, failed or skipped.
+ */
+int64
+ingest_count_pending(int32 migration_id, int stage_lo, int stage_hi)
+{
+	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		vals[3] = {Int32GetDatum(migration_id), Int32GetDatum(stage_lo),
+	Int32GetDatum(stage_hi)};
+	SPITupleTable *tab;
+	int64		n;
+
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT count(*) FROM ingest.schema_item"
+							   " WHERE migration_id = $1 AND stage BETWEEN $2 AND $3"
+							   " AND state = 'pending'", 3, types, vals, NULL);
+	n = ingest_getint(tab, 0, 1, 0);
+	ingest_catalog_end();
+	return n;
+}
+
+/*
+ * ingest_sleep_ms
+ *		Interruptible sleep; false if the latch woke us early.
+ */
+bool
+ingest_sleep_ms(long ms)
+{
+	int			rc;
+
+	rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+				   ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return (rc & WL_TIMEOUT) != 0;
+}
+
+typedef struct ClaimedItem
+{
+	int32		id;
+	int			stage;
+	char	   *kind;
+	char	   *object;
+	char	   *prelude;
+	char	   *statement;
+	int			attempts;
+} ClaimedItem;
+
+/*
+ * Claim the next ready item of the stages; see the file header for what
+ * "ready" means.  Caller is in a transaction, which holds the claim.
+ */
+static ClaimedItem *
+claim_item(int32 migration_id, int stage_lo, int stage_hi, MemoryContext cxt)
+{
+	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		vals[3] = {Int32GetDatum(migration_id), Int32GetDatum(stage_lo),
+	Int32GetDatum(stage_hi)};
+	SPITupleTable *tab;
+	ClaimedItem *it = NULL;
+
+	ingest_catalog_begin();
+	tab = ingest_catalog_query(
+							   "SELECT s.id, s.stage, s.kind,"
+							   "  CASE WHEN s.relname IS NOT NULL"
+							   "   THEN pg_catalog.format('%I.%I', s.nspname, s.relname) END,"
+							   "  s.prelude, s.statement, s.attempts"
+							   " FROM ingest.schema_item s"
+							   " WHERE s.migration_id = $1 AND s.state = 'pending'"
+							   "  AND s.stage BETWEEN $2 AND $3"
+							   "  AND (s.stage NOT IN (1, 2) OR NOT EXISTS ("
+							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
+							   "   AND c.nspname = s.nspname AND c.relname = s.relname AND c.state <> 'done'))"
+							   "  AND (s.stage <> 2 OR NOT EXISTS ("
+							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
+							   "   AND o.stage = 1 AND o.nspname = s.nspname AND o.relname = s.relname"
+							   "   AND o.state = 'pending'))"
+							   "  AND (s.stage < 3 OR NOT EXISTS ("
+							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
+							   "   AND o.stage BETWEEN 1 AND s.stage - 1 AND o.state = 'pending'))"
+							   "  AND (s.stage < 3 OR NOT EXISTS ("
+							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
+							   "   AND c.state <> 'done'))"
+							   " ORDER BY s.stage, s.attempts,"
+							   "  CASE WHEN s.stage IN (0, 5) THEN 0 ELSE s.cost END DESC, s.id"
+							   " LIMIT 1 FOR UPDATE OF s SKIP LOCKED",
+							   3, types, vals, NULL);
+	if (SPI_processed == 1)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		it = palloc0(sizeof(ClaimedItem));
+		it->id = (int32) ingest_getint(tab, 0, 1, 0);
+		it->stage = (int) ingest_getint(tab, 0, 2, 0);
+		it->kind = ingest_getstr(tab, 0, 3);
+		it->object = ingest_getstr(tab, 0, 4);
+		it->prelude = ingest_getstr(tab, 0, 5);
+		it->statement = ingest_getstr(tab, 0, 6);
+		it->attempts = (int) ingest_getint(tab, 0, 7, 0);
+		MemoryContextSwitchTo(old);
+	}
+	ingest_catalog_end();
+	return it;
+}
+
+static void
+mark_item(int32 migration_id, int32 id, const char *state, const char *error,
+		  bool count_attempt)
+{
+	Oid			types[5] = {INT4OID, INT4OID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		vals[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	vals[0] = Int32GetDatum(migration_id);
+	vals[1] = Int32GetDatum(id);
+	vals[2] = CStringGetTextDatum(state);
+	if (error)
+		vals[3] = CStringGetTextDatum(error);
+	else
+		nulls[3] = 'n';
+	vals[4] = BoolGetDatum(count_attempt);
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.schema_item SET state = $3, error = $4,"
+						" attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,"
+						" started_at = COALESCE(started_at, now()),"
+						" finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END"
+						" WHERE migration_id = $1 AND id = $2",
+						5, types, vals, nulls);
+	ingest_catalog_end();
+}
+
+/* A transient error: worth running the statement again. */
+static bool
+transient_error(int sqlerrcode)
+{
+	char	   *state = unpack_sql_state(sqlerrcode);
+
+	return strncmp(state, "40", 2) == 0 ||	/* deadlock, serialization */
+		strncmp(state, "53", 2) == 0 ||	/* out of resources */
+		strcmp(state, "55P03") == 0;	/* lock not available */
+}
+
+/* A statement about roles and rights that names a role missing here. */
+static bool
+missing_role_statement(const char *statement, int sqlerrcode)
+{
+	List	   *raw;
+	Node	   *stmt;
+	bool		result = false;
+
+	if (sqlerrcode != ERRCODE_UNDEFINED_OBJECT)
+		return false;
+	raw = raw_parser(statement, RAW_PARSE_DEFAULT);
+	if (list_length(raw) != 1)
+		return false;
+	stmt = linitial_node(RawStmt, raw)->stmt;
+	if (IsA(stmt, AlterOwnerStmt) || IsA(stmt, GrantStmt) ||
+		IsA(stmt, GrantRoleStmt) || IsA(stmt, AlterDefaultPrivilegesStmt))
+		result = true;
+	else if (IsA(stmt, AlterTableStmt))
+	{
+		ListCell   *lc;
+
+		result = true;
+		foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+			if (((AlterTableCmd *) lfirst(lc))->subtype != AT_ChangeOwner)
+				result = false;
+	}
+	return result;
+}
+
+/*
+ * Record a failed item in a fresh transaction: retried later if the error
+ * is transient and attempts remain, else failed (or, for a missing role,
+ * failed as a warning).
+ */
+static void
+item_failed(IngestMigration *m, ClaimedItem *it, ErrorData *edata)
+{
+	bool		retry = transient_error(edata->sqlerrcode) &&
+		it->attempts + 1 < ingest_max_retries;
+	bool		role = !retry && missing_role_statement(it->statement, edata->sqlerrcode);
+	char	   *text = it->statement;
+
+	if (strlen(text) > STATEMENT_IN_EVENT_MAX)
+		text = psprintf("%.*s...", STATEMENT_IN_EVENT_MAX, text);
+
+	ingest_xact_start();
+	mark_item(m->id, it->id, retry ? "pending" : "failed", edata->message, true);
+	if (retry)
+		ingest_event(m->id, "WARNING", "retry", it->object,
+					 psprintf("%s failed (attempt %d of %d), will run again: %s",
+							  it->kind, it->attempts + 1, ingest_max_retries,
+							  edata->message),
+					 text);
+	else
+		ingest_event(m->id, role ? "WARNING" : "ERROR", "schema", it->object,
+					 psprintf("%s failed: %s", it->kind, edata->message),
+					 text);
+	ingest_xact_commit();
+}
+
+/*
+ * ingest_run_schema_items
+ *		Run ready items of stages [lo, hi] until none is ready.
+ *
+ * Each item runs in its own transaction with the current user's rights (the
+ * migration's owner) and is marked done in it.  Returns how many ran;
+ * *pending_left says whether items of those stages are still to do.
+ */
+int
+ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
+						bool *pending_left)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "pg_ingest schema item",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = CurrentMemoryContext;
+	int			ran = 0;
+
+	for (;;)
+	{
+		ClaimedItem *it;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(cxt);
+		ingest_xact_start();
+		it = claim_item(m->id, stage_lo, stage_hi, cxt);
+		if (it == NULL)
+		{
+			ingest_xact_commit();
+			break;
+		}
+		if (MyIngestWorker)
+		{
+			MyIngestWorker->item_id = it->id;
+			MyIngestWorker->item_started = GetCurrentTimestamp();
+		}
+		pgstat_report_activity(STATE_RUNNING, it->statement);
+
+		PG_TRY();
+		{
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			if (it->prelude && SPI_execute(it->prelude, false, 0) < 0)
+				elog(ERROR, "could not run the SET statements of schema item %d", it->id);
+			if (SPI_execute(it->statement, false, 0) < 0)
+				elog(ERROR, "could not run schema item %d", it->id);
+			SPI_finish();
+			mark_item(m->id, it->id, "done", NULL, true);
+			ingest_xact_commit();
+			ran++;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			ingest_xact_abort();
+			MemoryContextSwitchTo(old);
+			item_failed(m, it, edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (MyIngestWorker)
+			MyIngestWorker->item_id = 0;
+	}
+
+	MemoryContextDelete(cxt);
+	if (pending_left)
+	{
+		ingest_xact_start();
+		*pending_left = ingest_count_pending(m->id, stage_lo, stage_hi) > 0;
+		ingest_xact_commit();
+	}
+	return ran;
+}

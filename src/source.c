@@ -1,0 +1,410 @@
+/*-------------------------------------------------------------------------
+ *
+ * source.c
+ *	  The source's relations, schemas and extensions, and the filters of a
+ *	  migration (include/exclude schemas, tables, extensions).
+ *
+ * Filter names are SQL identifiers: unquoted names fold to lower case, and
+ * a table name may be schema-qualified ("public.orders") or not ("orders":
+ * that table in any schema).  A partition follows its partition root: a
+ * filter naming either one applies.  A sequence follows the table that owns
+ * it.  Views, materialized views and foreign tables are filtered like
+ * tables.  Every filter must match something on the source, or
+ * ingest_check_filters() says which does not.
+ *
+ * Locking: none; these are queries on a source connection.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+
+#include "conn.h"
+#include "pg_ingest.h"
+#include "source.h"
+
+bool
+ingest_is_table(char relkind)
+{
+	return relkind == 'r' || relkind == 'p';
+}
+
+char *
+ingest_qualified(const char *nspname, const char *relname)
+{
+	return psprintf("%s.%s", quote_identifier(nspname), quote_identifier(relname));
+}
+
+int
+ingest_source_version(PGconn *conn)
+{
+	return PQserverVersion(conn);
+}
+
+/* Elements of a text[] as C strings; NULL elements are an error. */
+static List *
+array_strings(ArrayType *arr, const char *argname)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *out = NIL;
+
+	if (arr == NULL)
+		return NIL;
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL", argname)));
+		out = lappend(out, TextDatumGetCString(elems[i]));
+	}
+	return out;
+}
+
+static List *
+parse_names(ArrayType *arr, const char *argname, bool schemas)
+{
+	List	   *strings = array_strings(arr, argname);
+	List	   *out = NIL;
+	ListCell   *lc;
+
+	foreach(lc, strings)
+	{
+		char	   *given = lfirst(lc);
+		List	   *parts = stringToQualifiedNameList(given);
+		QualName   *q = palloc0(sizeof(QualName));
+
+		q->given = given;
+		if (list_length(parts) == 1)
+			q->relname = strVal(linitial(parts));
+		else if (list_length(parts) == 2 && !schemas)
+		{
+			q->nspname = strVal(linitial(parts));
+			q->relname = strVal(lsecond(parts));
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid name \"%s\" in %s", given, argname),
+					 errhint(schemas ? "Give schema names." :
+							 "Give table names, optionally schema-qualified, as in 'public.orders'.")));
+		out = lappend(out, q);
+	}
+	return out;
+}
+
+IngestFilters *
+ingest_filters_from_arrays(ArrayType *include_schemas, ArrayType *exclude_schemas,
+						   ArrayType *include_tables, ArrayType *exclude_tables,
+						   ArrayType *exclude_extensions)
+{
+	IngestFilters *f = palloc0(sizeof(IngestFilters));
+
+	f->include_schemas = parse_names(include_schemas, "include_schemas", true);
+	f->exclude_schemas = parse_names(exclude_schemas, "exclude_schemas", true);
+	f->include_tables = parse_names(include_tables, "include_tables", false);
+	f->exclude_tables = parse_names(exclude_tables, "exclude_tables", false);
+	f->exclude_extensions = array_strings(exclude_extensions, "exclude_extensions");
+	return f;
+}
+
+/*
+ * ingest_load_filters
+ *		The filters recorded with a migration.  Caller is in a transaction.
+ */
+IngestFilters *
+ingest_load_filters(int32 migration_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(migration_id)};
+	SPITupleTable *tab;
+	ArrayType  *arrays[5];
+	int			i;
+	IngestFilters *f;
+
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT include_schemas, exclude_schemas, include_tables,"
+							   " exclude_tables, exclude_extensions"
+							   " FROM ingest.migration WHERE id = $1",
+							   1, types, vals, NULL);
+	for (i = 0; i < 5; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(tab->vals[0], tab->tupdesc, i + 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		arrays[i] = isnull ? NULL : DatumGetArrayTypePCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	ingest_catalog_end();
+	f = ingest_filters_from_arrays(arrays[0], arrays[1], arrays[2], arrays[3],
+								   arrays[4]);
+	return f;
+}
+
+/*
+ * ingest_source_relations
+ *		Every user relation of the source, outside extensions and temporary
+ *		schemas, ordered by schema and name.  Runs in whatever transaction
+ *		(and snapshot) the connection is in.
+ */
+List *
+ingest_source_relations(PGconn *conn, const char *password)
+{
+	int			version = PQserverVersion(conn);
+	char	   *sql;
+	PGresult   *res;
+	List	   *rels = NIL;
+	int			i;
+
+	sql = psprintf("SELECT n.nspname, c.relname, c.relkind,"
+				   " CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
+				   " CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_table_size(c.oid) ELSE 0 END,"
+				   " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
+				   "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+				   "  AND NOT a.attisdropped%s),"
+				   " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
+				   "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
+				   "  AND NOT a.attisdropped),"
+				   " rn.nspname, r.relname, on_.nspname, o.relname"
+				   " FROM pg_catalog.pg_class c"
+				   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+				   " LEFT JOIN pg_catalog.pg_class r ON %s"
+				   " LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace"
+				   " LEFT JOIN pg_catalog.pg_depend d ON c.relkind = 'S'"
+				   "  AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid"
+				   "  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+				   "  AND d.deptype IN ('a', 'i')"
+				   " LEFT JOIN pg_catalog.pg_class o ON o.oid = d.refobjid"
+				   " LEFT JOIN pg_catalog.pg_namespace on_ ON on_.oid = o.relnamespace"
+				   " WHERE c.relkind IN ('r', 'p', 'm', 'f', 'v', 'S')"
+				   "  AND c.relpersistence <> 't'"
+				   "  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+				   "  AND n.nspname !~ '^pg_(toast|temp_)'"
+				   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e"
+				   "   WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+				   "   AND e.objid = c.oid AND e.deptype = 'e')"
+				   " ORDER BY 1, 2",
+				   version >= 120000 ? " AND a.attgenerated = ''" : "",
+				   version >= 120000 ?
+				   "c.relispartition AND r.oid = pg_catalog.pg_partition_root(c.oid)" :
+				   "false");
+	res = ingest_exec(conn, sql, PGRES_TUPLES_OK, "list the tables", password);
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		SourceRel  *r = palloc0(sizeof(SourceRel));
+
+		r->nspname = pstrdup(PQgetvalue(res, i, 0));
+		r->relname = pstrdup(PQgetvalue(res, i, 1));
+		r->relkind = PQgetvalue(res, i, 2)[0];
+		r->bytes_main = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		r->bytes_table = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+		r->columns = pstrdup(PQgetvalue(res, i, 5));
+		r->all_columns = pstrdup(PQgetvalue(res, i, 6));
+		if (!PQgetisnull(res, i, 7))
+		{
+			r->root_nsp = pstrdup(PQgetvalue(res, i, 7));
+			r->root_rel = pstrdup(PQgetvalue(res, i, 8));
+		}
+		if (!PQgetisnull(res, i, 9))
+		{
+			r->owner_nsp = pstrdup(PQgetvalue(res, i, 9));
+			r->owner_rel = pstrdup(PQgetvalue(res, i, 10));
+		}
+		rels = lappend(rels, r);
+	}
+	PQclear(res);
+	return rels;
+}
+
+static List *
+single_column(PGconn *conn, const char *sql, const char *what,
+			  const char *password)
+{
+	PGresult   *res = ingest_exec(conn, sql, PGRES_TUPLES_OK, what, password);
+	List	   *out = NIL;
+	int			i;
+
+	for (i = 0; i < PQntuples(res); i++)
+		out = lappend(out, pstrdup(PQgetvalue(res, i, 0)));
+	PQclear(res);
+	return out;
+}
+
+List *
+ingest_source_schemas(PGconn *conn, const char *password)
+{
+	return single_column(conn,
+						 "SELECT nspname FROM pg_catalog.pg_namespace ORDER BY 1",
+						 "list the schemas", password);
+}
+
+List *
+ingest_source_extensions(PGconn *conn, const char *password)
+{
+	return single_column(conn,
+						 "SELECT extname FROM pg_catalog.pg_extension ORDER BY 1",
+						 "list the extensions", password);
+}
+
+static bool
+name_match(List *names, const char *nspname, const char *relname)
+{
+	ListCell   *lc;
+	bool		found = false;
+
+	if (relname == NULL)
+		return false;
+	foreach(lc, names)
+	{
+		QualName   *q = lfirst(lc);
+
+		if (strcmp(q->relname, relname) == 0 &&
+			(q->nspname == NULL || strcmp(q->nspname, nspname) == 0))
+		{
+			q->matched = true;
+			found = true;
+		}
+	}
+	return found;
+}
+
+static bool
+schema_in_scope(IngestFilters *f, const char *nspname)
+{
+	bool		in;
+
+	in = f->include_schemas == NIL || name_match(f->include_schemas, NULL, nspname);
+	if (name_match(f->exclude_schemas, NULL, nspname))
+		in = false;
+	return in;
+}
+
+static bool
+table_in_scope(IngestFilters *f, SourceRel *r)
+{
+	bool		in;
+	bool		leaf,
+				root;
+
+	if (!schema_in_scope(f, r->nspname))
+		return false;
+	if (r->root_nsp && !schema_in_scope(f, r->root_nsp))
+		return false;
+	in = true;
+	if (f->include_tables != NIL)
+	{
+		leaf = name_match(f->include_tables, r->nspname, r->relname);
+		root = name_match(f->include_tables, r->root_nsp, r->root_rel);
+		in = leaf || root;
+	}
+	leaf = name_match(f->exclude_tables, r->nspname, r->relname);
+	root = name_match(f->exclude_tables, r->root_nsp, r->root_rel);
+	return in && !leaf && !root;
+}
+
+/*
+ * ingest_apply_filters
+ *		Set in_scope on every relation; marks the filters that matched.
+ */
+void
+ingest_apply_filters(List *rels, IngestFilters *f)
+{
+	ListCell   *lc;
+
+	/* schema names match schemas even without relations in them */
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		if (r->relkind != 'S')
+			r->in_scope = table_in_scope(f, r);
+	}
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+		ListCell   *lc2;
+
+		if (r->relkind != 'S')
+			continue;
+		r->in_scope = schema_in_scope(f, r->nspname);
+		if (r->in_scope && r->owner_rel)
+		{
+			foreach(lc2, rels)
+			{
+				SourceRel  *t = lfirst(lc2);
+
+				if (t->relkind != 'S' && strcmp(t->nspname, r->owner_nsp) == 0 &&
+					strcmp(t->relname, r->owner_rel) == 0)
+				{
+					r->in_scope = t->in_scope;
+					break;
+				}
+			}
+		}
+	}
+}
+
+/*
+ * ingest_check_filters
+ *		Error out on a filter that matches nothing on the source.
+ */
+void
+ingest_check_filters(IngestFilters *f, List *schemas, List *extensions)
+{
+	List	   *lists[4] = {f->include_schemas, f->exclude_schemas,
+	f->include_tables, f->exclude_tables};
+	const char *names[4] = {"include_schemas", "exclude_schemas",
+	"include_tables", "exclude_tables"};
+	int			i;
+	ListCell   *lc;
+
+	for (i = 0; i < 4; i++)
+	{
+		foreach(lc, lists[i])
+		{
+			QualName   *q = lfirst(lc);
+			ListCell   *lc2;
+
+			if (i < 2)
+			{
+				/* a schema counts even when it holds no relation */
+				foreach(lc2, schemas)
+					if (strcmp(lfirst(lc2), q->relname) == 0)
+						q->matched = true;
+			}
+			if (!q->matched)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("%s entry \"%s\" matches nothing on the source",
+								names[i], q->given),
+						 errhint(i < 2 ? "Schema names are SQL identifiers: unquoted names fold to lower case." :
+								 "Table names are SQL identifiers (unquoted names fold to lower case), optionally schema-qualified; a table excluded by a schema filter cannot be included."),
+						 errhidestmt(true)));
+		}
+	}
+	foreach(lc, f->exclude_extensions)
+	{
+		char	   *ext = lfirst(lc);
+		ListCell   *lc2;
+		bool		found = false;
+
+		foreach(lc2, extensions)
+			found |= strcmp(lfirst(lc2), ext) == 0;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("exclude_extensions entry \"%s\" is not installed on the source", ext),
+					 errhidestmt(true)));
+	}
+}

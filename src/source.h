@@ -1,0 +1,66 @@
+/*-------------------------------------------------------------------------
+ *
+ * source.h
+ *	  What pg_ingest knows of a source database's relations, and the
+ *	  filters that pick the ones a migration moves.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_INGEST_SOURCE_H
+#define PG_INGEST_SOURCE_H
+
+#include "libpq-fe.h"
+#include "nodes/pg_list.h"
+#include "utils/array.h"
+
+typedef struct SourceRel
+{
+	char	   *nspname;
+	char	   *relname;
+	char		relkind;		/* r, p, m, f, v, S */
+	int64		bytes_main;		/* main fork */
+	int64		bytes_table;	/* with TOAST */
+	char	   *columns;		/* quoted list, generated columns left out */
+	char	   *all_columns;	/* quoted list of every column */
+	char	   *root_nsp;		/* partition root, or NULL */
+	char	   *root_rel;
+	char	   *owner_nsp;		/* table owning this sequence, or NULL */
+	char	   *owner_rel;
+	bool		in_scope;
+} SourceRel;
+
+/* A table name from a filter: relname, with nspname or NULL for any. */
+typedef struct QualName
+{
+	char	   *nspname;
+	char	   *relname;
+	char	   *given;			/* as the user wrote it */
+	bool		matched;
+} QualName;
+
+typedef struct IngestFilters
+{
+	List	   *include_schemas;	/* of QualName (relname = schema) */
+	List	   *exclude_schemas;
+	List	   *include_tables;
+	List	   *exclude_tables;
+	List	   *exclude_extensions; /* of char * */
+} IngestFilters;
+
+extern IngestFilters *ingest_filters_from_arrays(ArrayType *include_schemas,
+												 ArrayType *exclude_schemas,
+												 ArrayType *include_tables,
+												 ArrayType *exclude_tables,
+												 ArrayType *exclude_extensions);
+extern IngestFilters *ingest_load_filters(int32 migration_id);
+extern List *ingest_source_relations(PGconn *conn, const char *password);
+extern List *ingest_source_schemas(PGconn *conn, const char *password);
+extern List *ingest_source_extensions(PGconn *conn, const char *password);
+extern void ingest_apply_filters(List *rels, IngestFilters *filters);
+extern void ingest_check_filters(IngestFilters *filters, List *schemas,
+								 List *extensions);
+extern bool ingest_is_table(char relkind);
+extern char *ingest_qualified(const char *nspname, const char *relname);
+extern int	ingest_source_version(PGconn *conn);
+
+#endif							/* PG_INGEST_SOURCE_H */

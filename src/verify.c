@@ -1,0 +1,245 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.c
+ *	  ingest.verify(): compare every table of a migration on the source and
+ *	  on the target.
+ *
+ * Both sides compute, for each table, the exact row count and, in hash
+ * mode, the sum of a 64-bit hash of each row's text (hashtextextended of
+ * ROW(columns)::text): an order-independent hash that streams through the
+ * table in one aggregate, with no sort however big the table is, and that
+ * counts duplicate rows (a sum, not a XOR).  The row text depends on
+ * DateStyle, IntervalStyle, extra_float_digits, TimeZone, bytea_output and
+ * lc_monetary; the source session fixes them (conn.c), and this session
+ * sets the same for the comparison.  The source is read in one REPEATABLE
+ * READ transaction, so all its tables are seen as of one instant.
+ *
+ * Locking: AccessShareLock on each target table while it is read.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "conn.h"
+#include "pg_ingest.h"
+#include "source.h"
+
+PG_FUNCTION_INFO_V1(ingest_verify);
+
+/* the settings that shape a row's text, as conn.c sets them on the source */
+static const char *const row_text_settings[][2] = {
+	{"datestyle", "ISO"},
+	{"intervalstyle", "postgres"},
+	{"extra_float_digits", "3"},
+	{"timezone", "UTC"},
+	{"bytea_output", "hex"},
+	{"lc_monetary", "C"},
+};
+
+static char *
+aggregate_sql(const char *table, const char *columns, bool hash, int version)
+{
+	if (!hash)
+		return psprintf("SELECT count(*), NULL FROM ONLY %s", table);
+	return psprintf("SELECT count(*), COALESCE(sum(pg_catalog.%s(ROW(%s)::text%s)), 0)::text"
+					" FROM ONLY %s",
+					version >= 110000 ? "hashtextextended" : "hashtext",
+					columns, version >= 110000 ? ", 0" : "", table);
+}
+
+/* Count and hash a target table; NULLs when it cannot be read. */
+static void
+target_side(const char *sql, Datum *values, bool *nulls, MemoryContext cxt)
+{
+	MemoryContext old = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(old);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the target table");
+		{
+			char	   *count = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			char	   *hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			MemoryContext spi = MemoryContextSwitchTo(cxt);
+
+			values[2] = Int64GetDatum(strtoll(count, NULL, 10));
+			if (hash)
+				values[4] = CStringGetTextDatum(hash);
+			else
+				nulls[4] = true;
+			MemoryContextSwitchTo(spi);
+		}
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+		nulls[2] = nulls[4] = true;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * ingest.verify(name, mode)
+ *	RETURNS TABLE(table_name, source_rows, target_rows, source_hash,
+ *				  target_hash, status)
+ */
+Datum
+ingest_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	char	   *mode;
+	bool		hash;
+	IngestMigration *m;
+	IngestConnInfo *info;
+	PGconn	   *conn;
+	List	   *tables = NIL;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1];
+	SPITupleTable *tab;
+	uint64		i;
+	int			nestlevel;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	ingest_check_caller();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name and mode must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (strcmp(mode, "hash") != 0 && strcmp(mode, "count") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid mode \"%s\"", mode),
+				 errhint("Use mode => 'hash' (row counts and content hashes) or 'count' (row counts).")));
+	hash = strcmp(mode, "hash") == 0;
+	m = ingest_load_migration_by_name(name, false, false);
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	vals[0] = Int32GetDatum(m->id);
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT DISTINCT nspname, relname FROM ingest.copy_item"
+							   " WHERE migration_id = $1 ORDER BY 1, 2",
+							   1, types, vals, NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		tables = lappend(tables, ingest_qualified(ingest_getstr(tab, i, 1),
+												  ingest_getstr(tab, i, 2)));
+		MemoryContextSwitchTo(old);
+	}
+	ingest_catalog_end();
+
+	info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
+	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
+								   psprintf("pg_ingest %s verify", m->name));
+	nestlevel = NewGUCNestLevel();
+	PG_TRY();
+	{
+		PGresult   *res;
+		ListCell   *lc;
+		int			version = PQserverVersion(conn);
+
+		for (i = 0; i < lengthof(row_text_settings); i++)
+			(void) set_config_option(row_text_settings[i][0], row_text_settings[i][1],
+									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+									 true, 0, false);
+		res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+						  PGRES_COMMAND_OK, "begin a transaction", info->password);
+		PQclear(res);
+
+		foreach(lc, tables)
+		{
+			char	   *table = lfirst(lc);
+			Datum		values[6];
+			bool		nulls[6] = {false};
+			char	   *columns = NULL;
+			bool		match;
+
+			CHECK_FOR_INTERRUPTS();
+			values[0] = CStringGetTextDatum(table);
+
+			/* every column of the source table, in its order */
+			res = ingest_query(conn,
+							   psprintf("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname), ', ' ORDER BY attnum)"
+										" FROM pg_catalog.pg_attribute WHERE attrelid = %s::pg_catalog.regclass"
+										" AND attnum > 0 AND NOT attisdropped",
+										quote_literal_cstr(table)), -1, NULL);
+			if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+				columns = pstrdup(PQgetvalue(res, 0, 0));
+			PQclear(res);
+			if (columns != NULL)
+				res = ingest_query(conn, aggregate_sql(table, columns, hash, version),
+								   -1, NULL);
+			if (columns != NULL && res && PQresultStatus(res) == PGRES_TUPLES_OK)
+			{
+				values[1] = Int64GetDatum(strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+				if (PQgetisnull(res, 0, 1))
+					nulls[3] = true;
+				else
+					values[3] = CStringGetTextDatum(PQgetvalue(res, 0, 1));
+			}
+			else
+			{
+				nulls[1] = nulls[3] = true;
+				if (PQstatus(conn) == CONNECTION_BAD)
+					ingest_report_result_error(conn, res, ERROR, "verify the tables",
+											   info->password);
+				/* an aborted transaction: start another for the next table */
+				PQclear(ingest_query(conn, "ROLLBACK", -1, NULL));
+				PQclear(ingest_query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+									 -1, NULL));
+			}
+			if (columns != NULL)
+				PQclear(res);
+
+			if (columns != NULL)
+				target_side(aggregate_sql(table, columns, hash, version),
+							values, nulls, cxt);
+			else
+				nulls[2] = nulls[4] = true;
+
+			match = !nulls[1] && !nulls[2] &&
+				DatumGetInt64(values[1]) == DatumGetInt64(values[2]) &&
+				(!hash || (!nulls[3] && !nulls[4] &&
+						   strcmp(TextDatumGetCString(values[3]),
+								  TextDatumGetCString(values[4])) == 0));
+			values[5] = CStringGetTextDatum(match ? "MATCH" : "MISMATCH");
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	PG_FINALLY();
+	{
+		ingest_disconnect(conn);
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, nestlevel);
+	return (Datum) 0;
+}

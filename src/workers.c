@@ -1,0 +1,512 @@
+/*-------------------------------------------------------------------------
+ *
+ * workers.c
+ *	  The shared-memory slots of migrations and workers, and the launching
+ *	  of background workers.
+ *
+ * A migration gets a slot when ingest.start (or the database scan after a
+ * restart) asks for it; the slot is "reserved" until that transaction
+ * commits, then the supervisor launches its coordinator.  A transaction
+ * that aborts gives the slot back.  The coordinator launches the copy and
+ * index workers itself; every worker claims a worker slot at start, which
+ * the views read, and frees it on exit.
+ *
+ * Locking: IngestShared->lock in exclusive mode to change a slot, shared to
+ * read several fields together.  The atomics of a worker slot are written by
+ * that worker only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "pg_ingest.h"
+
+IngestWorkerSlot *MyIngestWorker = NULL;
+
+/* What the bgw_extra of every worker carries. */
+typedef struct IngestWorkerArgs
+{
+	Oid			dboid;
+	int32		migration_id;
+	Oid			owner;
+	int32		job;
+} IngestWorkerArgs;
+
+/*
+ * Slots to act on when the current transaction ends.  LAUNCH (ingest.start):
+ * on commit the supervisor launches the coordinator, on abort the slot is
+ * released.  STOP (ingest.abort): on commit the slot is done with, on abort
+ * the supervisor may launch the coordinator again.
+ */
+typedef enum PendingAction
+{
+	PENDING_LAUNCH,
+	PENDING_STOP
+} PendingAction;
+
+typedef struct PendingSlot
+{
+	int			slot;
+	PendingAction action;
+} PendingSlot;
+
+static List *pending_slots = NIL;
+static bool xact_callback_registered = false;
+
+static void ingest_xact_callback(XactEvent event, void *arg);
+
+/*
+ * ingest_reserve_migration_slot
+ *		Claim a migration slot for (dboid, migration_id).
+ *
+ * The slot stays reserved, launching nothing, until ingest_launch_at_commit()
+ * says what to do with it.  An existing slot of the same migration is
+ * returned as it is.  Errors out when all pg_ingest.max_migrations are taken.
+ */
+int
+ingest_reserve_migration_slot(Oid dboid, int32 migration_id, Oid owner,
+							  bool must_be_new)
+{
+	int			i;
+	int			free_slot = -1;
+
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < ingest_max_migrations; i++)
+	{
+		IngestMigrationSlot *s = &IngestShared->migrations[i];
+
+		if (s->dboid == dboid && s->migration_id == migration_id)
+		{
+			LWLockRelease(IngestShared->lock);
+			if (must_be_new)
+				elog(ERROR, "migration %d already has a slot", migration_id);
+			return i;
+		}
+		if (s->dboid == InvalidOid && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+	{
+		LWLockRelease(IngestShared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many migrations in progress"),
+				 errdetail("pg_ingest.max_migrations = %d migrations are running already.",
+						   ingest_max_migrations),
+				 errhint("Wait for one to finish or abort it, or raise pg_ingest.max_migrations (restart needed).")));
+	}
+	{
+		IngestMigrationSlot *s = &IngestShared->migrations[free_slot];
+
+		s->dboid = dboid;
+		s->migration_id = migration_id;
+		s->owner = owner;
+		s->launch = false;
+		s->stop = false;
+		s->terminal = false;
+		s->reserved = true;
+		s->restarts = 0;
+		s->next_launch = 0;
+		s->coordinator_pid = 0;
+		s->copy_rate = 0;
+		pg_atomic_write_u64(&s->bytes_received, 0);
+	}
+	LWLockRelease(IngestShared->lock);
+	return free_slot;
+}
+
+/*
+ * ingest_launch_at_commit
+ *		Have the supervisor launch the slot's coordinator once the current
+ *		transaction commits; release the slot if it aborts.
+ */
+static void
+at_end_of_xact(int slot, PendingAction action)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	PendingSlot *p = palloc(sizeof(PendingSlot));
+
+	p->slot = slot;
+	p->action = action;
+	pending_slots = lappend(pending_slots, p);
+	MemoryContextSwitchTo(old);
+
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(ingest_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+void
+ingest_launch_at_commit(int slot)
+{
+	at_end_of_xact(slot, PENDING_LAUNCH);
+}
+
+/*
+ * ingest_stop_at_commit
+ *		Keep the supervisor from relaunching the slot's coordinator; the
+ *		slot is done with if the current transaction commits.
+ */
+void
+ingest_stop_at_commit(int slot)
+{
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	IngestShared->migrations[slot].stop = true;
+	LWLockRelease(IngestShared->lock);
+	at_end_of_xact(slot, PENDING_STOP);
+}
+
+static void
+ingest_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+	bool		wake = false;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	if (pending_slots == NIL)
+		return;
+
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	foreach(lc, pending_slots)
+	{
+		PendingSlot *p = lfirst(lc);
+		IngestMigrationSlot *s = &IngestShared->migrations[p->slot];
+
+		bool		commit = (event == XACT_EVENT_COMMIT ||
+							  event == XACT_EVENT_PARALLEL_COMMIT);
+
+		if (p->action == PENDING_LAUNCH && commit)
+		{
+			s->reserved = false;
+			s->launch = true;
+			s->stop = false;
+			s->next_launch = 0;
+		}
+		else if (p->action == PENDING_LAUNCH && s->reserved)
+			memset(s, 0, offsetof(IngestMigrationSlot, bytes_received));
+		else if (p->action == PENDING_STOP && commit)
+			s->terminal = true;
+		else if (p->action == PENDING_STOP)
+		{
+			s->stop = false;
+			s->next_launch = 0;
+		}
+		wake = true;
+	}
+	LWLockRelease(IngestShared->lock);
+	list_free_deep(pending_slots);
+	pending_slots = NIL;
+	if (wake)
+		ingest_wake_supervisor();
+}
+
+int
+ingest_find_migration_slot(Oid dboid, int32 migration_id)
+{
+	int			i;
+	int			found = -1;
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	for (i = 0; i < ingest_max_migrations; i++)
+		if (IngestShared->migrations[i].dboid == dboid &&
+			IngestShared->migrations[i].migration_id == migration_id)
+			found = i;
+	LWLockRelease(IngestShared->lock);
+	return found;
+}
+
+/*
+ * ingest_remember_database
+ *		Add a database to those the supervisor scans at server start.
+ */
+void
+ingest_remember_database(Oid dboid)
+{
+	int			i;
+	bool		added = false;
+
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < IngestShared->ndatabases; i++)
+		if (IngestShared->databases[i] == dboid)
+			break;
+	if (i == IngestShared->ndatabases && i < INGEST_MAX_DATABASES)
+	{
+		IngestShared->databases[IngestShared->ndatabases++] = dboid;
+		IngestShared->databases_dirty = true;
+		added = true;
+	}
+	LWLockRelease(IngestShared->lock);
+	if (added)
+		ingest_wake_supervisor();
+}
+
+void
+ingest_wake_supervisor(void)
+{
+	Latch	   *latch;
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	latch = IngestShared->supervisor_latch;
+	LWLockRelease(IngestShared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+const char *
+ingest_worker_kind_name(IngestWorkerKind kind)
+{
+	switch (kind)
+	{
+		case INGEST_WORKER_SCAN:
+			return "scan";
+		case INGEST_WORKER_COORDINATOR:
+			return "coordinator";
+		case INGEST_WORKER_COPY:
+			return "copy";
+		case INGEST_WORKER_INDEX:
+			return "index";
+		case INGEST_WORKER_NONE:
+			break;
+	}
+	return "none";
+}
+
+static const char *
+kind_function(IngestWorkerKind kind)
+{
+	switch (kind)
+	{
+		case INGEST_WORKER_SCAN:
+			return "ingest_scan_main";
+		case INGEST_WORKER_COORDINATOR:
+			return "ingest_coordinator_main";
+		case INGEST_WORKER_COPY:
+			return "ingest_copy_main";
+		case INGEST_WORKER_INDEX:
+			return "ingest_index_main";
+		case INGEST_WORKER_NONE:
+			break;
+	}
+	elog(ERROR, "unknown pg_ingest worker kind %d", (int) kind);
+	return NULL;
+}
+
+/*
+ * ingest_start_worker
+ *		Register a dynamic background worker of pg_ingest.
+ *
+ * migration is the migration slot (or, for a scan, the database index);
+ * the worker connects to dboid as owner (InvalidOid: bootstrap superuser).
+ * Returns false when no background worker slot is free.
+ */
+bool
+ingest_start_worker(IngestWorkerKind kind, int migration, int job,
+					Oid dboid, int32 migration_id, Oid owner,
+					BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker bgw;
+	IngestWorkerArgs args;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "pg_ingest");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "%s", kind_function(kind));
+	if (kind == INGEST_WORKER_COPY || kind == INGEST_WORKER_INDEX)
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest %s %d of migration %d",
+				 ingest_worker_kind_name(kind), job, migration_id);
+	else if (kind == INGEST_WORKER_COORDINATOR)
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest coordinator of migration %d",
+				 migration_id);
+	else
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest scan of database %u", dboid);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "pg_ingest %s", ingest_worker_kind_name(kind));
+	bgw.bgw_main_arg = Int32GetDatum(migration);
+	args.dboid = dboid;
+	args.migration_id = migration_id;
+	args.owner = owner;
+	args.job = job;
+	memcpy(bgw.bgw_extra, &args, sizeof(args));
+	bgw.bgw_notify_pid = MyProcPid;
+
+	return RegisterDynamicBackgroundWorker(&bgw, handle);
+}
+
+static void
+release_worker_slot(int code, Datum arg)
+{
+	IngestWorkerSlot *w = MyIngestWorker;
+
+	if (w == NULL)
+		return;
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	w->pid = 0;
+	w->kind = INGEST_WORKER_NONE;
+	w->latch = NULL;
+	w->item_id = 0;
+	LWLockRelease(IngestShared->lock);
+	MyIngestWorker = NULL;
+}
+
+/*
+ * ingest_attach_worker
+ *		Claim a worker slot for this process, freed at exit.
+ */
+IngestWorkerSlot *
+ingest_attach_worker(IngestWorkerKind kind, int migration, int job)
+{
+	int			i;
+	IngestWorkerSlot *w = NULL;
+
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < IngestShared->nworkers; i++)
+	{
+		if (IngestShared->workers[i].pid == 0)
+		{
+			w = &IngestShared->workers[i];
+			w->pid = MyProcPid;
+			w->kind = kind;
+			w->migration = migration;
+			w->job = job;
+			w->latch = MyLatch;
+			w->item_id = 0;
+			w->item_started = 0;
+			pg_atomic_write_u64(&w->bytes, 0);
+			pg_atomic_write_u64(&w->rows, 0);
+			break;
+		}
+	}
+	LWLockRelease(IngestShared->lock);
+	if (w == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free pg_ingest worker slot")));
+	MyIngestWorker = w;
+	on_shmem_exit(release_worker_slot, (Datum) 0);
+	return w;
+}
+
+/*
+ * ingest_worker_init
+ *		What every dynamic worker of pg_ingest does first: signals, the
+ *		database connection (as the migration's owner), its worker slot.
+ */
+void
+ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
+				   int32 *migration_id_out)
+{
+	IngestWorkerArgs args;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.owner, 0);
+	*slot_out = DatumGetInt32(main_arg);
+	*migration_id_out = args.migration_id;
+	if (kind != INGEST_WORKER_SCAN)
+		ingest_attach_worker(kind, *slot_out, args.job);
+	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+}
+
+/*
+ * ingest_signal_workers
+ *		Send signo to the workers of a migration slot (kind NONE: all).
+ */
+int
+ingest_signal_workers(int migration, IngestWorkerKind kind, int signo,
+					  bool exclude_self)
+{
+	int			i;
+	int			n = 0;
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	for (i = 0; i < IngestShared->nworkers; i++)
+	{
+		IngestWorkerSlot *w = &IngestShared->workers[i];
+
+		if (w->pid == 0 || w->migration != migration ||
+			w->kind == INGEST_WORKER_SCAN ||
+			(kind != INGEST_WORKER_NONE && w->kind != kind) ||
+			(exclude_self && w->pid == MyProcPid))
+			continue;
+		if (kill(w->pid, signo) == 0)
+			n++;
+	}
+	LWLockRelease(IngestShared->lock);
+	return n;
+}
+
+/*
+ * ingest_wait_workers_gone
+ *		Wait until no worker but this process holds a slot of the migration.
+ */
+bool
+ingest_wait_workers_gone(int migration, long timeout_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   timeout_ms);
+
+	for (;;)
+	{
+		int			i;
+		bool		any = false;
+
+		LWLockAcquire(IngestShared->lock, LW_SHARED);
+		for (i = 0; i < IngestShared->nworkers && !any; i++)
+		{
+			IngestWorkerSlot *w = &IngestShared->workers[i];
+
+			any = (w->pid != 0 && w->pid != MyProcPid &&
+				   w->migration == migration && w->kind != INGEST_WORKER_SCAN);
+		}
+		LWLockRelease(IngestShared->lock);
+		if (!any)
+			return true;
+		if (GetCurrentTimestamp() >= deadline)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 50L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Set the latches of a migration's workers of one kind (NONE: all). */
+void
+ingest_wake_workers(int migration, IngestWorkerKind kind)
+{
+	int			i;
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	for (i = 0; i < IngestShared->nworkers; i++)
+	{
+		IngestWorkerSlot *w = &IngestShared->workers[i];
+
+		if (w->pid != 0 && w->migration == migration && w->latch &&
+			(kind == INGEST_WORKER_NONE || w->kind == kind))
+			SetLatch(w->latch);
+	}
+	LWLockRelease(IngestShared->lock);
+}
