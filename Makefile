@@ -29,7 +29,7 @@ EXTRA_CLEAN = META.json.tmp
 PG_CPPFLAGS = -I$(libpq_srcdir) -I$(srcdir)/src -DPG_INGEST_VERSION=\"$(EXTVERSION)\"
 SHLIB_LINK = $(libpq)
 
-REGRESS = preflight
+REGRESS = preflight full_load
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.generated.conf
 TAP_TESTS = 1
 EXTRA_CLEAN += test/regress.generated.conf
@@ -60,7 +60,7 @@ installcheck: test/regress.generated.conf
 
 # The library is preloaded in the main regression instance; this second,
 # small instance runs without it, for the not-preloaded error.
-installcheck: installcheck-nopreload
+installcheck: $(if $(SKIP_NOPRELOAD),,installcheck-nopreload)
 installcheck-nopreload:
 	$(pg_regress_installcheck) --temp-instance=tmp_check_nopreload \
 		--temp-config=$(srcdir)/test/nopreload.conf \

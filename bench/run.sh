@@ -3,7 +3,7 @@
 # its peers, each into a fresh database of the same target cluster.
 #
 #   bench/run.sh [--scale N] [--jobs N] [--split SIZE] [--only LIST]
-#                [--mixed-rows N] [--timeout SECONDS] [--keep]
+#                [--mixed-rows N] [--repeat N] [--timeout SECONDS] [--keep]
 #
 #   --scale N        pgbench scale of the source (default 50: 640 MB of
 #                    pgbench_accounts, ~750 MB with its index)
@@ -16,6 +16,8 @@
 #                    --split-tables-larger-than (default 128MB, so that
 #                    pgbench_accounts is split at scale 50)
 #   --only LIST      comma-separated subset of: pg_ingest,pgcopydb,pg_dump,native
+#   --repeat N       run every tool N times, taking turns, and report the
+#                    median (default 1)
 #   --timeout SEC    wall-clock limit of each tool run (default 1800)
 #   --keep           keep the target databases (dropped after each run otherwise)
 #
@@ -53,6 +55,7 @@ JOBS=2
 SPLIT=128MB
 ONLY=$(IFS=,; echo "${ALL_TOOLS[*]}")
 TOOL_TIMEOUT=1800
+REPEAT=1
 KEEP_DBS=0
 
 usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
@@ -65,12 +68,13 @@ while [ $# -gt 0 ]; do
 	--split) SPLIT=$2; shift 2 ;;
 	--only) ONLY=$2; shift 2 ;;
 	--timeout) TOOL_TIMEOUT=$2; shift 2 ;;
+	--repeat) REPEAT=$2; shift 2 ;;
 	--keep) KEEP_DBS=1; shift ;;
 	-h | --help) usage 0 ;;
 	*) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
 	esac
 done
-for n in "$SCALE" "$JOBS" "$TOOL_TIMEOUT"; do
+for n in "$SCALE" "$JOBS" "$TOOL_TIMEOUT" "$REPEAT"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "not a positive integer: $n" >&2; exit 2; }
 done
 MIXED_ROWS=${MIXED_ROWS:-$((2000 * SCALE))}
@@ -125,7 +129,8 @@ cleanup() {
 	exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Settings identical on both clusters and for every tool.  fsync is already
 # off (start_cluster).  The target keeps its default wal_level (replica).
@@ -191,6 +196,18 @@ target_crashed() {
 	return 0
 }
 
+# A tool that crashed the target server (a background worker killed by a
+# signal, or no recovery) gets it replaced by a fresh one, same settings, so
+# that the next tools are measured on a healthy server.
+reset_target() {
+	echo "the target server crashed during the run: replacing it with a fresh cluster"
+	cp "$WORK/target/server.log" "$LOG_DIR/target-server.crashed.$(date +%s).log"
+	stop_cluster_surely "$WORK/target" immediate
+	rm -rf "$WORK/target"
+	start_cluster "$WORK/target" "$TGT_PORT" "$(target_conf; tuning)" || cluster_failed target
+	tgt_psql -d postgres -c "CREATE ROLE migrator"
+}
+
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -204,20 +221,9 @@ CREATE ROLE migrator LOGIN REPLICATION PASSWORD '$MIGRATOR_PASSWORD';
 CREATE DATABASE bench OWNER migrator;
 SQL
 # The objects' owner must exist on the target for every tool to restore
-# ownership as on the source: create it there once, for all tools.
+# ownership as on the source: create it there once, for all tools (and
+# again in reset_target).
 tgt_psql -d postgres -c "CREATE ROLE migrator"
-
-# A tool that crashed the target server (a background worker killed by a
-# signal, or no recovery) gets it replaced by a fresh one, same settings, so
-# that the next tools are measured on a healthy server.
-reset_target() {
-	echo "the target server crashed during the run: replacing it with a fresh cluster"
-	cp "$WORK/target/server.log" "$LOG_DIR/target-server.crashed.$(date +%s).log"
-	stop_cluster_surely "$WORK/target" immediate
-	rm -rf "$WORK/target"
-	start_cluster "$WORK/target" "$TGT_PORT" "$(target_conf; tuning)" || cluster_failed target
-	tgt_psql -d postgres -c "CREATE ROLE migrator"
-}
 
 t0=$(now)
 as_user "$PGBIN/pgbench" -i -q -s "$SCALE" -h "$WORK/source" -p "$SRC_PORT" -U migrator bench \
@@ -239,13 +245,28 @@ src_psql -At -d bench -f "$BENCH_DIR/sql/table_hashes.sql" | sort >"$LOG_DIR/sou
 src_psql -At -d bench -f "$BENCH_DIR/sql/sequence_values.sql" | sort >"$LOG_DIR/source.sequences"
 echo "source hashed in $(elapsed "$t0" "$(now)") s: $(wc -l <"$LOG_DIR/source.tables") tables, $(wc -l <"$LOG_DIR/source.sequences") sequences"
 
+# Other work on this machine makes the timings noisy: measure how busy the
+# CPUs are for 2 s while the clusters are idle, and say so.
+cpu_busy_pct() {
+	local cpu a b c idle iowait rest t1 i1
+	read -r cpu a b c idle iowait rest </proc/stat
+	t1=$((a + b + c + idle + iowait)) i1=$((idle + iowait))
+	sleep 2
+	read -r cpu a b c idle iowait rest </proc/stat
+	echo $((100 - 100 * (idle + iowait - i1) / (a + b + c + idle + iowait - t1)))
+}
+BUSY_BEFORE=$(cpu_busy_pct)
+if [ "$BUSY_BEFORE" -gt 10 ]; then
+	echo "WARNING: the CPUs are ${BUSY_BEFORE}% busy before the runs: other processes compete, timings will be noisy"
+fi
+
 # ---------------------------------------------------------------- the tools
 #
 # run_<tool> DB SCRATCH loads the source into the empty target database DB
-# (SCRATCH: an empty directory RUN_USER owns, removed afterwards) and prints "WALL <seconds>" for
-# its timed part.  It runs in a subshell with
-# set -e: any failing command fails the tool.  after_<tool> DB, if defined,
-# cleans up (it runs whether the tool succeeded or not).
+# (SCRATCH: an empty directory RUN_USER owns, removed afterwards) and prints
+# "WALL <seconds>" for its timed part.  It runs in a subshell with set -e:
+# any failing command fails the tool.  after_<tool> DB, if defined, cleans
+# up; it runs whether the tool succeeded or not (unless the target crashed).
 
 run_pg_ingest() {
 	local db=$1 t0 t1 out waited bad
@@ -261,10 +282,14 @@ SELECT ingest.wait('bench', 'completed', '$((DEADLINE - $(date +%s))) seconds');
 SQL
 )
 	t1=$(now)
-	echo "$out"
-	waited=$(echo "$out" | tail -n 1)
+	waited=$(echo "$out" | tail -n 1)	# start() returns void, wait() a bool
+	echo "ingest.wait('bench', 'completed') returned: $waited"
 	tgt_psql -d "$db" -c "SELECT * FROM ingest.status" -c "SELECT * FROM ingest.verify('bench')"
-	case $waited in f | false) echo "ingest.wait did not see 'completed'" >&2; return 1 ;; esac
+	if [ "$waited" != t ]; then
+		echo "ingest.wait returned $waited: the migration did not reach 'completed'" >&2
+		[ "$(date +%s)" -ge $((DEADLINE - 2)) ] && return 124	# timed out
+		return 1
+	fi
 	bad=$(tgt_psql -At -d "$db" -c "SELECT count(*) FROM ingest.verify('bench') v WHERE v.status IS DISTINCT FROM 'MATCH'")
 	[ "$bad" = 0 ] || { echo "ingest.verify: $bad rows not MATCH" >&2; return 1; }
 	echo "WALL $(elapsed "$t0" "$t1")"
@@ -274,7 +299,7 @@ SQL
 # replication slot on the source is dropped.
 after_pg_ingest() {
 	local db=$1
-	tgt_psql -d "$db" -c "SELECT ingest.abort(name) FROM ingest.status WHERE name = 'bench' AND phase NOT IN ('completed', 'aborted')" 2>/dev/null || true
+	tgt_psql -At -d "$db" -c "SELECT 'aborting ' || name, ingest.abort(name) FROM ingest.status WHERE name = 'bench' AND phase NOT IN ('completed', 'aborted')" 2>/dev/null || true
 }
 
 run_pgcopydb() {
@@ -379,10 +404,14 @@ drop_leftover_slots() {
 
 # ---------------------------------------------------------------- driver
 
-declare -A WALL VERIFIED SEQS
+# bench_tool TOOL RUN: one run of TOOL into a fresh target database.  Sets
+# RUN_WALL (seconds, or FAILED / TIMEOUT / CRASHED), RUN_VERIFIED (yes, NO,
+# or - when the run failed) and RUN_SEQS (sequences equal to the source).
 bench_tool() {
-	local tool=$1 db=bench_$1 log=$LOG_DIR/$1.log scratch status log_from crashed
-	say "${LABEL[$tool]}: into target database $db (log: $log)"
+	local tool=$1 db=bench_$1 name=$1 log scratch status log_from crashed
+	[ "$REPEAT" -gt 1 ] && name=$tool.$2
+	log=$LOG_DIR/$name.log
+	say "${LABEL[$tool]}${REPEAT_TAG:+ ($REPEAT_TAG)}: into target database $db (log: $log)"
 	tgt_psql -d postgres -c "SET client_min_messages = warning" \
 		-c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 	# start from clean buffers on both sides
@@ -404,26 +433,26 @@ bench_tool() {
 	if [ "$status" -eq 0 ] && grep -q '^WALL ' "$log"; then
 		# pg_ingest's own report (ingest.status, ingest.verify) is part of the output
 		[ "$tool" = pg_ingest ] && sed '/^WALL /d; s/^/  | /' "$log"
-		WALL[$tool]=$(sed -n 's/^WALL //p' "$log" | tail -n 1)
-		echo "wall clock: ${WALL[$tool]} s"
-		if verify_tables "$db" "$tool" | tee -a "$log"; then
-			VERIFIED[$tool]=yes
+		RUN_WALL=$(sed -n 's/^WALL //p' "$log" | tail -n 1)
+		echo "wall clock: $RUN_WALL s"
+		if verify_tables "$db" "$name" | tee -a "$log"; then
+			RUN_VERIFIED=yes
 		else
-			VERIFIED[$tool]=NO
+			RUN_VERIFIED=NO
 		fi
-		SEQS[$tool]=$(verify_sequences "$db" "$tool")
-		echo "sequences equal to the source: ${SEQS[$tool]}"
+		RUN_SEQS=$(verify_sequences "$db" "$name")
+		echo "sequences equal to the source: $RUN_SEQS"
 	else
 		if [ "$crashed" = 1 ]; then
-			WALL[$tool]=CRASHED
+			RUN_WALL=CRASHED
 		elif [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-			WALL[$tool]=TIMEOUT
+			RUN_WALL=TIMEOUT
 		else
-			WALL[$tool]=FAILED
+			RUN_WALL=FAILED
 		fi
-		VERIFIED[$tool]=-
-		SEQS[$tool]=-
-		echo "${WALL[$tool]} (exit status $status); end of $log:"
+		RUN_VERIFIED=-
+		RUN_SEQS=-
+		echo "$RUN_WALL (exit status $status); end of $log:"
 		tail -n 25 "$log" | sed 's/^/  | /'
 		echo "errors in the target's server log during the run:"
 		tail -c +"$((log_from + 1))" "$WORK/target/server.log" |
@@ -435,25 +464,51 @@ bench_tool() {
 		return
 	fi
 	if [ "$KEEP_DBS" = 1 ]; then
-		echo "kept target database $db"
+		echo "kept target database $db (the next run of $tool replaces it)"
 	else
 		tgt_psql -d postgres -c "DROP DATABASE $db WITH (FORCE)"
 	fi
 }
 
-for tool in "${TOOLS[@]}"; do
-	bench_tool "$tool"
+# Per tool, over all runs: TIMES (the wall clocks), FAIL (the first failure),
+# VERIFIED (yes only if every run was), SEQS (of the last run).  With
+# --repeat, the tools take turns, so that a slow phase of the machine does
+# not fall on one tool only.
+declare -A TIMES FAIL VERIFIED SEQS
+for run in $(seq "$REPEAT"); do
+	REPEAT_TAG=
+	[ "$REPEAT" -gt 1 ] && REPEAT_TAG="run $run of $REPEAT"
+	for tool in "${TOOLS[@]}"; do
+		bench_tool "$tool" "$run"
+		if [[ $RUN_WALL =~ ^[0-9.]+$ ]]; then
+			TIMES[$tool]="${TIMES[$tool]:-} $RUN_WALL"
+		else
+			FAIL[$tool]=${FAIL[$tool]:-$RUN_WALL}
+		fi
+		case ${VERIFIED[$tool]:-yes},$RUN_VERIFIED in
+		yes,yes) VERIFIED[$tool]=yes ;;
+		NO,* | *,NO) VERIFIED[$tool]=NO ;;
+		*) VERIFIED[$tool]=- ;;
+		esac
+		SEQS[$tool]=$RUN_SEQS
+	done
 done
 
 # ---------------------------------------------------------------- report
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A WALL
+for tool in "${TOOLS[@]}"; do
+	WALL[$tool]=${FAIL[$tool]:-$(median <<<"${TIMES[$tool]}")}
+done
 
 base=${WALL[pg_ingest]:-}
 [[ $base =~ ^[0-9.]+$ ]] || base=
 {
 	say "results"
 	echo "source: pgbench scale $SCALE + schema mixed (up to $MIXED_ROWS rows a table); $SRC_TABLES tables, database size $SRC_SIZE, pgbench_accounts $SRC_ACCOUNTS"
-	echo "jobs: $JOBS table + $JOBS index jobs; split tables larger than $SPLIT; timeout ${TOOL_TIMEOUT}s per tool"
-	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GB RAM; PostgreSQL $("$PGBIN/postgres" -V | awk '{ print $3 }'); $(pgcopydb --version 2>/dev/null | head -n 1)"
+	echo "jobs: $JOBS table + $JOBS index jobs; split tables larger than $SPLIT; timeout ${TOOL_TIMEOUT}s per tool; $REPEAT run(s) each"
+	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GB RAM, ${BUSY_BEFORE}% busy before the runs; PostgreSQL $("$PGBIN/postgres" -V | awk '{ print $3 }'); $(pgcopydb --version 2>/dev/null | head -n 1)"
 	echo
 	printf '%-26s %8s   %-20s %-9s %s\n' tool wall_s ratio_to_pg_ingest verified sequences
 	for tool in "${TOOLS[@]}"; do
@@ -462,6 +517,13 @@ base=${WALL[pg_ingest]:-}
 		[ -n "$base" ] && [[ $wall =~ ^[0-9.]+$ ]] && ratio=$(awk -v a="$wall" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
 		printf '%-26s %8s   %8s             %-9s %s\n' "${LABEL[$tool]}" "$wall" "$ratio" "${VERIFIED[$tool]}" "${SEQS[$tool]}"
 	done
+	if [ "$REPEAT" -gt 1 ]; then
+		echo
+		echo "wall_s is the median of the successful runs; all runs:"
+		for tool in "${TOOLS[@]}"; do
+			printf '  %-26s%s%s\n' "${LABEL[$tool]}" "${TIMES[$tool]:-}" "${FAIL[$tool]:+ (and ${FAIL[$tool]})}"
+		done
+	fi
 	echo
 	echo "notes:"
 	echo "- wall_s: pg_ingest from ingest.start() to ingest.wait() returning; pg_dump and"
@@ -475,6 +537,6 @@ base=${WALL[pg_ingest]:-}
 
 failed=0
 for tool in "${TOOLS[@]}"; do
-	[ "${VERIFIED[$tool]}" = yes ] || failed=1
+	[ "${VERIFIED[$tool]}" = yes ] && [ -z "${FAIL[$tool]:-}" ] || failed=1
 done
 exit "$failed"

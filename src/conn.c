@@ -502,9 +502,35 @@ ingest_connect(IngestConnInfo *info, IngestConnKind kind, const char *appname,
 
 	if (failure == NULL && status != PGRES_POLLING_OK)
 		failure = ingest_conn_error(conn);
+
 	if (failure == NULL && info->require_password &&
 		!PQconnectionUsedPassword(conn))
 		failure = pstrdup("password is required: the source did not ask for the password, and non-superusers may only connect with one");
+
+	/*
+	 * libpq, here inside the server, sends PGTZ and PGDATESTYLE from the
+	 * server's environment after the "options" above, and they win: set
+	 * the two that shape values' text once more.
+	 */
+	if (failure == NULL)
+	{
+		PGresult   *volatile res = NULL;
+
+		PG_TRY();
+		{
+			res = ingest_query(conn, "SET DateStyle = ISO; SET TimeZone = UTC",
+							   ingest_connect_timeout * 1000L, NULL);
+		}
+		PG_CATCH();
+		{
+			libpqsrv_disconnect(conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+			failure = ingest_result_message(conn, res, NULL);
+		PQclear(res);
+	}
 
 	if (failure != NULL)
 	{

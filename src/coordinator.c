@@ -396,7 +396,7 @@ phase_starting(void)
 						  PGRES_TUPLES_OK, "read the block size", info->password);
 		block_size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		PQclear(res);
-		rels = ingest_source_relations(conn, info->password);
+		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
 		sequences = sequence_items(conn, rels);
 		matviews = populated_matviews(conn);
@@ -480,7 +480,7 @@ load_post_data(void)
 	conn = snapshot_session();
 	PG_TRY();
 	{
-		rels = ingest_source_relations(conn, info->password);
+		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
 	}
 	PG_FINALLY();
@@ -537,10 +537,17 @@ launch(IngestWorkerKind kind, BackgroundWorkerHandle **handles, int want)
 
 	for (i = 0; i < Min(want, INGEST_MAX_JOBS); i++)
 	{
+		MemoryContext old;
+		bool		started;
+
 		if (handles[i] != NULL)
 			continue;
-		if (!ingest_start_worker(kind, my_slot, i + 1, MyDatabaseId, m->id,
-								 m->owner, &handles[i]))
+		/* the handle lives as long as the worker, across phases */
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		started = ingest_start_worker(kind, my_slot, i + 1, MyDatabaseId, m->id,
+									  m->owner, &handles[i]);
+		MemoryContextSwitchTo(old);
+		if (!started)
 		{
 			handles[i] = NULL;
 			if (!warned)

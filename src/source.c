@@ -159,7 +159,7 @@ ingest_load_filters(int32 migration_id)
  *		(and snapshot) the connection is in.
  */
 List *
-ingest_source_relations(PGconn *conn, const char *password)
+ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 {
 	int			version = PQserverVersion(conn);
 	char	   *sql;
@@ -168,8 +168,8 @@ ingest_source_relations(PGconn *conn, const char *password)
 	int			i;
 
 	sql = psprintf("SELECT n.nspname, c.relname, c.relkind,"
-				   " CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
-				   " CASE WHEN c.relkind IN ('r', 'm') THEN pg_catalog.pg_table_size(c.oid) ELSE 0 END,"
+				   " CASE WHEN %s AND c.relkind IN ('r', 'm') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
+				   " CASE WHEN %s AND c.relkind IN ('r', 'm') THEN pg_catalog.pg_table_size(c.oid) ELSE 0 END,"
 				   " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
 				   "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
 				   "  AND NOT a.attisdropped%s),"
@@ -195,6 +195,7 @@ ingest_source_relations(PGconn *conn, const char *password)
 				   "   WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
 				   "   AND e.objid = c.oid AND e.deptype = 'e')"
 				   " ORDER BY 1, 2",
+				   with_sizes ? "true" : "false", with_sizes ? "true" : "false",
 				   version >= 120000 ? " AND a.attgenerated = ''" : "",
 				   version >= 120000 ?
 				   "c.relispartition AND r.oid = pg_catalog.pg_partition_root(c.oid)" :

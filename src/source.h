@@ -53,7 +53,8 @@ extern IngestFilters *ingest_filters_from_arrays(ArrayType *include_schemas,
 												 ArrayType *exclude_tables,
 												 ArrayType *exclude_extensions);
 extern IngestFilters *ingest_load_filters(int32 migration_id);
-extern List *ingest_source_relations(PGconn *conn, const char *password);
+extern List *ingest_source_relations(PGconn *conn, bool with_sizes,
+									 const char *password);
 extern List *ingest_source_schemas(PGconn *conn, const char *password);
 extern List *ingest_source_extensions(PGconn *conn, const char *password);
 extern void ingest_apply_filters(List *rels, IngestFilters *filters);

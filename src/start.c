@@ -261,7 +261,7 @@ ingest_start(PG_FUNCTION_ARGS)
 								   psprintf("pg_ingest %s start", name));
 	PG_TRY();
 	{
-		rels = ingest_source_relations(conn, info->password);
+		rels = ingest_source_relations(conn, false, info->password);
 		schemas = ingest_source_schemas(conn, info->password);
 		extensions = ingest_source_extensions(conn, info->password);
 	}
