@@ -553,11 +553,17 @@ ingest_connect_or_error(IngestConnInfo *info, IngestConnKind kind,
 	PGconn	   *conn = ingest_connect(info, kind, appname, &msg);
 
 	if (conn == NULL)
+	{
+		/* libpq's first line says why; the rest (a hint) goes to the detail */
+		char	   *nl = strchr(msg, '\n');
+		char	   *first = nl ? pnstrdup(msg, nl - msg) : msg;
+
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to the source"),
-				 errdetail_internal("%s", msg),
+				 errmsg("could not connect to the source: %s", first),
+				 nl ? errdetail_internal("%s", msg) : 0,
 				 errhidestmt(true)));
+	}
 	return conn;
 }
 

@@ -8,13 +8,15 @@ package IngestTest;
 use strict;
 use warnings;
 
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(
-  plugin_conf new_target new_source poll_until source_connstr
+  plugin_conf new_target new_source poll_until source_connstr create_db
+  run_sql_file table_hashes wait_phase
 );
 use Exporter 'import';
 
@@ -65,9 +67,58 @@ sub new_source
 	$node->start;
 	$node->safe_psql('postgres',
 		"SET log_statement = 'none'; SET password_encryption = 'scram-sha-256';"
-		  . " CREATE ROLE migrator LOGIN REPLICATION PASSWORD 'S3cret-Pass';"
-		  . " CREATE DATABASE app OWNER migrator;");
+		  . " CREATE ROLE migrator LOGIN REPLICATION PASSWORD 'S3cret-Pass';");
+	create_db($node, 'app', 'migrator');
 	return $node;
+}
+
+# A UTF8 database (the clusters' default encoding depends on LANG).
+sub create_db
+{
+	my ($node, $db, $owner) = @_;
+	$node->safe_psql('postgres',
+		"CREATE DATABASE \"$db\" ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0"
+		  . ($owner ? " OWNER $owner" : ''));
+}
+
+# Run an SQL file on a node's database, as a given role.
+sub run_sql_file
+{
+	my ($node, $db, $file, $role) = @_;
+	my $connstr = $node->connstr($db) . ($role ? " user=$role" : '');
+	my ($stdout, $stderr);
+	my $ok = IPC::Run::run(
+		[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $connstr, '-f', $file ],
+		'>', \$stdout, '2>', \$stderr);
+	die "psql -f $file failed: $stderr" unless $ok;
+}
+
+# Per table, "name|count|hash" of its rows, independent of pg_ingest's own
+# verification: md5 of every row's text, sorted.
+sub table_hashes
+{
+	my ($node, $db, $tables) = @_;
+	my %h;
+	for my $t (@$tables)
+	{
+		$h{$t} = $node->safe_psql($db,
+			"SELECT count(*) || ':' || COALESCE(md5(string_agg(md5((x.*)::text), '' ORDER BY md5((x.*)::text))), '')"
+			  . " FROM ONLY $t AS x");
+	}
+	return \%h;
+}
+
+# Wait for a migration to reach a phase; on failure show its events.
+sub wait_phase
+{
+	my ($node, $db, $name, $phase) = @_;
+	my $ok = poll_until($node, $db,
+		"SELECT phase FROM ingest.status WHERE name = '$name'",
+		$phase, "migration $name to reach $phase");
+	diag($node->safe_psql($db,
+		"SELECT string_agg(format('%s %s %s %s %s', at::time, level, kind, object, message), E'\\n' ORDER BY id)"
+		  . " FROM ingest.events WHERE name = '$name'")) unless $ok;
+	return $ok;
 }
 
 sub source_connstr
