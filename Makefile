@@ -9,6 +9,7 @@ EXTVERSION := $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']
 MODULE_big = pg_ingest
 OBJS = \
 	pg_ingest.o \
+	src/apply.o \
 	src/catalog.o \
 	src/conn.o \
 	src/control.o \
@@ -16,23 +17,29 @@ OBJS = \
 	src/copy.o \
 	src/index.o \
 	src/preflight.o \
+	src/receiver.o \
 	src/schema.o \
 	src/source.o \
+	src/spool.o \
 	src/start.o \
 	src/supervisor.o \
 	src/verify.o \
+	src/wal2json.o \
 	src/workers.o
 
 DATA_built = pg_ingest--$(EXTVERSION).sql
-EXTRA_CLEAN = META.json.tmp
+EXTRA_CLEAN = META.json.tmp .deps
 
 PG_CPPFLAGS = -I$(libpq_srcdir) -I$(srcdir)/src -DPG_INGEST_VERSION=\"$(EXTVERSION)\"
 SHLIB_LINK = $(libpq)
 
-REGRESS = preflight full_load
+REGRESS = preflight full_load cdc
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.generated.conf
 TAP_TESTS = 1
 EXTRA_CLEAN += test/regress.generated.conf
+
+# rebuild what includes a header that changed
+override autodepend = yes
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

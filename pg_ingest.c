@@ -38,6 +38,14 @@ int			ingest_preflight_timeout = 30;
 int			ingest_max_migrations = 4;
 int			ingest_max_retries = 3;
 int			ingest_retry_delay = 1000;
+int			ingest_index_parallel_workers = 0;
+int			ingest_spool_max_size = 10240;
+int			ingest_spool_sync_interval = 1000;
+int			ingest_caught_up_threshold = 5;
+int			ingest_apply_batch_size = 100;
+int			ingest_apply_batch_delay = 200;
+int			ingest_sequence_margin = 0;
+bool		ingest_drop_slot_at_stop = true;
 
 IngestSharedState *IngestShared = NULL;
 
@@ -90,6 +98,70 @@ _PG_init(void)
 							1000, 0, 600000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.index_parallel_workers",
+							"max_parallel_maintenance_workers of the index workers; -1 keeps the server's setting.",
+							"index_jobs already builds several indexes at once, while tables are still copied; parallel workers per index help only with idle cores left.",
+							&ingest_index_parallel_workers,
+							0, -1, 64,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.caught_up_threshold",
+							"Lag under which a migration counts as caught up (ingest.status.caught_up).",
+							"A migration in phase catching_up moves to streaming once its lag is under this.",
+							&ingest_caught_up_threshold,
+							5, 0, 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.spool_max_size",
+							"Largest spool of changes received but not yet applied, per migration.",
+							"Past it, the receiver stops reading and the source keeps its WAL until the applier catches up.",
+							&ingest_spool_max_size,
+							10240, 64, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.spool_sync_interval",
+							"Longest time between two fsyncs of the spool (and flush confirmations to the source).",
+							NULL,
+							&ingest_spool_sync_interval,
+							1000, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.apply_batch_size",
+							"Most source transactions applied in one target transaction.",
+							NULL,
+							&ingest_apply_batch_size,
+							100, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.apply_batch_delay",
+							"Longest time a target transaction gathers source transactions before it commits.",
+							NULL,
+							&ingest_apply_batch_delay,
+							200, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.sequence_margin",
+							"Added to every sequence's value when it is set at the stop of a migration with change data capture.",
+							NULL,
+							&ingest_sequence_margin,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_ingest.drop_slot_at_stop",
+							 "Whether a migration drops its replication slot on the source when it stops.",
+							 "Off keeps it (with the origin and the spool) until ingest.cleanup().",
+							 &ingest_drop_slot_at_stop,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
 	{
@@ -173,7 +245,7 @@ ingest_shmem_startup(void)
 		IngestShared->workers = (IngestWorkerSlot *) p;
 		IngestShared->nworkers = ingest_worker_slots();
 		for (i = 0; i < ingest_max_migrations; i++)
-			pg_atomic_init_u64(&IngestShared->migrations[i].bytes_received, 0);
+			ingest_clear_migration_slot(&IngestShared->migrations[i], true);
 		for (i = 0; i < IngestShared->nworkers; i++)
 		{
 			pg_atomic_init_u64(&IngestShared->workers[i].bytes, 0);

@@ -19,7 +19,8 @@
 #   --repeat N       run every tool N times, taking turns, and report the
 #                    median (default 1)
 #   --timeout SEC    wall-clock limit of each tool run (default 1800)
-#   --keep           keep the target databases (dropped after each run otherwise)
+#   --keep           keep the target databases (dropped after each run
+#                    otherwise); with KEEP=1 to look at them afterwards
 #
 # Environment: KEEP=1 leaves both clusters running at the end.
 #
@@ -36,7 +37,10 @@
 # Works as root (servers and tools then run as the unprivileged user of
 # scripts/lib.sh) or as a user with sudo.
 
+# shellcheck disable=SC2317  # run_<tool> and after_<tool> are called by name
+
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$BENCH_DIR/../scripts/lib.sh"
 
 ALL_TOOLS=(pg_ingest pgcopydb pg_dump native)
@@ -248,13 +252,15 @@ echo "source hashed in $(elapsed "$t0" "$(now)") s: $(wc -l <"$LOG_DIR/source.ta
 # Other work on this machine makes the timings noisy: measure how busy the
 # CPUs are for 2 s while the clusters are idle, and say so.
 cpu_busy_pct() {
-	local cpu a b c idle iowait rest t1 i1
-	read -r cpu a b c idle iowait rest </proc/stat
+	local a b c idle iowait rest t1 i1
+	# cpu  user nice system idle iowait irq ...
+	read -r _ a b c idle iowait rest </proc/stat
 	t1=$((a + b + c + idle + iowait)) i1=$((idle + iowait))
 	sleep 2
-	read -r cpu a b c idle iowait rest </proc/stat
+	read -r _ a b c idle iowait rest </proc/stat
 	echo $((100 - 100 * (idle + iowait - i1) / (a + b + c + idle + iowait - t1)))
 }
+src_psql -d postgres -c CHECKPOINT	# the load's dirty buffers: not someone else's work
 BUSY_BEFORE=$(cpu_busy_pct)
 if [ "$BUSY_BEFORE" -gt 10 ]; then
 	echo "WARNING: the CPUs are ${BUSY_BEFORE}% busy before the runs: other processes compete, timings will be noisy"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # pg_ingest demo: installs what it needs, builds and installs pg_ingest,
 # starts a throwaway source and target cluster on 127.0.0.1, loads a sample
-# database (pgbench plus a few tables of mixed types) into the source, and
-# checks it with ingest.preflight.  Works as root or as a user with sudo.
+# database (pgbench plus a few tables of mixed types) into the source,
+# checks it with ingest.preflight, migrates it with ingest.start (full load),
+# shows ingest.status while it runs, and compares both sides with
+# ingest.verify.  Works as root or as a user with sudo.
 #
 #   ./scripts/demo.sh [scale]        (pgbench scale, default 5)
 #
@@ -65,8 +67,28 @@ SQL
 
 SOURCE="host=127.0.0.1 port=$SRC_PORT user=migrator dbname=shop password=demo-Secret-1"
 
-say "target: CREATE EXTENSION pg_ingest; SELECT * FROM ingest.preflight(...)"
-"${TGT_PSQL[@]}" -d postgres -c "CREATE EXTENSION pg_ingest" \
+say "target: CREATE DATABASE shop; CREATE EXTENSION pg_ingest; SELECT * FROM ingest.preflight(...)"
+"${TGT_PSQL[@]}" -d postgres -q -c "CREATE DATABASE shop"
+"${TGT_PSQL[@]}" -d shop -c "CREATE EXTENSION pg_ingest" \
 	-c "SELECT check_name, status, detail FROM ingest.preflight('$SOURCE')"
 
-say "demo finished"
+say "target: SELECT ingest.start('...', mode => 'full-load', table_jobs => 2, index_jobs => 2)"
+"${TGT_PSQL[@]}" -d shop -c "SELECT ingest.start('$SOURCE', mode => 'full-load', table_jobs => 2, index_jobs => 2, split_tables_larger_than => '32MB')"
+
+say "target: ingest.status while it runs"
+STATUS="SELECT phase, tables_done || '/' || tables_total AS tables, pg_size_pretty(bytes_done) AS copied, progress_pct AS pct, pg_size_pretty(copy_rate_bytes_per_s) || '/s' AS rate, eta, indexes_done || '/' || indexes_total AS indexes FROM ingest.status"
+for _ in $(seq 1 600); do
+	line=$("${TGT_PSQL[@]}" -d shop -At -F ' | ' -c "$STATUS")
+	echo "  $line"
+	case "$line" in completed*|failed*|aborted*) break ;; esac
+	sleep 1
+done
+
+say "target: SELECT * FROM ingest.status"
+"${TGT_PSQL[@]}" -d shop -x -c "SELECT * FROM ingest.status"
+say "target: SELECT * FROM ingest.verify()"
+"${TGT_PSQL[@]}" -d shop -c "SELECT * FROM ingest.verify()"
+mismatches=$("${TGT_PSQL[@]}" -d shop -At -c "SELECT count(*) FROM ingest.verify() WHERE status <> 'MATCH'")
+
+say "demo finished: $mismatches table(s) differ"
+[ "$mismatches" = 0 ]

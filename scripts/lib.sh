@@ -53,10 +53,10 @@ ensure_user() {
 build_and_install() {
 	ensure_user
 	if [ "$(id -u)" -eq 0 ]; then
-		BUILD_DIR=/tmp/pg_ingest-build
-		rm -rf "$BUILD_DIR"
-		mkdir -p "$BUILD_DIR"
-		tar -C "$REPO_DIR" --exclude=.git -cf - . | tar -C "$BUILD_DIR" -xf -
+		# a directory of this run's own: runs side by side do not collide
+		BUILD_DIR=$(mktemp -d /tmp/pg_ingest-build.XXXXXX)
+		chmod 755 "$BUILD_DIR"
+		tar -C "$REPO_DIR" --exclude=.git --exclude=./bench/work -cf - . | tar -C "$BUILD_DIR" -xf -
 		chown -R "$RUN_USER" "$BUILD_DIR"
 	else
 		BUILD_DIR=$REPO_DIR
@@ -98,8 +98,10 @@ HBA
 	as_user "$PGBIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w start >/dev/null
 }
 
+# Stop a cluster: fast, then immediate if it does not go.
 stop_cluster() {
-	as_user "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1 || true
+	as_user "$PGBIN/pg_ctl" -D "$1" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+		as_user "$PGBIN/pg_ctl" -D "$1" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
 }
 
 # Settings a source needs: logical decoding with wal2json.

@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
@@ -157,13 +158,19 @@ dupstr(MemoryContext cxt, const char *s)
 #define MIGRATION_COLUMNS \
 	"id, name, owner, source, source_display, mode, schema_mode, table_jobs," \
 	" index_jobs, split_bytes, phase, slot_name, snapshot_name, snapshot_lsn," \
-	" postdata_loaded, restarts"
+	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase"
+
+static XLogRecPtr
+lsn_value(const char *s)
+{
+	return s ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(s))) :
+		InvalidXLogRecPtr;
+}
 
 static IngestMigration *
 migration_from_row(SPITupleTable *tab, MemoryContext cxt)
 {
 	IngestMigration *m = MemoryContextAllocZero(cxt, sizeof(IngestMigration));
-	char	   *lsn;
 
 	m->id = (int32) ingest_getint(tab, 0, 1, 0);
 	m->name = dupstr(cxt, ingest_getstr(tab, 0, 2));
@@ -178,11 +185,12 @@ migration_from_row(SPITupleTable *tab, MemoryContext cxt)
 	m->phase = dupstr(cxt, ingest_getstr(tab, 0, 11));
 	m->slot_name = dupstr(cxt, ingest_getstr(tab, 0, 12));
 	m->snapshot_name = dupstr(cxt, ingest_getstr(tab, 0, 13));
-	lsn = ingest_getstr(tab, 0, 14);
-	m->snapshot_lsn = lsn ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in,
-															CStringGetDatum(lsn))) : InvalidXLogRecPtr;
+	m->snapshot_lsn = lsn_value(ingest_getstr(tab, 0, 14));
 	m->postdata_loaded = ingest_getbool(tab, 0, 15);
 	m->restarts = (int) ingest_getint(tab, 0, 16, 0);
+	m->slot_lsn = lsn_value(ingest_getstr(tab, 0, 17));
+	m->stop_lsn = lsn_value(ingest_getstr(tab, 0, 18));
+	m->resume_phase = dupstr(cxt, ingest_getstr(tab, 0, 19));
 	return m;
 }
 
@@ -315,6 +323,7 @@ ingest_set_phase(IngestMigration *m, const char *phase)
 	ingest_event(m->id, "INFO", "phase", NULL,
 				 psprintf("phase %s", phase),
 				 old ? psprintf("previous phase: %s", old) : NULL);
+	ingest_notify(m, "phase", psprintf("phase %s", phase));
 }
 
 /*
@@ -328,12 +337,70 @@ ingest_fail_migration(IngestMigration *m, const char *message)
 	Datum		vals[2] = {Int32GetDatum(m->id), CStringGetTextDatum(message)};
 
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET phase = 'failed',"
-						" updated_at = now() WHERE id = $1",
+	ingest_catalog_exec("UPDATE ingest.migration SET resume_phase = CASE WHEN phase"
+						"  NOT IN ('failed', 'paused') THEN phase ELSE resume_phase END,"
+						" phase = 'failed', updated_at = now() WHERE id = $1",
 						2, types, vals, NULL);
 	ingest_catalog_end();
 	m->phase = MemoryContextStrdup(TopMemoryContext, "failed");
 	ingest_event(m->id, "ERROR", "failure", NULL, message, NULL);
+	ingest_notify(m, "failed", message);
+}
+
+/* ingest_event in a transaction of its own (workers between transactions). */
+void
+ingest_event_tx(int32 migration_id, const char *level, const char *kind,
+				const char *object, const char *message, const char *detail)
+{
+	ingest_xact_start();
+	ingest_event(migration_id, level, kind, object, message, detail);
+	ingest_xact_commit();
+}
+
+/*
+ * ingest_notify_payload
+ *		{"name":..,"phase":..,"event":..,"lsn":..,"message":..}: what
+ *		ingest_notify sends.
+ */
+char *
+ingest_notify_payload(const char *name, const char *phase, const char *event,
+					  XLogRecPtr lsn, const char *message)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"name\":");
+	escape_json(&buf, name);
+	appendStringInfoString(&buf, ",\"phase\":");
+	escape_json(&buf, phase);
+	appendStringInfoString(&buf, ",\"event\":");
+	escape_json(&buf, event);
+	appendStringInfoString(&buf, ",\"lsn\":");
+	if (lsn != InvalidXLogRecPtr)
+		appendStringInfo(&buf, "\"%X/%X\"", LSN_FORMAT_ARGS(lsn));
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoString(&buf, ",\"message\":");
+	/* NOTIFY payloads stop short of 8000 bytes */
+	escape_json(&buf, strlen(message) > 1000 ? psprintf("%.1000s...", message) : message);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * ingest_notify
+ *		NOTIFY pg_ingest with the payload above when the current transaction
+ *		commits: phase changes, caught up, failures, for scripts that LISTEN.
+ */
+void
+ingest_notify(IngestMigration *m, const char *event, const char *message)
+{
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	int			slot = IngestShared ? ingest_find_migration_slot(MyDatabaseId, m->id) : -1;
+
+	if (slot >= 0)
+		lsn = pg_atomic_read_u64(&IngestShared->migrations[slot].applied_lsn);
+	Async_Notify("pg_ingest", ingest_notify_payload(m->name, m->phase, event, lsn, message));
 }
 
 /*
@@ -402,4 +469,15 @@ ingest_xact_abort(void)
 	ingest_catalog_reset();
 	if (xact_caller_context)
 		MemoryContextSwitchTo(xact_caller_context);
+}
+
+/*
+ * ingest_origin_name
+ *		The replication origin of a migration.  Origins belong to the
+ *		cluster, so the name carries the database.
+ */
+char *
+ingest_origin_name(IngestMigration *m)
+{
+	return psprintf("pg_ingest_%u_%d", MyDatabaseId, m->id);
 }

@@ -18,16 +18,27 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "replication/origin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "conn.h"
 #include "pg_ingest.h"
+#include "spool.h"
 
 PG_FUNCTION_INFO_V1(ingest_wait);
 PG_FUNCTION_INFO_V1(ingest_abort);
 PG_FUNCTION_INFO_V1(ingest_live);
+PG_FUNCTION_INFO_V1(ingest_stop_at);
+PG_FUNCTION_INFO_V1(ingest_cutover);
+PG_FUNCTION_INFO_V1(ingest_cleanup);
+PG_FUNCTION_INFO_V1(ingest_pause);
+PG_FUNCTION_INFO_V1(ingest_resume);
+PG_FUNCTION_INFO_V1(ingest_stream);
+PG_FUNCTION_INFO_V1(ingest_notification);
 
 static const char *const known_phases[] = {
 	"starting", "schema", "copying", "indexing", "finalizing", "catching_up",
@@ -145,6 +156,22 @@ ingest_abort(PG_FUNCTION_ARGS)
 					 errhint("Try again; pg_stat_activity shows them as \"pg_ingest ...\".")));
 	}
 
+	/* what it made on the source, and its origin and spool here */
+	if (m->slot_name)
+	{
+		IngestConnInfo *info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
+		char	   *error = NULL;
+
+		if (ingest_drop_source_slot(m, info, &error))
+			ingest_drop_local(m);
+		else
+			ereport(WARNING,
+					(errmsg("could not drop replication slot \"%s\" on the source: %s",
+							m->slot_name, error),
+					 errhint("The source keeps its WAL for that slot: run ingest.cleanup('%s') once it is reachable.",
+							 name)));
+	}
+
 	vals[0] = Int32GetDatum(m->id);
 	ingest_catalog_begin();
 	ingest_catalog_exec("UPDATE ingest.migration SET phase = 'aborted', updated_at = now(),"
@@ -153,6 +180,7 @@ ingest_abort(PG_FUNCTION_ARGS)
 	m->phase = "aborted";
 	ingest_event(m->id, "INFO", "phase", NULL, "phase aborted",
 				 psprintf("aborted by %s", GetUserNameFromId(GetUserId(), false)));
+	ingest_notify(m, "phase", "phase aborted");
 	PG_RETURN_VOID();
 }
 
@@ -203,4 +231,415 @@ ingest_live(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(IngestShared->lock);
 	return (Datum) 0;
+}
+
+/*
+ * ingest_drop_source_slot
+ *		Drop the migration's replication slot on the source, waiting a
+ *		little for a walsender that is still letting go of it.  False with
+ *		*error set when the source cannot be reached or refuses.
+ */
+bool
+ingest_drop_source_slot(IngestMigration *m, IngestConnInfo *info, char **error)
+{
+	PGconn	   *conn;
+	int			attempt;
+	bool		ok = false;
+
+	if (m->slot_name == NULL)
+		return true;
+	conn = ingest_connect(info, INGEST_CONN_SQL,
+						  psprintf("pg_ingest %s cleanup", m->name), error);
+	if (conn == NULL)
+		return false;
+	PG_TRY();
+	{
+		const char *params[1] = {m->slot_name};
+
+		for (attempt = 0; attempt < 50 && !ok; attempt++)
+		{
+			PGresult   *res;
+
+			res = PQexecParams(conn,
+							   "SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
+							   " FROM pg_catalog.pg_replication_slots"
+							   " WHERE slot_name = $1",
+							   1, NULL, params, NULL, NULL, 0);
+			ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+			if (!ok)
+			{
+				*error = ingest_result_message(conn, res, info->password);
+				/* a walsender still holds it: it is going away */
+				if (strstr(*error, "is active") == NULL)
+					attempt = 50;
+				else
+					(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									 200L, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			PQclear(res);
+		}
+	}
+	PG_FINALLY();
+	{
+		ingest_disconnect(conn);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * ingest_drop_local
+ *		The migration's replication origin and spool.  In a transaction.
+ */
+void
+ingest_drop_local(IngestMigration *m)
+{
+	replorigin_drop_by_name(ingest_origin_name(m), true, false);
+	ingest_spool_remove_all(ingest_spool_dir(MyDatabaseId, m->id));
+}
+
+static IngestMigration *
+cdc_migration(const char *name, const char *what)
+{
+	IngestMigration *m = ingest_load_migration_by_name(name, true, false);
+
+	if (strcmp(m->mode, "full-load") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" has no change data capture to %s", name, what),
+				 errdetail("It runs in mode full-load.")));
+	return m;
+}
+
+static void
+set_phase_locked(IngestMigration *m, const char *phase, const char *resume_phase)
+{
+	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
+	Datum		vals[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	vals[0] = Int32GetDatum(m->id);
+	vals[1] = CStringGetTextDatum(phase);
+	if (resume_phase)
+		vals[2] = CStringGetTextDatum(resume_phase);
+	else
+		nulls[2] = 'n';
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.migration SET resume_phase = COALESCE($3, resume_phase)"
+						" WHERE id = $1", 3, types, vals, nulls);
+	ingest_catalog_end();
+	ingest_set_phase(m, phase);
+}
+
+static void
+wake_coordinator(IngestMigration *m)
+{
+	int			slot = ingest_find_migration_slot(MyDatabaseId, m->id);
+
+	if (slot >= 0)
+	{
+		ingest_wake_workers(slot, INGEST_WORKER_COORDINATOR);
+		ingest_wake_workers(slot, INGEST_WORKER_APPLIER);
+	}
+}
+
+/*
+ * Ask a streaming migration to stop at lsn.  The request goes through
+ * shared memory, which the applier and the coordinator read at once; the
+ * coordinator records it in the catalog (stop_lsn, phase stopping) in its
+ * own transaction, so the caller's transaction holds no lock they need.
+ */
+static void
+request_stop(IngestMigration *m, XLogRecPtr lsn)
+{
+	int			slot;
+
+	if (lsn == InvalidXLogRecPtr)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid stop LSN 0/0")));
+	if (strcmp(m->phase, "catching_up") != 0 && strcmp(m->phase, "streaming") != 0 &&
+		strcmp(m->phase, "stopping") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is not streaming (phase %s)", m->name, m->phase),
+				 errhint("A stop LSN can be set once the full load is done: ingest.wait('%s', 'catching_up').",
+						 m->name)));
+	slot = ingest_find_migration_slot(MyDatabaseId, m->id);
+	if (slot < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" has no running workers", m->name)));
+	pg_atomic_write_u64(&IngestShared->migrations[slot].stop_request, lsn);
+	wake_coordinator(m);
+}
+
+/*
+ * ingest.stop_at(lsn, name)
+ *
+ * The migration stops once every source transaction committed at or before
+ * lsn is applied and the stream has passed lsn (at once if it is already
+ * applied); then it is completed.
+ */
+Datum
+ingest_stop_at(PG_FUNCTION_ARGS)
+{
+	ingest_check_caller();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lsn and name must not be null")));
+	request_stop(cdc_migration(text_to_cstring(PG_GETARG_TEXT_PP(1)), "stop"),
+				 PG_GETARG_LSN(0));
+	PG_RETURN_VOID();
+}
+
+/*
+ * ingest.cutover(name, timeout) returns pg_lsn
+ *
+ * Stop at the source's pg_current_wal_lsn(), then wait until completed.
+ * For when the application has stopped writing to the source.
+ */
+Datum
+ingest_cutover(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	IngestMigration *m;
+	IngestConnInfo *info;
+	PGconn	   *conn;
+	PGresult   *res;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	bool		bad = false;
+
+	ingest_check_caller();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name and timeout must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	m = cdc_migration(name, "cut over");
+	info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
+	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
+								   psprintf("pg_ingest %s cutover", name));
+	PG_TRY();
+	{
+		res = ingest_exec(conn, "SELECT pg_catalog.pg_current_wal_lsn()",
+						  PGRES_TUPLES_OK, "read the current WAL position", info->password);
+		lsn = pg_lsn_in_internal(PQgetvalue(res, 0, 0), &bad);
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		ingest_disconnect(conn);
+	}
+	PG_END_TRY();
+
+	request_stop(m, lsn);
+	if (!DatumGetBool(DirectFunctionCall3(ingest_wait, PG_GETARG_DATUM(0),
+										  CStringGetTextDatum("completed"),
+										  PG_GETARG_DATUM(1))))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("migration \"%s\" did not complete at %X/%X within the timeout",
+						name, LSN_FORMAT_ARGS(lsn)),
+				 errhint("It goes on stopping: watch ingest.status, or ingest.wait('%s').", name)));
+	PG_RETURN_LSN(lsn);
+}
+
+/*
+ * ingest.cleanup(name)
+ *
+ * For a finished migration (completed, failed or aborted): drops its slot
+ * on the source, its replication origin and its spool.  Safe to call again.
+ */
+Datum
+ingest_cleanup(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	IngestMigration *m;
+	IngestConnInfo *info;
+	char	   *error = NULL;
+	int			slot;
+
+	ingest_check_caller();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	m = ingest_load_migration_by_name(name, false, false);
+	if (!ingest_phase_is_terminal(m->phase))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("migration \"%s\" is still running (phase %s)", name, m->phase),
+				 errhint("Wait until it is completed, or ingest.abort('%s') it first.", name)));
+	slot = ingest_find_migration_slot(MyDatabaseId, m->id);
+	if (slot >= 0 && !ingest_wait_workers_gone(slot, 10000L))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("workers of migration \"%s\" are still running", name)));
+
+	info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
+	if (!ingest_drop_source_slot(m, info, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not drop replication slot \"%s\" on the source: %s",
+						m->slot_name, error),
+				 errhint("Run ingest.cleanup again once the source is reachable, or drop the slot there.")));
+	ingest_drop_local(m);
+	ingest_event(m->id, "INFO", "cleanup", NULL,
+				 m->slot_name ? psprintf("dropped slot %s, the replication origin and the spool",
+										 m->slot_name) :
+				 "dropped the replication origin and the spool",
+				 NULL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * ingest.pause(name): stop applying; the receiver keeps spooling, so the
+ * source keeps no WAL for it.
+ */
+Datum
+ingest_pause(PG_FUNCTION_ARGS)
+{
+	IngestMigration *m;
+	char	   *name;
+
+	ingest_check_caller();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	m = cdc_migration(name, "pause");
+	if (strcmp(m->phase, "catching_up") != 0 && strcmp(m->phase, "streaming") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" cannot be paused in phase %s", name, m->phase),
+				 errhint("Changes are applied, and can be paused, in phases catching_up and streaming.")));
+	set_phase_locked(m, "paused", m->phase);
+	wake_coordinator(m);
+	PG_RETURN_VOID();
+}
+
+/*
+ * ingest.resume(name): a paused migration goes back to applying; a failed
+ * one starts again from where it failed (the change that failed, for the
+ * applier).
+ */
+Datum
+ingest_resume(PG_FUNCTION_ARGS)
+{
+	IngestMigration *m;
+	char	   *name;
+	const char *back;
+
+	ingest_check_caller();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	m = ingest_load_migration_by_name(name, true, false);
+	if (strcmp(m->phase, "paused") != 0 && strcmp(m->phase, "failed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" is neither paused nor failed (phase %s)", name, m->phase)));
+	back = m->resume_phase ? m->resume_phase : "starting";
+	if (strcmp(m->phase, "failed") == 0)
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		vals[1] = {Int32GetDatum(m->id)};
+		int			slot;
+
+		/* attempts start over */
+		ingest_catalog_begin();
+		ingest_catalog_exec("UPDATE ingest.migration SET restarts = 0, last_error = NULL WHERE id = $1",
+							1, types, vals, NULL);
+		ingest_catalog_exec("UPDATE ingest.copy_item SET state = 'pending', attempts = 0"
+							" WHERE migration_id = $1 AND state = 'failed'", 1, types, vals, NULL);
+		ingest_catalog_exec("UPDATE ingest.schema_item SET attempts = 0"
+							" WHERE migration_id = $1 AND state = 'pending'", 1, types, vals, NULL);
+		ingest_catalog_end();
+		set_phase_locked(m, back, NULL);
+		slot = ingest_reserve_migration_slot(MyDatabaseId, m->id, m->owner, false);
+		ingest_launch_at_commit(slot);
+	}
+	else
+	{
+		set_phase_locked(m, back, NULL);
+		wake_coordinator(m);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * ingest._stream() - change data capture figures of this database's
+ * migrations, from shared memory.
+ */
+Datum
+ingest_stream(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	ingest_check_caller();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	for (i = 0; i < ingest_max_migrations; i++)
+	{
+		IngestMigrationSlot *s = &IngestShared->migrations[i];
+		Datum		values[10];
+		bool		nulls[10] = {false};
+		XLogRecPtr	lsns[4];
+		int			j;
+		TimestampTz commit;
+
+		if (s->dboid != MyDatabaseId || s->reserved)
+			continue;
+		lsns[0] = pg_atomic_read_u64(&s->received_lsn);
+		lsns[1] = pg_atomic_read_u64(&s->flushed_lsn);
+		lsns[2] = pg_atomic_read_u64(&s->source_lsn);
+		lsns[3] = pg_atomic_read_u64(&s->applied_lsn);
+		values[0] = Int32GetDatum(s->migration_id);
+		for (j = 0; j < 4; j++)
+		{
+			values[1 + j] = LSNGetDatum(lsns[j]);
+			nulls[1 + j] = lsns[j] == InvalidXLogRecPtr;
+		}
+		commit = (TimestampTz) pg_atomic_read_u64(&s->applied_commit_ts);
+		values[5] = TimestampTzGetDatum(commit);
+		nulls[5] = commit == 0;
+		values[6] = BoolGetDatum(s->apply_idle);
+		values[7] = Float8GetDatum(s->apply_rate);
+		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->spool_bytes));
+		values[9] = BoolGetDatum(s->receiver_connected);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(IngestShared->lock);
+	return (Datum) 0;
+}
+
+/*
+ * ingest._notification(name, phase, event, lsn, message) returns json -
+ * the payload that NOTIFY pg_ingest carries, for tests and for scripts
+ * that want to know its shape.
+ */
+Datum
+ingest_notification(PG_FUNCTION_ARGS)
+{
+	ingest_check_caller();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("only lsn may be null")));
+	PG_RETURN_DATUM(DirectFunctionCall1(json_in, CStringGetDatum(
+															  ingest_notify_payload(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+																					text_to_cstring(PG_GETARG_TEXT_PP(1)),
+																					text_to_cstring(PG_GETARG_TEXT_PP(2)),
+																					PG_ARGISNULL(3) ? InvalidXLogRecPtr : PG_GETARG_LSN(3),
+																					text_to_cstring(PG_GETARG_TEXT_PP(4))))));
 }

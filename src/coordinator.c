@@ -37,11 +37,13 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "replication/origin.h"
 #include "storage/ipc.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -70,6 +72,22 @@ static BackgroundWorkerHandle *index_workers[INGEST_MAX_JOBS];
 static TimestampTz rate_at = 0;
 static uint64 rate_bytes = 0;
 
+/* memory of one turn of a monitoring loop */
+static MemoryContext tick_cxt = NULL;
+
+static void
+tick(void)
+{
+	if (tick_cxt == NULL)
+		tick_cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest coordinator tick",
+										 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(tick_cxt);
+	MemoryContextSwitchTo(tick_cxt);
+}
+
+static void recopy_partial_tables(void);
+static void ensure_receiver(void);
+
 static void
 coordinator_on_exit(int code, Datum arg)
 {
@@ -95,7 +113,7 @@ current_phase(void)
 
 	ingest_xact_start();
 	now = ingest_load_migration(m->id);
-	phase = MemoryContextStrdup(TopMemoryContext, now->phase);
+	phase = pstrdup(now->phase);
 	ingest_xact_commit();
 	return phase;
 }
@@ -106,58 +124,138 @@ set_phase(const char *phase)
 	IN_TRANSACTION(ingest_set_phase(m, phase));
 }
 
+static bool
+cdc_mode(void)
+{
+	return strcmp(m->mode, "full-load") != 0;
+}
+
+/*
+ * create_slot
+ *		Create a wal2json slot on the exporter connection (opened anew),
+ *		with an exported snapshot or none.  Returns its consistent point;
+ *		*snapshot gets the snapshot's name.
+ */
+static XLogRecPtr
+create_slot(const char *name, bool temporary, bool export, char **snapshot)
+{
+	char	   *sql;
+	PGresult   *res;
+	XLogRecPtr	lsn;
+	bool		pg15 = PQserverVersion(exporter) >= 150000;
+
+	sql = psprintf("CREATE_REPLICATION_SLOT %s %sLOGICAL wal2json %s", name,
+				   temporary ? "TEMPORARY " : "",
+				   pg15 ? (export ? "(SNAPSHOT 'export')" : "(SNAPSHOT 'nothing')") :
+				   (export ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT"));
+	pgstat_report_activity(STATE_RUNNING, "waiting for the source to create a replication slot");
+	res = ingest_exec(exporter, sql, PGRES_TUPLES_OK,
+					  "create a replication slot", info->password);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in,
+										  CStringGetDatum(PQgetvalue(res, 0, 1))));
+	*snapshot = PQgetisnull(res, 0, 2) ? NULL : pstrdup(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	return lsn;
+}
+
+static void
+open_exporter(void)
+{
+	if (exporter)
+		ingest_disconnect(exporter);
+	exporter = ingest_connect_or_error(info, INGEST_CONN_REPLICATION,
+									   psprintf("pg_ingest %s snapshot", m->name));
+}
+
 /*
  * export_snapshot
  *		Create a slot on the source with an exported snapshot and keep its
  *		session open; record the snapshot for the copy workers.
  *
- * A full load needs the slot only for the snapshot: it is temporary, and
- * goes when the session closes.
+ * The slot is temporary and goes when the session closes: a full load
+ * needs it only for the snapshot, and after a restart a migration with
+ * change data capture needs a snapshot again while its own slot streams.
  */
 static void
 export_snapshot(void)
 {
 	char	   *slot;
-	char	   *sql;
-	PGresult   *res;
 	char	   *snapshot;
-	char	   *lsn;
-	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
+	XLogRecPtr	lsn;
+	Oid			types[3] = {INT4OID, TEXTOID, PG_LSNOID};
 	Datum		vals[3];
 
-	if (exporter)
-		ingest_disconnect(exporter);
-	exporter = ingest_connect_or_error(info, INGEST_CONN_REPLICATION,
-									   psprintf("pg_ingest %s snapshot", m->name));
+	open_exporter();
 	slot = psprintf("pg_ingest_%u_%d_snap_%d", MyDatabaseId, m->id, MyProcPid);
-	if (PQserverVersion(exporter) >= 150000)
-		sql = psprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL wal2json (SNAPSHOT 'export')",
-					   slot);
-	else
-		sql = psprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL wal2json EXPORT_SNAPSHOT",
-					   slot);
-	pgstat_report_activity(STATE_RUNNING, "waiting for the source to create a replication slot");
-	res = ingest_exec(exporter, sql, PGRES_TUPLES_OK,
-					  "create a replication slot", info->password);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	lsn = pstrdup(PQgetvalue(res, 0, 1));
-	snapshot = pstrdup(PQgetvalue(res, 0, 2));
-	PQclear(res);
+	lsn = create_slot(slot, true, true, &snapshot);
 
 	vals[0] = Int32GetDatum(m->id);
 	vals[1] = CStringGetTextDatum(snapshot);
-	vals[2] = CStringGetTextDatum(lsn);
+	vals[2] = LSNGetDatum(lsn);
 	IN_TRANSACTION(
 				   ingest_catalog_begin();
 				   ingest_catalog_exec("UPDATE ingest.migration SET snapshot_name = $2,"
-									   " snapshot_lsn = $3::pg_catalog.pg_lsn, updated_at = now()"
+									   " snapshot_lsn = $3, updated_at = now()"
 									   " WHERE id = $1", 3, types, vals, NULL);
 				   ingest_catalog_end();
 				   ingest_event(m->id, "INFO", "snapshot", NULL,
-								psprintf("exported snapshot %s, consistent at %s", snapshot, lsn),
+								psprintf("exported snapshot %s, consistent at %X/%X",
+										 snapshot, LSN_FORMAT_ARGS(lsn)),
 								NULL));
 	m->snapshot_name = MemoryContextStrdup(TopMemoryContext, snapshot);
-	m->snapshot_lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(lsn)));
+	m->snapshot_lsn = lsn;
+}
+
+/*
+ * create_migration_slot
+ *		The migration's own slot, for change data capture: permanent,
+ *		exporting the snapshot of the copy (full-load-and-cdc) or none (cdc).
+ *		A slot of the same name left by an interrupted start goes first.
+ */
+static void
+create_migration_slot(bool export)
+{
+	char	   *name;
+	char	   *snapshot;
+	XLogRecPtr	lsn;
+	PGresult   *res;
+	Oid			types[5] = {INT4OID, TEXTOID, PG_LSNOID, TEXTOID, PG_LSNOID};
+	Datum		vals[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	name = psprintf("pg_ingest_%08x_%u_%d", (uint32) GetSystemIdentifier(),
+					MyDatabaseId, m->id);
+	/* an origin of that name is a leftover: this migration starts afresh */
+	IN_TRANSACTION(replorigin_drop_by_name(ingest_origin_name(m), true, false));
+	open_exporter();
+	res = ingest_query(exporter, psprintf("DROP_REPLICATION_SLOT %s", name), -1, NULL);
+	PQclear(res);
+	lsn = create_slot(name, false, export, &snapshot);
+
+	vals[0] = Int32GetDatum(m->id);
+	vals[1] = CStringGetTextDatum(name);
+	vals[2] = LSNGetDatum(lsn);
+	if (snapshot)
+		vals[3] = CStringGetTextDatum(snapshot);
+	else
+		nulls[3] = 'n';
+	vals[4] = LSNGetDatum(lsn);
+	IN_TRANSACTION(
+				   ingest_catalog_begin();
+				   ingest_catalog_exec("UPDATE ingest.migration SET slot_name = $2, slot_lsn = $3,"
+									   " snapshot_name = $4, snapshot_lsn = $5, updated_at = now()"
+									   " WHERE id = $1", 5, types, vals, nulls);
+				   ingest_catalog_end();
+				   ingest_event(m->id, "INFO", "slot", NULL,
+								psprintf("created replication slot %s, consistent at %X/%X%s",
+										 name, LSN_FORMAT_ARGS(lsn),
+										 snapshot ? psprintf(", snapshot %s", snapshot) : ""),
+								NULL));
+	m->slot_name = MemoryContextStrdup(TopMemoryContext, name);
+	m->slot_lsn = lsn;
+	m->snapshot_name = snapshot ? MemoryContextStrdup(TopMemoryContext, snapshot) : NULL;
+	m->snapshot_lsn = lsn;
 }
 
 static void
@@ -285,8 +383,12 @@ store_copy_items(List *rels, int64 block_size)
 
 		if (r->relkind != 'r' || !r->in_scope)
 			continue;
+		/* parts of equal size, none larger than split_bytes */
 		if (m->split_bytes > 0 && per_part > 0 && r->bytes_main > m->split_bytes)
+		{
 			parts = (int) ((pages + per_part - 1) / per_part);
+			per_part = (pages + parts - 1) / parts;
+		}
 		for (p = 0; p < parts; p++)
 		{
 			int64		from = p * per_part;
@@ -358,6 +460,66 @@ analyze_items(List *rels)
 }
 
 /*
+ * phase_starting_cdc
+ *		Mode cdc: the target holds the data already (the operator says so);
+ *		a new slot, and every table in scope treated as copied at its
+ *		consistent point.
+ */
+static void
+phase_starting_cdc(void)
+{
+	PGconn	   *conn;
+	List	   *rels = NIL;
+	ListCell   *lc;
+	Oid			types[4] = {INT4OID, INT4OID, TEXTOID, TEXTOID};
+	Datum		vals[4];
+	int32		id = 0;
+
+	create_migration_slot(false);
+	release_snapshot();
+	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
+								   psprintf("pg_ingest %s coordinator", m->name));
+	PG_TRY();
+	{
+		rels = ingest_source_relations(conn, false, info->password);
+	}
+	PG_FINALLY();
+	{
+		ingest_disconnect(conn);
+	}
+	PG_END_TRY();
+	ingest_apply_filters(rels, filters);
+
+	ingest_xact_start();
+	ingest_catalog_begin();
+	vals[0] = Int32GetDatum(m->id);
+	ingest_catalog_exec("DELETE FROM ingest.copy_item WHERE migration_id = $1",
+						1, types, vals, NULL);
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		if (r->relkind != 'r' || !r->in_scope)
+			continue;
+		vals[1] = Int32GetDatum(++id);
+		vals[2] = CStringGetTextDatum(r->nspname);
+		vals[3] = CStringGetTextDatum(r->relname);
+		ingest_catalog_exec("INSERT INTO ingest.copy_item (migration_id, id, nspname, relname,"
+							" columns, bytes_total, state, sync_lsn)"
+							" SELECT $1, $2, $3, $4, '', 0, 'skipped', m.slot_lsn"
+							" FROM ingest.migration m WHERE m.id = $1",
+							4, types, vals, NULL);
+	}
+	ingest_catalog_end();
+	ingest_event(m->id, "INFO", "start", NULL,
+				 psprintf("mode cdc: %d tables taken as they are on the target, changes from %X/%X on",
+						  id, LSN_FORMAT_ARGS(m->slot_lsn)),
+				 NULL);
+	ingest_set_phase(m, "catching_up");
+	ingest_xact_commit();
+}
+
+/*
  * phase_starting
  *		Snapshot, source catalog, copy items, pre-data.
  */
@@ -388,7 +550,15 @@ phase_starting(void)
 				   ingest_catalog_end());
 	m->postdata_loaded = false;
 
-	export_snapshot();
+	if (strcmp(m->mode, "cdc") == 0)
+	{
+		phase_starting_cdc();
+		return;
+	}
+	if (cdc_mode())
+		create_migration_slot(true);
+	else
+		export_snapshot();
 	conn = snapshot_session();
 	PG_TRY();
 	{
@@ -447,7 +617,9 @@ phase_starting(void)
 		it->statement = psprintf("REFRESH MATERIALIZED VIEW %s", (char *) lfirst(lc));
 		items = lappend(items, it);
 	}
-	items = list_concat(items, sequences);
+	/* with change data capture, sequences are set at the stop */
+	if (!cdc_mode())
+		items = list_concat(items, sequences);
 
 	ingest_xact_start();
 	store_copy_items(rels, block_size);
@@ -611,7 +783,7 @@ pending_copies(void)
 	IN_TRANSACTION(
 				   ingest_catalog_begin();
 				   tab = ingest_catalog_query("SELECT count(*) FROM ingest.copy_item"
-											  " WHERE migration_id = $1 AND state <> 'done'",
+											  " WHERE migration_id = $1 AND state NOT IN ('done', 'skipped')",
 											  1, types, vals, NULL);
 				   n = ingest_getint(tab, 0, 1, 0);
 				   ingest_catalog_end());
@@ -626,7 +798,7 @@ stopped(void)
 
 	if (ingest_phase_is_terminal(phase))
 	{
-		m->phase = phase;
+		m->phase = MemoryContextStrdup(TopMemoryContext, phase);
 		return true;
 	}
 	return false;
@@ -656,13 +828,20 @@ ensure_index_workers(void)
 static void
 phase_copying(void)
 {
+	MemoryContext phase_cxt = CurrentMemoryContext;
 	int64		pending = pending_copies();
 
 	if (pending > 0 && exporter == NULL)
+	{
+		/* the snapshot of the start is gone: a restart */
 		export_snapshot();
+		recopy_partial_tables();
+	}
 
 	while (pending > 0)
 	{
+		tick();
+		ensure_receiver();
 		if (running(copy_workers, INGEST_MAX_JOBS) < Min(m->table_jobs, pending))
 			launch(INGEST_WORKER_COPY, copy_workers, Min(m->table_jobs, pending));
 		if (!m->postdata_loaded && strcmp(m->schema_mode, "copy") == 0)
@@ -671,9 +850,13 @@ phase_copying(void)
 		sample_rate();
 		wait_a_moment();
 		if (stopped())
+		{
+			MemoryContextSwitchTo(phase_cxt);
 			return;
+		}
 		pending = pending_copies();
 	}
+	MemoryContextSwitchTo(phase_cxt);
 
 	/* every table is copied: the snapshot has served */
 	if (!m->postdata_loaded && strcmp(m->schema_mode, "copy") == 0)
@@ -690,18 +873,25 @@ phase_copying(void)
 static void
 phase_indexing(void)
 {
+	MemoryContext phase_cxt = CurrentMemoryContext;
 	int64		pending;
 
 	for (;;)
 	{
+		tick();
 		IN_TRANSACTION(pending = ingest_count_pending(m->id, STAGE_INDEX, STAGE_FOREIGN_KEY));
 		if (pending == 0)
 			break;
 		ensure_index_workers();
+		ensure_receiver();
 		wait_a_moment();
 		if (stopped())
+		{
+			MemoryContextSwitchTo(phase_cxt);
 			return;
+		}
 	}
+	MemoryContextSwitchTo(phase_cxt);
 	/* index workers leave once nothing is pending; wait for the last */
 	while (running(index_workers, INGEST_MAX_JOBS) > 0)
 		wait_a_moment();
@@ -720,11 +910,284 @@ phase_finalizing(void)
 	 */
 	for (round = 0; round < 3; round++)
 	{
+		ensure_receiver();
 		(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
 		if (!pending)
 			break;
 	}
-	set_phase("completed");
+	set_phase(cdc_mode() ? "catching_up" : "completed");
+}
+
+/*
+ * recopy_partial_tables
+ *		After a restart, a table split in parts some of which were copied
+ *		under the old snapshot is copied again whole under the new one: its
+ *		parts must come from one snapshot, or a row that moved between
+ *		parts in between would be copied twice or not at all.
+ */
+static void
+recopy_partial_tables(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+	SPITupleTable *tab;
+	List	   *tables = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	ingest_xact_start();
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("WITH partial AS ("
+							   "  SELECT nspname, relname FROM ingest.copy_item"
+							   "  WHERE migration_id = $1 GROUP BY 1, 2"
+							   "  HAVING count(*) > 1 AND bool_or(state = 'done')"
+							   "  AND bool_or(state <> 'done'))"
+							   " UPDATE ingest.copy_item c SET state = 'pending', rows_done = NULL,"
+							   "  bytes_done = NULL, sync_lsn = NULL, finished_at = NULL"
+							   " FROM partial p WHERE c.migration_id = $1"
+							   " AND c.nspname = p.nspname AND c.relname = p.relname AND c.part = 1"
+							   " RETURNING pg_catalog.format('%I.%I', c.nspname, c.relname)",
+							   1, types, vals, NULL);
+	for (i = 0; i < SPI_processed; i++)
+		tables = lappend(tables, pstrdup(ingest_getstr(tab, i, 1)));
+	ingest_catalog_exec("WITH partial AS ("
+						"  SELECT nspname, relname FROM ingest.copy_item"
+						"  WHERE migration_id = $1 GROUP BY 1, 2"
+						"  HAVING count(*) > 1 AND bool_or(state = 'done'))"
+						" UPDATE ingest.copy_item c SET state = 'pending', rows_done = NULL,"
+						"  bytes_done = NULL, sync_lsn = NULL, finished_at = NULL"
+						" FROM partial p WHERE c.migration_id = $1"
+						" AND c.nspname = p.nspname AND c.relname = p.relname",
+						1, types, vals, NULL);
+	ingest_catalog_end();
+	foreach(lc, tables)
+	{
+		/* as the migration's owner, like the copy */
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(psprintf("TRUNCATE ONLY %s", (char *) lfirst(lc)), false, 0) < 0)
+			elog(ERROR, "could not truncate %s", (char *) lfirst(lc));
+		SPI_finish();
+		ingest_event(m->id, "INFO", "copy", lfirst(lc),
+					 "part of this split table was copied under the previous snapshot: copied again whole",
+					 NULL);
+	}
+	ingest_xact_commit();
+}
+
+/* A worker of which a migration has one: receiver, applier. */
+typedef struct SingleWorker
+{
+	IngestWorkerKind kind;
+	BackgroundWorkerHandle *handle[1];
+	TimestampTz started;
+	TimestampTz stopped;		/* when it was found stopped, 0 if running */
+	int			quick_stops;	/* stops within a minute of the start, in a row */
+} SingleWorker;
+
+static SingleWorker receiver = {INGEST_WORKER_RECEIVER};
+static SingleWorker applier = {INGEST_WORKER_APPLIER};
+
+/*
+ * Start it if it does not run; after a stop within a minute of its start,
+ * only once pg_ingest.retry_delay has passed, doubled at each such stop.
+ */
+static void
+ensure_single(SingleWorker *w)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (running(w->handle, 1) > 0)
+		return;
+	if (w->started != 0 && w->stopped == 0)
+	{
+		w->stopped = now;
+		if (TimestampDifferenceExceeds(w->started, now, 60000))
+			w->quick_stops = 0;
+		else
+			w->quick_stops++;
+	}
+	if (w->quick_stops > 0 &&
+		!TimestampDifferenceExceeds(w->stopped, now,
+									Min(60000L, (long) ingest_retry_delay << Min(w->quick_stops - 1, 6))))
+		return;
+	w->started = now;
+	w->stopped = 0;
+	launch(w->kind, w->handle, 1);
+}
+
+/* Start the change receiver if it does not run (change data capture). */
+static void
+ensure_receiver(void)
+{
+	if (cdc_mode())
+		ensure_single(&receiver);
+}
+
+/* Whether the applier has caught up: ingest.status's caught_up. */
+static bool
+caught_up(void)
+{
+	TimestampTz commit = (TimestampTz) pg_atomic_read_u64(&me->applied_commit_ts);
+
+	if (me->apply_idle &&
+		pg_atomic_read_u64(&me->applied_lsn) >= pg_atomic_read_u64(&me->received_lsn))
+		return true;
+	return commit != 0 &&
+		!TimestampDifferenceExceeds(commit, GetCurrentTimestamp(),
+									ingest_caught_up_threshold * 1000);
+}
+
+/* Apply rate: changes/s, recent. */
+static void
+sample_apply_rate(void)
+{
+	static TimestampTz at = 0;
+	static uint64 changes = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		n = pg_atomic_read_u64(&me->changes_applied);
+
+	if (at != 0)
+	{
+		double		secs = (double) (now - at) / USECS_PER_SEC;
+
+		if (secs > 0.2)
+		{
+			double		rate = n >= changes ? (n - changes) / secs : 0;
+
+			me->apply_rate = me->apply_rate == 0 ? rate : 0.5 * me->apply_rate + 0.5 * rate;
+			at = now;
+			changes = n;
+		}
+	}
+	else
+	{
+		at = now;
+		changes = n;
+	}
+}
+
+/*
+ * At the stop: sequences from the source's current values (plus
+ * pg_ingest.sequence_margin), the slot dropped (unless
+ * pg_ingest.drop_slot_at_stop is off), the spool and origin with it.
+ */
+static void
+finish_stream(void)
+{
+	PGconn	   *conn;
+	List	   *rels;
+	List	   *items;
+	bool		pending;
+	char	   *error = NULL;
+
+	me->stop_streaming = true;
+	(void) ingest_signal_workers(my_slot, INGEST_WORKER_RECEIVER, SIGTERM, true);
+	(void) ingest_signal_workers(my_slot, INGEST_WORKER_APPLIER, SIGTERM, true);
+	(void) ingest_wait_workers_gone(my_slot, 30000L);
+
+	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
+								   psprintf("pg_ingest %s coordinator", m->name));
+	PG_TRY();
+	{
+		rels = ingest_source_relations(conn, false, info->password);
+		ingest_apply_filters(rels, filters);
+		items = sequence_items(conn, rels);
+	}
+	PG_FINALLY();
+	{
+		ingest_disconnect(conn);
+	}
+	PG_END_TRY();
+	IN_TRANSACTION(ingest_store_schema_items(m->id, items));
+	(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
+
+	if (ingest_drop_slot_at_stop)
+	{
+		if (!ingest_drop_source_slot(m, info, &error))
+			IN_TRANSACTION(ingest_event(m->id, "WARNING", "slot", m->slot_name,
+										psprintf("could not drop the replication slot: %s", error),
+										"Drop it with ingest.cleanup() or pg_drop_replication_slot() on the source."));
+		else
+			IN_TRANSACTION(ingest_drop_local(m));
+	}
+}
+
+/* Record a stop asked for through shared memory (ingest.stop_at, cutover). */
+static void
+record_stop_request(void)
+{
+	XLogRecPtr	lsn = pg_atomic_read_u64(&me->stop_request);
+	Oid			types[2] = {INT4OID, PG_LSNOID};
+	Datum		vals[2];
+
+	if (lsn == InvalidXLogRecPtr || lsn == m->stop_lsn)
+		return;
+	vals[0] = Int32GetDatum(m->id);
+	vals[1] = LSNGetDatum(lsn);
+	ingest_xact_start();
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.migration SET stop_lsn = $2 WHERE id = $1",
+						2, types, vals, NULL);
+	ingest_catalog_end();
+	ingest_event(m->id, "INFO", "stop", NULL,
+				 psprintf("stop at %X/%X", LSN_FORMAT_ARGS(lsn)), NULL);
+	if (strcmp(m->phase, "stopping") != 0)
+		ingest_set_phase(m, "stopping");
+	ingest_xact_commit();
+	m->stop_lsn = lsn;
+	ingest_wake_workers(my_slot, INGEST_WORKER_APPLIER);
+}
+
+/*
+ * phase_streaming
+ *		catching_up, streaming, stopping, paused: the receiver and the
+ *		applier run; the coordinator watches for caught-up, the stop, a
+ *		pause or a failure.
+ */
+static void
+phase_streaming(void)
+{
+	MemoryContext phase_cxt = CurrentMemoryContext;
+
+	for (;;)
+	{
+		char	   *phase;
+
+		tick();
+		phase = current_phase();
+		if (ingest_phase_is_terminal(phase))
+		{
+			m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+			break;
+		}
+		me->paused = strcmp(phase, "paused") == 0;
+		m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+		record_stop_request();
+
+		if (me->reached_stop)
+		{
+			finish_stream();
+			set_phase("completed");
+			break;
+		}
+		ensure_receiver();
+		ensure_single(&applier);
+
+		if (strcmp(phase, "catching_up") == 0 && caught_up())
+		{
+			IN_TRANSACTION(
+						   ingest_set_phase(m, "streaming");
+						   ingest_event(m->id, "INFO", "caught_up", NULL,
+										psprintf("caught up: applied up to %X/%X",
+												 LSN_FORMAT_ARGS(pg_atomic_read_u64(&me->applied_lsn))),
+										NULL);
+						   ingest_notify(m, "caught_up", "the target has caught up with the source"));
+		}
+		sample_apply_rate();
+		wait_a_moment();
+	}
+	MemoryContextSwitchTo(phase_cxt);
 }
 
 /* The summary event of a finished migration. */
@@ -849,6 +1312,11 @@ ingest_coordinator_main(Datum main_arg)
 				phase_indexing();
 			else if (strcmp(phase, "finalizing") == 0)
 				phase_finalizing();
+			else if (strcmp(phase, "catching_up") == 0 ||
+					 strcmp(phase, "streaming") == 0 ||
+					 strcmp(phase, "stopping") == 0 ||
+					 strcmp(phase, "paused") == 0)
+				phase_streaming();
 			else if (strcmp(phase, "completed") == 0)
 			{
 				completed();

@@ -426,7 +426,15 @@ claim_copy_item(int32 migration_id, MemoryContext cxt)
 							   " FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
 							   " WHERE c.migration_id = $1 AND c.state = 'pending'"
 							   " AND m.phase = 'copying'"
-							   " ORDER BY c.attempts, c.bytes_total DESC, c.id"
+							   /*
+							    * biggest tables first, all their parts before
+							    * anything else: a table's indexes can start once
+							    * its last part is in
+							    */
+							   " ORDER BY c.attempts,"
+							   "  (SELECT sum(o.bytes_total) FROM ingest.copy_item o"
+							   "   WHERE o.migration_id = c.migration_id AND o.nspname = c.nspname"
+							   "   AND o.relname = c.relname) DESC, c.part, c.id"
 							   " LIMIT 1 FOR UPDATE OF c SKIP LOCKED",
 							   1, types, vals, NULL);
 	if (SPI_processed == 1)

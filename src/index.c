@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -34,6 +35,10 @@ ingest_index_main(Datum main_arg)
 	MemoryContext cxt;
 
 	ingest_worker_init(main_arg, INGEST_WORKER_INDEX, &slot, &migration_id);
+	if (ingest_index_parallel_workers >= 0)
+		SetConfigOption("max_parallel_maintenance_workers",
+						psprintf("%d", ingest_index_parallel_workers),
+						PGC_USERSET, PGC_S_SESSION);
 	cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest index worker",
 								ALLOCSET_DEFAULT_SIZES);
 

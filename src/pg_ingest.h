@@ -19,6 +19,7 @@
 #ifndef PG_INGEST_H
 #define PG_INGEST_H
 
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "postmaster/bgworker.h"
@@ -41,6 +42,14 @@ extern int	ingest_preflight_timeout;
 extern int	ingest_max_migrations;
 extern int	ingest_max_retries;
 extern int	ingest_retry_delay;
+extern int	ingest_index_parallel_workers;
+extern int	ingest_spool_max_size;
+extern int	ingest_spool_sync_interval;
+extern int	ingest_caught_up_threshold;
+extern int	ingest_apply_batch_size;
+extern int	ingest_apply_batch_delay;
+extern int	ingest_sequence_margin;
+extern bool ingest_drop_slot_at_stop;
 
 /* What a background worker of pg_ingest does. */
 typedef enum IngestWorkerKind
@@ -49,7 +58,9 @@ typedef enum IngestWorkerKind
 	INGEST_WORKER_SCAN,			/* finds a database's unfinished migrations */
 	INGEST_WORKER_COORDINATOR,	/* drives one migration through its phases */
 	INGEST_WORKER_COPY,			/* copies tables (or parts) */
-	INGEST_WORKER_INDEX			/* builds indexes, constraints, statistics */
+	INGEST_WORKER_INDEX,		/* builds indexes, constraints, statistics */
+	INGEST_WORKER_RECEIVER,		/* streams the slot into the spool */
+	INGEST_WORKER_APPLIER		/* applies the spool */
 } IngestWorkerKind;
 
 typedef struct IngestWorkerSlot
@@ -77,9 +88,27 @@ typedef struct IngestMigrationSlot
 	int			restarts;		/* coordinator launches so far */
 	TimestampTz next_launch;	/* earliest relaunch after a failure */
 	pid_t		coordinator_pid;
-	/* copy progress, sampled by the coordinator */
+	double		copy_rate;		/* bytes/s, recent (coordinator) */
+	double		apply_rate;		/* changes/s, recent (coordinator) */
+	/* change data capture (receiver.c, apply.c) */
+	bool		numeric_as_string;	/* wal2json knows that option */
+	bool		receiver_connected;
+	bool		stop_streaming; /* receiver: the migration is done */
+	bool		paused;			/* applier: apply nothing for now */
+	bool		apply_idle;		/* applier: nothing to apply */
+	bool		reached_stop;	/* applier: the stop LSN is reached */
+
+	/* atomics from here on; a slot is cleared up to this field */
 	pg_atomic_uint64 bytes_received;	/* source bytes of all copies */
-	double		copy_rate;		/* bytes/s, recent */
+	pg_atomic_uint64 received_lsn;	/* stream position received */
+	pg_atomic_uint64 flushed_lsn;	/* confirmed to the source */
+	pg_atomic_uint64 source_lsn;	/* the source's pg_current_wal_lsn() */
+	pg_atomic_uint64 spool_limit;	/* spool position after the last whole transaction */
+	pg_atomic_uint64 spool_bytes;	/* size of the spool */
+	pg_atomic_uint64 applied_lsn;	/* end of the last applied transaction */
+	pg_atomic_uint64 applied_commit_ts; /* its commit time on the source */
+	pg_atomic_uint64 changes_applied;
+	pg_atomic_uint64 stop_request;	/* stop LSN asked for, not yet recorded */
 } IngestMigrationSlot;
 
 typedef struct IngestSharedState
@@ -105,6 +134,7 @@ extern bool ingest_role_is_admin(Oid roleid);
 /* workers.c: slots, launching */
 extern int	ingest_reserve_migration_slot(Oid dboid, int32 migration_id,
 										  Oid owner, bool must_be_new);
+extern void ingest_clear_migration_slot(IngestMigrationSlot *s, bool init);
 extern void ingest_launch_at_commit(int slot);
 extern void ingest_stop_at_commit(int slot);
 extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
@@ -120,6 +150,7 @@ extern bool ingest_wait_workers_gone(int migration, long timeout_ms);
 extern void ingest_wake_workers(int migration, IngestWorkerKind kind);
 extern void ingest_wake_supervisor(void);
 extern const char *ingest_worker_kind_name(IngestWorkerKind kind);
+extern bool ingest_sleep_ms(long ms);
 extern void ingest_worker_init(Datum main_arg, IngestWorkerKind kind,
 							   int *slot_out, int32 *migration_id_out);
 
@@ -144,11 +175,15 @@ typedef struct IngestMigration
 	XLogRecPtr	snapshot_lsn;
 	bool		postdata_loaded;
 	int			restarts;
+	XLogRecPtr	slot_lsn;		/* consistent point of the migration's slot */
+	XLogRecPtr	stop_lsn;
+	char	   *resume_phase;	/* phase to go back to after pause or failure */
 } IngestMigration;
 
 extern void ingest_catalog_begin(void);
 extern void ingest_catalog_end(void);
 extern void ingest_catalog_reset(void);
+extern char *ingest_origin_name(IngestMigration *m);
 extern void ingest_xact_start(void);
 extern void ingest_xact_commit(void);
 extern void ingest_xact_abort(void);
@@ -169,9 +204,25 @@ extern void ingest_set_phase(IngestMigration *m, const char *phase);
 extern void ingest_event(int32 migration_id, const char *level,
 						 const char *kind, const char *object,
 						 const char *message, const char *detail);
+extern void ingest_event_tx(int32 migration_id, const char *level,
+							const char *kind, const char *object,
+							const char *message, const char *detail);
+extern void ingest_notify(IngestMigration *m, const char *event,
+						  const char *message);
+extern char *ingest_notify_payload(const char *name, const char *phase,
+								   const char *event, XLogRecPtr lsn,
+								   const char *message);
 extern void ingest_fail_migration(IngestMigration *m, const char *message);
 extern bool ingest_phase_is_terminal(const char *phase);
 extern int	ingest_phase_rank(const char *phase);
+
+/* control.c */
+struct IngestConnInfo;
+extern bool ingest_drop_source_slot(IngestMigration *m, struct IngestConnInfo *info,
+									char **error);
+extern void ingest_drop_local(IngestMigration *m);
+extern Datum ingest_wait(PG_FUNCTION_ARGS);
+extern Datum ingest_stop_at(PG_FUNCTION_ARGS);
 
 /* Background worker entry points */
 extern PGDLLEXPORT void ingest_supervisor_main(Datum main_arg);
@@ -179,5 +230,7 @@ extern PGDLLEXPORT void ingest_scan_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_coordinator_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_copy_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_index_main(Datum main_arg);
+extern PGDLLEXPORT void ingest_receiver_main(Datum main_arg);
+extern PGDLLEXPORT void ingest_applier_main(Datum main_arg);
 
 #endif							/* PG_INGEST_H */

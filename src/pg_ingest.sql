@@ -58,6 +58,9 @@ CREATE TABLE @extschema@.migration (
 	snapshot_lsn pg_lsn,			-- its consistent point: sync LSN of what is copied under it
 	postdata_loaded bool NOT NULL DEFAULT false,
 	restarts int NOT NULL DEFAULT 0,	-- coordinator restarts after errors
+	slot_lsn pg_lsn,				-- consistent point of the slot: the stream starts there
+	stop_lsn pg_lsn,				-- ingest.stop_at
+	resume_phase text,				-- where ingest.resume goes back to (pause, failure)
 	started_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	copy_started_at timestamptz,
@@ -83,7 +86,7 @@ CREATE TABLE @extschema@.copy_item (
 	columns text NOT NULL,			-- quoted column list, generated columns left out
 	bytes_total bigint NOT NULL,	-- source size of the table or part
 	use_freeze bool NOT NULL DEFAULT true,	-- truncate and COPY FREEZE (whole tables)
-	state text NOT NULL DEFAULT 'pending',	-- pending, done, failed
+	state text NOT NULL DEFAULT 'pending',	-- pending, done, failed; skipped (mode cdc)
 	format text,					-- binary or text, once copied
 	rows_done bigint,
 	bytes_done bigint,				-- COPY stream bytes received
@@ -148,8 +151,28 @@ CREATE FUNCTION @extschema@._live(
 RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'ingest_live';
-REVOKE ALL ON FUNCTION @extschema@._live() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._live() TO ingest_admin;
+
+-- Change data capture of the running migrations (shared memory).
+CREATE FUNCTION @extschema@._stream(
+	OUT migration_id int, OUT received_lsn pg_lsn, OUT flushed_lsn pg_lsn,
+	OUT source_lsn pg_lsn, OUT applied_lsn pg_lsn, OUT applied_commit_time timestamptz,
+	OUT apply_idle bool, OUT apply_rate float8, OUT spool_bytes bigint,
+	OUT connected bool)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_stream';
+
+-- The payload of NOTIFY pg_ingest.
+CREATE FUNCTION @extschema@._notification(name text, phase text, event text,
+										  lsn pg_lsn, message text)
+RETURNS json
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_notification';
+
+REVOKE ALL ON FUNCTION @extschema@._live(), @extschema@._stream(),
+	@extschema@._notification(text, text, text, pg_lsn, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._live(), @extschema@._stream(),
+	@extschema@._notification(text, text, text, pg_lsn, text) TO ingest_admin;
 
 CREATE VIEW @extschema@.tables AS
 SELECT m.name,
@@ -196,20 +219,36 @@ SELECT m.name,
 	i.indexes_total,
 	i.indexes_done,
 	m.last_error,
-	m.errors
+	m.errors,
+	m.slot_name,
+	s.received_lsn,
+	s.applied_lsn,
+	s.source_lsn,
+	CASE WHEN s.source_lsn IS NOT NULL AND s.applied_lsn IS NOT NULL
+		 THEN GREATEST(s.source_lsn - s.applied_lsn, 0) END AS lag_bytes,
+	CASE WHEN s.migration_id IS NULL OR s.applied_lsn IS NULL THEN NULL
+		 WHEN s.apply_idle AND s.applied_lsn >= s.received_lsn THEN 0.0
+		 ELSE round(GREATEST(extract(epoch FROM now() - s.applied_commit_time), 0), 3) END AS lag_seconds,
+	round(s.apply_rate::numeric, 1) AS apply_rate,
+	CASE WHEN s.migration_id IS NULL OR s.applied_lsn IS NULL THEN NULL
+		 WHEN s.apply_idle AND s.applied_lsn >= s.received_lsn THEN true
+		 ELSE extract(epoch FROM now() - s.applied_commit_time)
+			  < current_setting('pg_ingest.caught_up_threshold')::float8 END AS caught_up,
+	m.stop_lsn,
+	s.spool_bytes
 FROM @extschema@.migration m
 LEFT JOIN LATERAL (
 	SELECT count(*) FILTER (WHERE p.first) AS tables_total,
 		count(*) FILTER (WHERE p.first AND p.all_done) AS tables_done,
 		COALESCE(sum(c.bytes_total), 0) AS bytes_total,
-		COALESCE(sum(c.bytes_total) FILTER (WHERE c.state = 'done'), 0) AS bytes_done,
+		COALESCE(sum(c.bytes_total) FILTER (WHERE c.state IN ('done', 'skipped')), 0) AS bytes_done,
 		COALESCE(sum(c.rows_done), 0) AS rows_done
 	FROM @extschema@.copy_item c
 	CROSS JOIN LATERAL (
 		SELECT c.part = 1 AS first,
 			NOT EXISTS (SELECT 1 FROM @extschema@.copy_item o
 						WHERE o.migration_id = c.migration_id AND o.nspname = c.nspname
-						AND o.relname = c.relname AND o.state <> 'done') AS all_done) p
+						AND o.relname = c.relname AND o.state NOT IN ('done', 'skipped')) AS all_done) p
 	WHERE c.migration_id = m.id) t ON true
 LEFT JOIN LATERAL (
 	SELECT count(*) AS indexes_total,
@@ -221,7 +260,8 @@ LEFT JOIN LATERAL (
 	FROM @extschema@._live() w
 	LEFT JOIN @extschema@.copy_item c ON c.migration_id = w.migration_id AND c.id = w.item_id
 		AND c.state = 'pending'
-	WHERE w.migration_id = m.id AND (w.kind = 'copy' AND c.id IS NOT NULL OR w.kind = 'coordinator')) l ON true;
+	WHERE w.migration_id = m.id AND (w.kind = 'copy' AND c.id IS NOT NULL OR w.kind = 'coordinator')) l ON true
+LEFT JOIN @extschema@._stream() s ON s.migration_id = m.id;
 COMMENT ON VIEW @extschema@.status IS 'one row per migration: phase, progress, rates and errors';
 
 GRANT SELECT ON @extschema@.status, @extschema@.tables TO ingest_admin;
@@ -262,6 +302,41 @@ AS 'MODULE_PATHNAME', 'ingest_abort';
 COMMENT ON FUNCTION @extschema@.abort(text)
 	IS 'stops a migration''s workers, drops what it created on the source, and marks it aborted';
 
+CREATE FUNCTION @extschema@.stop_at(lsn pg_lsn, name text DEFAULT 'default')
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_stop_at';
+COMMENT ON FUNCTION @extschema@.stop_at(pg_lsn, text)
+	IS 'ends a streaming migration once every source transaction committed at or before lsn is applied';
+
+CREATE FUNCTION @extschema@.cutover(name text DEFAULT 'default', timeout interval DEFAULT '5 min')
+RETURNS pg_lsn
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_cutover';
+COMMENT ON FUNCTION @extschema@.cutover(text, interval)
+	IS 'stops at the source''s current WAL position and waits until the migration is completed; for when the application has stopped writing';
+
+CREATE FUNCTION @extschema@.cleanup(name text DEFAULT 'default')
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_cleanup';
+COMMENT ON FUNCTION @extschema@.cleanup(text)
+	IS 'drops a finished migration''s slot on the source, its replication origin and its spool';
+
+CREATE FUNCTION @extschema@.pause(name text DEFAULT 'default')
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_pause';
+COMMENT ON FUNCTION @extschema@.pause(text)
+	IS 'stops applying changes; the receiver keeps spooling them';
+
+CREATE FUNCTION @extschema@.resume(name text DEFAULT 'default')
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_resume';
+COMMENT ON FUNCTION @extschema@.resume(text)
+	IS 'goes on with a paused migration, or with a failed one from where it failed';
+
 CREATE FUNCTION @extschema@.verify(
 	name text DEFAULT 'default',
 	mode text DEFAULT 'hash')
@@ -278,7 +353,9 @@ DECLARE
 BEGIN
 	FOREACH f IN ARRAY ARRAY[
 		'start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[])',
-		'wait(text, text, interval)', 'abort(text)', 'verify(text, text)']
+		'wait(text, text, interval)', 'abort(text)', 'verify(text, text)',
+		'stop_at(pg_lsn, text)', 'cutover(text, interval)', 'cleanup(text)',
+		'pause(text)', 'resume(text)']
 	LOOP
 		EXECUTE format('REVOKE ALL ON FUNCTION @extschema@.%s FROM PUBLIC', f);
 		EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.%s TO ingest_admin', f);

@@ -12,7 +12,7 @@
  *	1  CREATE INDEX, and PRIMARY KEY / UNIQUE rewritten as CREATE UNIQUE
  *	   INDEX, exclusion constraints: when their table is copied;
  *	2  ADD CONSTRAINT ... USING INDEX, constraints of partitioned tables,
- *	   ANALYZE: when the table's stage-1 items are done;
+ *	   then ANALYZE: when the table's stage-1 items are done;
  *	3  ALTER INDEX ... ATTACH PARTITION: when stages 1-2 are done;
  *	4  foreign keys and separately dumped checks: when 1-3 are done;
  *	5  everything else (triggers, rules, policies, comments...), then
@@ -747,17 +747,22 @@ claim_item(int32 migration_id, int stage_lo, int stage_hi, MemoryContext cxt)
 							   "  AND s.stage BETWEEN $2 AND $3"
 							   "  AND (s.stage NOT IN (1, 2) OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
-							   "   AND c.nspname = s.nspname AND c.relname = s.relname AND c.state <> 'done'))"
+							   "   AND c.nspname = s.nspname AND c.relname = s.relname AND c.state NOT IN ('done', 'skipped')))"
 							   "  AND (s.stage <> 2 OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
 							   "   AND o.stage = 1 AND o.nspname = s.nspname AND o.relname = s.relname"
 							   "   AND o.state = 'pending'))"
+							   /* ANALYZE would make ADD CONSTRAINT wait for its lock */
+							   "  AND (s.kind <> 'analyze' OR NOT EXISTS ("
+							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
+							   "   AND o.stage <= s.stage AND o.kind <> 'analyze' AND o.nspname = s.nspname"
+							   "   AND o.relname = s.relname AND o.state = 'pending'))"
 							   "  AND (s.stage < 3 OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
 							   "   AND o.stage BETWEEN 1 AND s.stage - 1 AND o.state = 'pending'))"
 							   "  AND (s.stage < 3 OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
-							   "   AND c.state <> 'done'))"
+							   "   AND c.state NOT IN ('done', 'skipped')))"
 							   " ORDER BY s.stage, s.attempts,"
 							   "  CASE WHEN s.stage IN (0, 5) THEN 0 ELSE s.cost END DESC, s.id"
 							   " LIMIT 1 FOR UPDATE OF s SKIP LOCKED",

@@ -50,6 +50,5 @@ extern int	ingest_run_schema_items(IngestMigration *m, int stage_lo,
 									int stage_hi, bool *pending_left);
 extern int64 ingest_count_pending(int32 migration_id, int stage_lo,
 								  int stage_hi);
-extern bool ingest_sleep_ms(long ms);
 
 #endif							/* PG_INGEST_SCHEMA_H */

@@ -127,10 +127,11 @@ some_names(List *names)
 }
 
 /*
- * With schema => 'existing', every table to copy must exist here, empty.
+ * With schema => 'existing', every table to copy must exist here, empty
+ * (except in mode cdc, where the data is already here).
  */
 static void
-check_existing_tables(List *rels)
+check_existing_tables(List *rels, bool must_be_empty)
 {
 	List	   *missing = NIL;
 	List	   *not_empty = NIL;
@@ -154,6 +155,8 @@ check_existing_tables(List *rels)
 			missing = lappend(missing, q);
 			continue;
 		}
+		if (!must_be_empty)
+			continue;
 		if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", q), true, 1) < 0)
 			elog(ERROR, "could not read %s", q);
 		if (SPI_processed > 0)
@@ -221,13 +224,8 @@ ingest_start(PG_FUNCTION_ARGS)
 	index_jobs = PG_GETARG_INT32(5);
 
 	check_name(name);
-	if (strcmp(mode, "full-load-and-cdc") == 0 || strcmp(mode, "cdc") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("mode \"%s\" is not supported yet", mode),
-				 errhint("Use mode => 'full-load'."),
-				 errhidestmt(true)));
-	if (strcmp(mode, "full-load") != 0)
+	if (strcmp(mode, "full-load") != 0 && strcmp(mode, "full-load-and-cdc") != 0 &&
+		strcmp(mode, "cdc") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid mode \"%s\"", mode),
@@ -238,6 +236,12 @@ ingest_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid schema \"%s\"", schema),
 				 errhint("Use schema => 'copy' (pg_dump the source's schema) or 'existing' (the schema is in place here)."),
+				 errhidestmt(true)));
+	if (strcmp(mode, "cdc") == 0 && strcmp(schema, "existing") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("mode \"cdc\" needs schema => 'existing'"),
+				 errdetail("Mode cdc streams changes into a target that already holds the data."),
 				 errhidestmt(true)));
 	check_jobs(table_jobs, "table_jobs");
 	check_jobs(index_jobs, "index_jobs");
@@ -277,7 +281,7 @@ ingest_start(PG_FUNCTION_ARGS)
 			((SourceRel *) lfirst(lc))->relkind == 'r')
 			ntables++;
 	if (strcmp(schema, "existing") == 0)
-		check_existing_tables(rels);
+		check_existing_tables(rels, strcmp(mode, "cdc") != 0);
 
 	/* record it */
 	{

@@ -251,6 +251,14 @@ manage_coordinators(void)
 		owner = s->owner;
 		LWLockRelease(IngestShared->lock);
 
+		/* a migration whose database was dropped is gone with it */
+		if (start && !database_exists(dboid))
+		{
+			LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+			memset(s, 0, offsetof(IngestMigrationSlot, bytes_received));
+			LWLockRelease(IngestShared->lock);
+			continue;
+		}
 		if (start)
 		{
 			if (!ingest_start_worker(INGEST_WORKER_COORDINATOR, i, 0, dboid,

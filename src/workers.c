@@ -31,6 +31,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -123,11 +124,37 @@ ingest_reserve_migration_slot(Oid dboid, int32 migration_id, Oid owner,
 		s->restarts = 0;
 		s->next_launch = 0;
 		s->coordinator_pid = 0;
-		s->copy_rate = 0;
-		pg_atomic_write_u64(&s->bytes_received, 0);
+		ingest_clear_migration_slot(s, false);
 	}
 	LWLockRelease(IngestShared->lock);
 	return free_slot;
+}
+
+/*
+ * ingest_clear_migration_slot
+ *		Zero the figures of a slot; init for shared memory just created.
+ */
+void
+ingest_clear_migration_slot(IngestMigrationSlot *s, bool init)
+{
+	pg_atomic_uint64 *counters[] = {
+		&s->bytes_received, &s->received_lsn, &s->flushed_lsn, &s->source_lsn,
+		&s->spool_limit, &s->spool_bytes, &s->applied_lsn,
+		&s->applied_commit_ts, &s->changes_applied, &s->stop_request
+	};
+	int			i;
+
+	s->copy_rate = s->apply_rate = 0;
+	s->numeric_as_string = true;
+	s->receiver_connected = s->stop_streaming = s->paused = false;
+	s->apply_idle = s->reached_stop = false;
+	for (i = 0; i < lengthof(counters); i++)
+	{
+		if (init)
+			pg_atomic_init_u64(counters[i], 0);
+		else
+			pg_atomic_write_u64(counters[i], 0);
+	}
 }
 
 /*
@@ -284,6 +311,10 @@ ingest_worker_kind_name(IngestWorkerKind kind)
 			return "copy";
 		case INGEST_WORKER_INDEX:
 			return "index";
+		case INGEST_WORKER_RECEIVER:
+			return "receiver";
+		case INGEST_WORKER_APPLIER:
+			return "applier";
 		case INGEST_WORKER_NONE:
 			break;
 	}
@@ -303,6 +334,10 @@ kind_function(IngestWorkerKind kind)
 			return "ingest_copy_main";
 		case INGEST_WORKER_INDEX:
 			return "ingest_index_main";
+		case INGEST_WORKER_RECEIVER:
+			return "ingest_receiver_main";
+		case INGEST_WORKER_APPLIER:
+			return "ingest_applier_main";
 		case INGEST_WORKER_NONE:
 			break;
 	}
@@ -335,9 +370,9 @@ ingest_start_worker(IngestWorkerKind kind, int migration, int job,
 	if (kind == INGEST_WORKER_COPY || kind == INGEST_WORKER_INDEX)
 		snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest %s %d of migration %d",
 				 ingest_worker_kind_name(kind), job, migration_id);
-	else if (kind == INGEST_WORKER_COORDINATOR)
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest coordinator of migration %d",
-				 migration_id);
+	else if (kind != INGEST_WORKER_SCAN)
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest %s of migration %d",
+				 ingest_worker_kind_name(kind), migration_id);
 	else
 		snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_ingest scan of database %u", dboid);
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "pg_ingest %s", ingest_worker_kind_name(kind));
@@ -423,6 +458,14 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, args.owner, 0);
+
+	/*
+	 * Whatever a worker commits carries its own completion record (a table
+	 * with its "done", a statement with its own): a commit lost in a crash
+	 * is work done again, not lost, so no commit needs to wait for its
+	 * WAL flush.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_OVERRIDE);
 	*slot_out = DatumGetInt32(main_arg);
 	*migration_id_out = args.migration_id;
 	if (kind != INGEST_WORKER_SCAN)

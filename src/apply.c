@@ -1,0 +1,832 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *	  The applier: applies the spooled change stream to the target,
+ *	  exactly once, in commit order.
+ *
+ * It starts once the full load is done (tables copied, their indexes
+ * built: keys are looked up through them) and reads the spool, whole
+ * transactions only.  Each change goes through the executor as native
+ * logical replication does (ExecSimpleRelationInsert/Update/Delete, rows
+ * found with RelationFindReplTupleByIndex or ...Seq), with
+ * session_replication_role = replica: the target's triggers and foreign
+ * keys do not fire.  Values are converted with the target columns' input
+ * functions; generated columns are left for the target to compute; a
+ * column an UPDATE leaves out (an unchanged TOASTed value) keeps the
+ * target's value.
+ *
+ * Exactly once: progress is the replication origin pg_ingest_<migration>,
+ * advanced to the end LSN of the last source transaction applied in the
+ * same target transaction (replorigin_session_origin_lsn), so it commits
+ * atomically with the data.  Consecutive source transactions share a
+ * target transaction, up to pg_ingest.apply_batch_size of them or
+ * pg_ingest.apply_batch_delay.  Transactions the origin has passed are
+ * skipped.  A change to a table is applied only if its transaction
+ * committed at or after the LSN of the snapshot the table was copied under
+ * (its sync LSN): earlier ones are in the copy.
+ *
+ * Memory is bounded whatever the size of a source transaction: changes are
+ * applied as they are read, each in a context reset afterwards.
+ *
+ * A change that cannot be applied fails the migration: last_error and the
+ * event say which table, which LSN and which values.  Nothing is skipped;
+ * ingest.resume() starts again from the same change.
+ *
+ * With wal2json before 2.6, NaN and Infinity in numeric, real and double
+ * precision columns arrive as JSON null, like a NULL; for such a column the
+ * applier reads the row's value back from the source by its key.  The value
+ * read may be newer than the change, but the changes that made it newer
+ * follow in the stream, so the target ends where the source is.
+ *
+ * Locking: RowExclusiveLock on the tables it writes; the origin is held by
+ * this process (replorigin_session_setup).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_relation.h"
+#include "pgstat.h"
+#include "replication/origin.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "conn.h"
+#include "pg_ingest.h"
+#include "source.h"
+#include "spool.h"
+#include "wal2json.h"
+
+#define VALUE_IN_MESSAGE_MAX 64
+
+/* A target column, by its attnum - 1. */
+typedef struct ApplyAttr
+{
+	bool		skip;			/* dropped or generated */
+	bool		numeric;		/* numeric, real, double precision (or a domain over one) */
+	FmgrInfo	input;
+	Oid			ioparam;
+	int32		typmod;
+	bool		is_bytea;
+} ApplyAttr;
+
+/* What the applier knows of a source table. */
+typedef struct ApplyRel
+{
+	NameData	nspname;		/* hash key, with relname */
+	NameData	relname;
+	bool		valid;			/* cleared by relcache invalidation */
+	bool		skip;			/* left out by the migration's filters */
+	bool		known;			/* in the migration */
+	XLogRecPtr	sync_lsn;
+	Oid			relid;
+	Oid			keyidx;			/* replica identity or primary key, or Invalid */
+	int			natts;
+	ApplyAttr  *attrs;
+} ApplyRel;
+
+typedef struct ApplyRelKey
+{
+	NameData	nspname;
+	NameData	relname;
+} ApplyRelKey;
+
+static IngestMigration *m;
+static IngestMigrationSlot *me;
+static int	my_slot;
+static IngestFilters *filters;
+static IngestConnInfo *info;
+static HTAB *rels = NULL;
+static MemoryContext change_cxt;
+static MemoryContext rel_cxt;
+static PGconn *source = NULL;	/* for values read back, opened when needed */
+
+/* the source transaction being applied */
+static struct
+{
+	bool		skip;			/* already applied (origin has passed it) */
+	XLogRecPtr	final_lsn;		/* its commit record */
+	XLogRecPtr	end_lsn;
+	TimestampTz commit_time;
+} src;
+
+/* the target transaction open, holding a batch of source transactions */
+static struct
+{
+	bool		open;
+	int			txns;
+	int64		changes;
+	TimestampTz started;
+	XLogRecPtr	end_lsn;		/* of its last source transaction */
+	TimestampTz commit_time;
+} batch;
+
+/* TRUNCATEs of one source statement come one message per table */
+static List *truncates = NIL;
+
+static void
+invalidate_rels(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	ApplyRel   *r;
+
+	if (rels == NULL)
+		return;
+	hash_seq_init(&status, rels);
+	while ((r = hash_seq_search(&status)) != NULL)
+		if (relid == InvalidOid || r->relid == relid)
+			r->valid = false;
+}
+
+/* Sync LSNs of the migration's tables (the catalog is read again each time). */
+static void
+load_tables(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+	SPITupleTable *tab;
+	uint64		i;
+
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT nspname, relname, max(sync_lsn)::text"
+							   " FROM ingest.copy_item WHERE migration_id = $1"
+							   " GROUP BY 1, 2", 1, types, vals, NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		ApplyRelKey key;
+		ApplyRel   *r;
+		bool		found;
+		char	   *lsn = ingest_getstr(tab, i, 3);
+
+		memset(&key, 0, sizeof(key));
+		namestrcpy(&key.nspname, ingest_getstr(tab, i, 1));
+		namestrcpy(&key.relname, ingest_getstr(tab, i, 2));
+		r = hash_search(rels, &key, HASH_ENTER, &found);
+		if (!found)
+		{
+			memset(((char *) r) + sizeof(ApplyRelKey), 0, sizeof(ApplyRel) - sizeof(ApplyRelKey));
+		}
+		r->known = true;
+		r->sync_lsn = lsn ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(lsn))) :
+			m->slot_lsn;
+	}
+	ingest_catalog_end();
+}
+
+static bool
+is_numeric_type(Oid typid)
+{
+	typid = getBaseType(typid);
+	return typid == NUMERICOID || typid == FLOAT4OID || typid == FLOAT8OID;
+}
+
+/* The entry of a table, its target columns looked up again if needed. */
+static ApplyRel *
+lookup_rel(const char *nspname, const char *relname)
+{
+	ApplyRelKey key;
+	ApplyRel   *r;
+	bool		found;
+	Relation	rel;
+	TupleDesc	desc;
+	int			i;
+
+	memset(&key, 0, sizeof(key));
+	namestrcpy(&key.nspname, nspname);
+	namestrcpy(&key.relname, relname);
+	r = hash_search(rels, &key, HASH_ENTER, &found);
+	if (!found)
+		memset(((char *) r) + sizeof(ApplyRelKey), 0, sizeof(ApplyRel) - sizeof(ApplyRelKey));
+	if (r->valid)
+		return r;
+
+	if (!r->known)
+	{
+		/* not in the migration: left out by its filters, or unknown */
+		SourceRel	sr;
+
+		memset(&sr, 0, sizeof(sr));
+		sr.nspname = (char *) nspname;
+		sr.relname = (char *) relname;
+		sr.relkind = 'r';
+		ingest_apply_filters(list_make1(&sr), filters);
+		if (!sr.in_scope)
+		{
+			r->skip = true;
+			r->valid = true;
+			return r;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s.%s of the source is not part of the migration",
+						quote_identifier(nspname), quote_identifier(relname)),
+				 errdetail("It was created on the source after the migration started; pg_ingest does not replicate DDL."),
+				 errhint("Create it on the target, copy its rows, and add it: or leave it out with a filter in a new migration.")));
+	}
+
+	r->relid = RangeVarGetRelid(makeRangeVar((char *) nspname, (char *) relname, -1),
+								RowExclusiveLock, true);
+	if (!OidIsValid(r->relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s.%s does not exist on the target",
+						quote_identifier(nspname), quote_identifier(relname))));
+	rel = table_open(r->relid, NoLock);
+	desc = RelationGetDescr(rel);
+	if (r->attrs)
+		pfree(r->attrs);
+	r->natts = desc->natts;
+	r->attrs = MemoryContextAllocZero(rel_cxt, sizeof(ApplyAttr) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ApplyAttr  *a = &r->attrs[i];
+		Oid			infunc;
+
+		a->skip = att->attisdropped || att->attgenerated != '\0';
+		if (att->attisdropped)
+			continue;
+		getTypeInputInfo(att->atttypid, &infunc, &a->ioparam);
+		fmgr_info_cxt(infunc, &a->input, rel_cxt);
+		a->typmod = att->atttypmod;
+		a->numeric = is_numeric_type(att->atttypid);
+		a->is_bytea = getBaseType(att->atttypid) == BYTEAOID;
+	}
+	r->keyidx = RelationGetReplicaIndex(rel);
+	if (!OidIsValid(r->keyidx))
+		r->keyidx = RelationGetPrimaryKeyIndex(rel);
+	table_close(rel, NoLock);
+	r->valid = true;
+	return r;
+}
+
+static int
+attnum_of(Relation rel, ApplyRel *r, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of table %s.%s does not exist on the target",
+					name, quote_identifier(NameStr(r->nspname)),
+					quote_identifier(NameStr(r->relname)))));
+	return -1;					/* keep compiler quiet */
+}
+
+/*
+ * Read a row's value of a column back from the source, by the row's key
+ * (wal2json before 2.6 sends NaN and Infinity as null).  NULL if the row
+ * is gone or has no key here.
+ */
+static char *
+read_back(Relation rel, ApplyRel *r, W2JColumn *cols, int ncols, const char *column)
+{
+	Relation	idx;
+	StringInfoData sql;
+	const char **params;
+	int			nkeys;
+	int			i;
+	PGresult   *res;
+	char	   *value = NULL;
+
+	if (!OidIsValid(r->keyidx))
+		return NULL;
+	if (source == NULL)
+		source = ingest_connect_or_error(info, INGEST_CONN_SQL,
+										 psprintf("pg_ingest %s applier", m->name));
+	idx = index_open(r->keyidx, AccessShareLock);
+	nkeys = idx->rd_index->indnkeyatts;
+	params = palloc(sizeof(char *) * nkeys);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s::text FROM ONLY %s WHERE ",
+					 quote_identifier(column),
+					 ingest_qualified(NameStr(r->nspname), NameStr(r->relname)));
+	for (i = 0; i < nkeys; i++)
+	{
+		const char *att = NameStr(TupleDescAttr(RelationGetDescr(rel),
+												idx->rd_index->indkey.values[i] - 1)->attname);
+		int			j;
+
+		params[i] = NULL;
+		for (j = 0; j < ncols; j++)
+			if (strcmp(cols[j].name, att) == 0)
+				params[i] = cols[j].value;
+		appendStringInfo(&sql, "%s%s::text = $%d", i ? " AND " : "",
+						 quote_identifier(att), i + 1);
+	}
+	index_close(idx, AccessShareLock);
+
+	res = PQexecParams(source, sql.data, nkeys, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		PG_TRY();
+		{
+			ingest_report_result_error(source, res, ERROR, "read a value back",
+									   info->password);
+		}
+		PG_FINALLY();
+		{
+			PQclear(res);
+		}
+		PG_END_TRY();
+	}
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		value = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return value;
+}
+
+/*
+ * Store values into slot (which holds the row to start from, or nothing):
+ * the columns given; the others keep what slot has.
+ */
+static void
+store_values(Relation rel, ApplyRel *r, TupleTableSlot *slot,
+			 W2JColumn *cols, int ncols, bool is_key)
+{
+	int			i;
+
+	slot_getallattrs(slot);
+	for (i = 0; i < ncols; i++)
+	{
+		int			att = attnum_of(rel, r, cols[i].name);
+		ApplyAttr  *a = &r->attrs[att];
+		char	   *value = cols[i].value;
+
+		if (a->skip && !is_key)
+			continue;
+		if (value == NULL && a->numeric && !me->numeric_as_string && !is_key)
+			value = read_back(rel, r, cols, ncols, cols[i].name);
+		if (value == NULL)
+		{
+			slot->tts_values[att] = (Datum) 0;
+			slot->tts_isnull[att] = true;
+			continue;
+		}
+		if (a->is_bytea && !cols[i].is_number)
+			value = psprintf("\\x%s", value);	/* wal2json drops the \x */
+		slot->tts_values[att] = InputFunctionCall(&a->input, value, a->ioparam, a->typmod);
+		slot->tts_isnull[att] = false;
+	}
+}
+
+typedef struct ApplyState
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+	EPQState	epq;
+} ApplyState;
+
+static void
+begin_apply(ApplyState *st, Relation rel)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	st->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(st->estate, list_make1(rte));
+	st->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(st->rri, rel, 1, NULL, 0);
+	st->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(st->rri, false);
+	EvalPlanQualInit(&st->epq, st->estate, NULL, NIL, -1);
+	AfterTriggerBeginQuery();
+}
+
+static void
+end_apply(ApplyState *st)
+{
+	AfterTriggerEndQuery(st->estate);
+	EvalPlanQualEnd(&st->epq);
+	ExecCloseIndices(st->rri);
+	ExecResetTupleTable(st->estate->es_tupleTable, false);
+	FreeExecutorState(st->estate);
+}
+
+/* Find the target row a change names by its identity; locked if found. */
+static bool
+find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
+		 TupleTableSlot *found)
+{
+	TupleTableSlot *key = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel),
+												 &TTSOpsVirtual);
+
+	if (c->nidentity == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the source sent no key for a change of %s.%s",
+						quote_identifier(NameStr(r->nspname)), quote_identifier(NameStr(r->relname))),
+				 errhint("ALTER TABLE ... REPLICA IDENTITY FULL on the source, or add a primary key.")));
+	ExecClearTuple(key);
+	memset(key->tts_isnull, true, sizeof(bool) * key->tts_tupleDescriptor->natts);
+	ExecStoreVirtualTuple(key);
+	store_values(rel, r, key, c->identity, c->nidentity, true);
+	if (OidIsValid(r->keyidx))
+		return RelationFindReplTupleByIndex(rel, r->keyidx, LockTupleExclusive, key, found);
+	return RelationFindReplTupleSeq(rel, LockTupleExclusive, key, found);
+}
+
+static void
+flush_truncates(void)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	if (truncates == NIL)
+		return;
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "TRUNCATE ONLY ");
+	foreach(lc, truncates)
+		appendStringInfo(&sql, "%s%s", lc == list_head(truncates) ? "" : ", ",
+						 (char *) lfirst(lc));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(sql.data, false, 0) < 0)
+		elog(ERROR, "could not run %s", sql.data);
+	SPI_finish();
+	list_free_deep(truncates);
+	truncates = NIL;
+	CommandCounterIncrement();
+}
+
+/* Apply one change of the current source transaction. */
+static void
+apply_change(W2JChange *c)
+{
+	ApplyRel   *r = lookup_rel(c->schema, c->table);
+	Relation	rel;
+	ApplyState	st;
+	TupleTableSlot *newrow;
+	TupleTableSlot *oldrow;
+
+	if (r->skip)
+		return;
+	/* a change the table's copy already has */
+	if (src.final_lsn < r->sync_lsn)
+		return;
+
+	if (c->action == 'T')
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		truncates = lappend(truncates, ingest_qualified(c->schema, c->table));
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	flush_truncates();
+
+	rel = table_open(r->relid, RowExclusiveLock);
+	begin_apply(&st, rel);
+	newrow = ExecInitExtraTupleSlot(st.estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	oldrow = table_slot_create(rel, &st.estate->es_tupleTable);
+
+	switch (c->action)
+	{
+		case 'I':
+			ExecClearTuple(newrow);
+			memset(newrow->tts_isnull, true, sizeof(bool) * RelationGetDescr(rel)->natts);
+			ExecStoreVirtualTuple(newrow);
+			store_values(rel, r, newrow, c->columns, c->ncolumns, false);
+			ExecSimpleRelationInsert(st.rri, st.estate, newrow);
+			break;
+		case 'U':
+			if (!find_row(rel, r, &st, c, oldrow))
+				ereport(ERROR,
+						(errcode(ERRCODE_NO_DATA_FOUND),
+						 errmsg("row to update not found in %s.%s",
+								quote_identifier(c->schema), quote_identifier(c->table))));
+			/* columns the source left out (unchanged TOAST) keep their value */
+			ExecCopySlot(newrow, oldrow);
+			slot_getallattrs(newrow);
+			store_values(rel, r, newrow, c->columns, c->ncolumns, false);
+			EvalPlanQualSetSlot(&st.epq, newrow);
+			ExecSimpleRelationUpdate(st.rri, st.estate, &st.epq, oldrow, newrow);
+			break;
+		case 'D':
+			if (!find_row(rel, r, &st, c, oldrow))
+				ereport(ERROR,
+						(errcode(ERRCODE_NO_DATA_FOUND),
+						 errmsg("row to delete not found in %s.%s",
+								quote_identifier(c->schema), quote_identifier(c->table))));
+			EvalPlanQualSetSlot(&st.epq, oldrow);
+			ExecSimpleRelationDelete(st.rri, st.estate, &st.epq, oldrow);
+			break;
+	}
+	end_apply(&st);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
+	batch.changes++;
+}
+
+static void
+publish(void)
+{
+	pg_atomic_write_u64(&me->applied_lsn, batch.end_lsn);
+	pg_atomic_write_u64(&me->applied_commit_ts, (uint64) batch.commit_time);
+}
+
+/* Commit the open target transaction with the origin's progress. */
+static void
+commit_batch(void)
+{
+	if (!batch.open)
+		return;
+	flush_truncates();
+	replorigin_session_origin_lsn = batch.end_lsn;
+	replorigin_session_origin_timestamp = batch.commit_time;
+	ingest_xact_commit();
+	pg_atomic_fetch_add_u64(&me->changes_applied, batch.changes);
+	if (batch.end_lsn != InvalidXLogRecPtr)
+		publish();
+	batch.open = false;
+	batch.txns = 0;
+	batch.changes = 0;
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+static void
+open_batch(void)
+{
+	if (batch.open)
+		return;
+	ingest_xact_start();
+	batch.open = true;
+	batch.started = GetCurrentTimestamp();
+	pgstat_report_activity(STATE_RUNNING, "applying changes");
+}
+
+static TimestampTz
+parse_timestamp(const char *s)
+{
+	if (s == NULL)
+		return 0;
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+}
+
+static void
+change_error_context(void *arg)
+{
+	errcontext("applying %s", ingest_w2j_describe((W2JChange *) arg, VALUE_IN_MESSAGE_MAX));
+}
+
+/* The stop LSN, as the catalog has it now. */
+static XLogRecPtr
+read_stop_lsn(void)
+{
+	IngestMigration *now;
+	XLogRecPtr	stop;
+
+	ingest_xact_start();
+	now = ingest_load_migration(m->id);
+	stop = now->stop_lsn;
+	ingest_xact_commit();
+	return stop;
+}
+
+/*
+ * ingest_applier_main
+ *		Entry point of the applier.
+ */
+void
+ingest_applier_main(Datum main_arg)
+{
+	int32		migration_id;
+	RepOriginId origin;
+	XLogRecPtr	origin_lsn;
+	SpoolReader reader;
+	StringInfoData payload;
+	HASHCTL		ctl;
+	XLogRecPtr	stop_lsn;
+	TimestampTz stop_checked = 0;
+	W2JChange	change;
+	char	   *spool_dir;
+	uint32		removed_before = 0;
+	volatile bool failed = false;
+
+	ingest_worker_init(main_arg, INGEST_WORKER_APPLIER, &my_slot, &migration_id);
+	me = &IngestShared->migrations[my_slot];
+	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+
+	rel_cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest applier tables",
+									ALLOCSET_DEFAULT_SIZES);
+	change_cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest applier change",
+									   ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(ApplyRelKey);
+	ctl.entrysize = sizeof(ApplyRel);
+	ctl.hcxt = rel_cxt;
+	rels = hash_create("pg_ingest applier tables", 256, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(invalidate_rels, (Datum) 0);
+
+	MemoryContextSwitchTo(TopMemoryContext);
+	ingest_xact_start();
+	m = ingest_load_migration(migration_id);
+	filters = ingest_load_filters(migration_id);
+	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
+	load_tables();
+	origin = replorigin_by_name(ingest_origin_name(m), true);
+	if (origin == InvalidRepOriginId)
+		origin = replorigin_create(ingest_origin_name(m));
+	ingest_xact_commit();
+	replorigin_session_setup(origin);
+	replorigin_session_origin = origin;
+	origin_lsn = replorigin_session_get_progress(false);
+	/* nothing applied yet: the copy (or mode cdc's start) stands at the slot's point */
+	pg_atomic_write_u64(&me->applied_lsn, Max(origin_lsn, m->slot_lsn));
+	stop_lsn = m->stop_lsn;
+
+	spool_dir = ingest_spool_dir(MyDatabaseId, m->id);
+	ingest_spool_open_reader(&reader, spool_dir);
+	initStringInfo(&payload);
+	memset(&batch, 0, sizeof(batch));
+	memset(&src, 0, sizeof(src));
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			char		kind;
+			XLogRecPtr	lsn;
+			char	   *error;
+			bool		have;
+			TimestampTz now;
+
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(change_cxt);
+			MemoryContextSwitchTo(change_cxt);
+
+			now = GetCurrentTimestamp();
+			if (TimestampDifferenceExceeds(stop_checked, now, 1000))
+			{
+				stop_lsn = read_stop_lsn();
+				stop_checked = now;
+				MemoryContextSwitchTo(change_cxt);
+			}
+			/* a stop just asked for is in shared memory before the catalog */
+			if (pg_atomic_read_u64(&me->stop_request) != InvalidXLogRecPtr)
+				stop_lsn = pg_atomic_read_u64(&me->stop_request);
+
+			/* an operator's pause: finish the batch and hold */
+			if (me->paused && !batch.open)
+			{
+				me->apply_idle = true;
+				(void) ingest_sleep_ms(1000L);
+				continue;
+			}
+
+			have = !me->paused &&
+				ingest_spool_read(&reader, pg_atomic_read_u64(&me->spool_limit),
+								  &kind, &lsn, &payload);
+			if (!have)
+			{
+				/* nothing more for now: what was applied commits */
+				commit_batch();
+				me->apply_idle = true;
+
+				/* stopped once the stream has passed the stop LSN */
+				if (stop_lsn != InvalidXLogRecPtr &&
+					(pg_atomic_read_u64(&me->applied_lsn) >= stop_lsn ||
+					 pg_atomic_read_u64(&me->flushed_lsn) >= stop_lsn))
+				{
+					me->reached_stop = true;
+					ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+					break;
+				}
+				/* the applied segments go */
+				if (reader.segno > removed_before)
+				{
+					XLogFlush(GetXLogInsertRecPtr());
+					ingest_spool_remove_before(spool_dir, reader.segno);
+					removed_before = reader.segno;
+				}
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 200L, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				continue;
+			}
+			me->apply_idle = false;
+
+			if (!ingest_w2j_parse(payload.data, payload.len, &change, &error))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("could not parse a change at %X/%X: %s",
+								LSN_FORMAT_ARGS(lsn), error)));
+
+			switch (change.action)
+			{
+				case 'B':
+					src.final_lsn = change.lsn;
+					src.end_lsn = change.nextlsn;
+					src.commit_time = parse_timestamp(change.timestamp);
+					src.skip = src.end_lsn <= origin_lsn ||
+						(stop_lsn != InvalidXLogRecPtr && src.final_lsn > stop_lsn);
+					if (!src.skip)
+						open_batch();
+					break;
+				case 'C':
+					if (src.skip)
+					{
+						/* past the stop LSN: nothing after it is applied */
+						if (stop_lsn != InvalidXLogRecPtr && src.final_lsn > stop_lsn)
+						{
+							commit_batch();
+							me->reached_stop = true;
+							ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+							goto done;
+						}
+						break;
+					}
+					batch.txns++;
+					batch.end_lsn = src.end_lsn;
+					batch.commit_time = src.commit_time;
+					if (batch.txns >= ingest_apply_batch_size ||
+						TimestampDifferenceExceeds(batch.started, GetCurrentTimestamp(),
+												   ingest_apply_batch_delay))
+						commit_batch();
+					break;
+				case 'I':
+				case 'U':
+				case 'D':
+				case 'T':
+					if (!src.skip)
+					{
+						ErrorContextCallback callback;
+
+						/* an error says which change */
+						callback.callback = change_error_context;
+						callback.arg = &change;
+						callback.previous = error_context_stack;
+						error_context_stack = &callback;
+						apply_change(&change);
+						error_context_stack = callback.previous;
+					}
+					break;
+				default:
+					/* logical messages and the like */
+					break;
+			}
+		}
+done:	;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ingest_xact_abort();
+		replorigin_session_origin_lsn = InvalidXLogRecPtr;
+		ingest_xact_start();
+		ingest_fail_migration(m, edata->context ?
+							  psprintf("%s (%s)", edata->message, edata->context) :
+							  edata->message);
+		ingest_notify(m, "failed", edata->message);
+		ingest_xact_commit();
+		failed = true;
+	}
+	PG_END_TRY();
+
+	ingest_spool_close_reader(&reader);
+	if (source)
+		ingest_disconnect(source);
+	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+	proc_exit(failed ? 1 : 0);
+}
