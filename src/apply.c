@@ -207,6 +207,7 @@ is_numeric_type(Oid typid)
 static ApplyRel *
 lookup_rel(const char *nspname, const char *relname)
 {
+	static ApplyRel *last = NULL;
 	ApplyRelKey key;
 	ApplyRel   *r;
 	bool		found;
@@ -214,10 +215,16 @@ lookup_rel(const char *nspname, const char *relname)
 	TupleDesc	desc;
 	int			i;
 
+	/* changes come in runs of the same table */
+	if (last && last->valid && strcmp(NameStr(last->relname), relname) == 0 &&
+		strcmp(NameStr(last->nspname), nspname) == 0)
+		return last;
+
 	memset(&key, 0, sizeof(key));
 	namestrcpy(&key.nspname, nspname);
 	namestrcpy(&key.relname, relname);
 	r = hash_search(rels, &key, HASH_ENTER, &found);
+	last = r;
 	if (!found)
 		memset(((char *) r) + sizeof(ApplyRelKey), 0, sizeof(ApplyRel) - sizeof(ApplyRelKey));
 	if (r->valid)
