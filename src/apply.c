@@ -612,7 +612,7 @@ change_error_context(void *arg)
 	errcontext("applying %s", ingest_w2j_describe((W2JChange *) arg, VALUE_IN_MESSAGE_MAX));
 }
 
-/* The stop LSN, as the catalog has it now. */
+/* The stop LSN, as the catalog has it now.  No transaction may be open. */
 static XLogRecPtr
 read_stop_lsn(void)
 {
@@ -699,8 +699,12 @@ ingest_applier_main(Datum main_arg)
 			MemoryContextReset(change_cxt);
 			MemoryContextSwitchTo(change_cxt);
 
+			/*
+			 * The catalog's stop LSN (set before a restart) is read between
+			 * batches, in a transaction of its own.
+			 */
 			now = GetCurrentTimestamp();
-			if (TimestampDifferenceExceeds(stop_checked, now, 1000))
+			if (!batch.open && TimestampDifferenceExceeds(stop_checked, now, 1000))
 			{
 				stop_lsn = read_stop_lsn();
 				stop_checked = now;
