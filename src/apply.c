@@ -127,6 +127,7 @@ static PGconn *source = NULL;	/* for values read back, opened when needed */
 /* the source transaction being applied */
 static struct
 {
+	bool		begun;			/* its BEGIN was read */
 	bool		skip;			/* already applied (origin has passed it) */
 	XLogRecPtr	final_lsn;		/* its commit record */
 	XLogRecPtr	end_lsn;
@@ -763,6 +764,7 @@ ingest_applier_main(Datum main_arg)
 			switch (change.action)
 			{
 				case 'B':
+					src.begun = true;
 					src.final_lsn = change.lsn;
 					src.end_lsn = change.nextlsn;
 					src.commit_time = parse_timestamp(change.timestamp);
@@ -772,6 +774,9 @@ ingest_applier_main(Datum main_arg)
 						open_batch();
 					break;
 				case 'C':
+					if (!src.begun)
+						break;
+					src.begun = false;
 					if (src.skip)
 					{
 						/* past the stop LSN: nothing after it is applied */
@@ -796,7 +801,13 @@ ingest_applier_main(Datum main_arg)
 				case 'U':
 				case 'D':
 				case 'T':
-					if (!src.skip)
+					/*
+					 * A change with no BEGIN before it ends a transaction
+					 * whose start was in a spool segment already removed:
+					 * segments go only once all they hold is committed, so
+					 * it was applied.
+					 */
+					if (src.begun && !src.skip)
 					{
 						ErrorContextCallback callback;
 

@@ -158,7 +158,7 @@ dupstr(MemoryContext cxt, const char *s)
 #define MIGRATION_COLUMNS \
 	"id, name, owner, source, source_display, mode, schema_mode, table_jobs," \
 	" index_jobs, split_bytes, phase, slot_name, snapshot_name, snapshot_lsn," \
-	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase"
+	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase, last_error"
 
 static XLogRecPtr
 lsn_value(const char *s)
@@ -191,6 +191,7 @@ migration_from_row(SPITupleTable *tab, MemoryContext cxt)
 	m->slot_lsn = lsn_value(ingest_getstr(tab, 0, 17));
 	m->stop_lsn = lsn_value(ingest_getstr(tab, 0, 18));
 	m->resume_phase = dupstr(cxt, ingest_getstr(tab, 0, 19));
+	m->last_error = dupstr(cxt, ingest_getstr(tab, 0, 20));
 	return m;
 }
 

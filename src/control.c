@@ -365,6 +365,11 @@ request_stop(IngestMigration *m, XLogRecPtr lsn)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" is not streaming (phase %s)", m->name, m->phase),
+				 m->last_error ? errdetail("%s", m->last_error) : 0,
+				 strcmp(m->phase, "failed") == 0 ?
+				 errhint("Fix the cause, then ingest.resume('%s').", m->name) :
+				 strcmp(m->phase, "paused") == 0 ?
+				 errhint("ingest.resume('%s') first.", m->name) :
 				 errhint("A stop LSN can be set once the full load is done: ingest.wait('%s', 'catching_up').",
 						 m->name)));
 	slot = ingest_find_migration_slot(MyDatabaseId, m->id);
@@ -440,11 +445,22 @@ ingest_cutover(PG_FUNCTION_ARGS)
 	if (!DatumGetBool(DirectFunctionCall3(ingest_wait, PG_GETARG_DATUM(0),
 										  CStringGetTextDatum("completed"),
 										  PG_GETARG_DATUM(1))))
+	{
+		IngestMigration *now = ingest_load_migration_by_name(name, false, false);
+
+		if (ingest_phase_is_terminal(now->phase))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("migration \"%s\" is %s instead of stopping at %X/%X",
+							name, now->phase, LSN_FORMAT_ARGS(lsn)),
+					 now->last_error ? errdetail("%s", now->last_error) : 0,
+					 errhint("See ingest.status and ingest.events.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("migration \"%s\" did not complete at %X/%X within the timeout",
 						name, LSN_FORMAT_ARGS(lsn)),
 				 errhint("It goes on stopping: watch ingest.status, or ingest.wait('%s').", name)));
+	}
 	PG_RETURN_LSN(lsn);
 }
 

@@ -178,6 +178,7 @@ typedef struct IngestMigration
 	XLogRecPtr	slot_lsn;		/* consistent point of the migration's slot */
 	XLogRecPtr	stop_lsn;
 	char	   *resume_phase;	/* phase to go back to after pause or failure */
+	char	   *last_error;		/* why it failed, if it did */
 } IngestMigration;
 
 extern void ingest_catalog_begin(void);

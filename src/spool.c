@@ -70,6 +70,15 @@ make_dir(const char *path)
 				 errmsg("could not create directory \"%s\": %m", path)));
 }
 
+/* Create the spool directory of a migration if it is not there yet. */
+static void
+make_spool_dir(const char *dir)
+{
+	make_dir(psprintf("%s/pg_ingest", DataDir));
+	make_dir(psprintf("%s/pg_ingest/spool", DataDir));
+	make_dir(dir);
+}
+
 /* Segment numbers present in dir, ascending. */
 static List *
 list_segments(const char *dir)
@@ -190,9 +199,7 @@ ingest_spool_open_writer(SpoolWriter *w, const char *dir)
 	memset(w, 0, sizeof(SpoolWriter));
 	strlcpy(w->dir, dir, sizeof(w->dir));
 	initStringInfo(&w->buf);
-	make_dir(psprintf("%s/pg_ingest", DataDir));
-	make_dir(psprintf("%s/pg_ingest/spool", DataDir));
-	make_dir(dir);
+	make_spool_dir(dir);
 
 	segs = list_segments(dir);
 	for (i = list_length(segs) - 1; i >= 0; i--)
@@ -317,6 +324,8 @@ ingest_spool_open_reader(SpoolReader *r, const char *dir)
 	strlcpy(r->dir, dir, sizeof(r->dir));
 	initStringInfo(&r->buf);
 	r->file = -1;
+	/* the applier may start before the receiver made it */
+	make_spool_dir(dir);
 	segs = list_segments(dir);
 	r->segno = segs ? (uint32) linitial_int(segs) : 1;
 }

@@ -242,6 +242,7 @@ ingest_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("mode \"cdc\" needs schema => 'existing'"),
 				 errdetail("Mode cdc streams changes into a target that already holds the data."),
+				 errhint("Pass schema => 'existing' as well."),
 				 errhidestmt(true)));
 	check_jobs(table_jobs, "table_jobs");
 	check_jobs(index_jobs, "index_jobs");
