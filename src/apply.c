@@ -764,6 +764,11 @@ ingest_applier_main(Datum main_arg)
 			switch (change.action)
 			{
 				case 'B':
+					if (src.begun)
+						ereport(ERROR,
+								(errcode(ERRCODE_DATA_CORRUPTED),
+								 errmsg("the spool holds a transaction without its commit before %X/%X",
+										LSN_FORMAT_ARGS(change.lsn))));
 					src.begun = true;
 					src.final_lsn = change.lsn;
 					src.end_lsn = change.nextlsn;

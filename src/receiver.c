@@ -14,7 +14,9 @@
  * transaction in the spool (or what the applier has applied, if later).
  *
  * When the spool exceeds pg_ingest.spool_max_size the receiver stops
- * reading until the applier catches up (the source then keeps its WAL).
+ * reading, between two transactions, until the applier catches up (the
+ * source then keeps its WAL).  A transaction cut short by a broken
+ * connection is dropped from the spool before the stream resumes.
  *
  * It also reads the source's current WAL position every few seconds, for
  * ingest.status.
@@ -257,8 +259,14 @@ receive(void)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		/* too much spooled: let the applier catch up, keep the source informed */
-		if ((int64) pg_atomic_read_u64(&me->spool_bytes) > ingest_spool_max_size * 1024L * 1024L)
+		/*
+		 * Too much spooled: let the applier catch up, keep the source
+		 * informed.  Only between transactions: the applier needs the whole
+		 * of one before it can apply and remove anything, so a transaction
+		 * larger than the limit is spooled whole.
+		 */
+		if (at_boundary &&
+			(int64) pg_atomic_read_u64(&me->spool_bytes) > ingest_spool_max_size * 1024L * 1024L)
 		{
 			send_feedback(false);
 			(void) ingest_sleep_ms(1000L);
@@ -381,8 +389,15 @@ ingest_receiver_main(Datum main_arg)
 				ingest_disconnect(sql);
 			sql = NULL;
 
-			/* keep what was received: the stream resumes after it */
-			ingest_spool_sync(&spool);
+			/*
+			 * Keep the transactions received whole and drop the one cut
+			 * short: the stream resumes after the last whole one.
+			 */
+			MemoryContextSwitchTo(TopMemoryContext);
+			ingest_spool_close_writer(&spool);
+			(void) ingest_spool_open_writer(&spool, spool_dir);
+			at_boundary = true;
+			MemoryContextSwitchTo(cxt);
 			failures++;
 			delay = Min(60000L, (long) Max(ingest_retry_delay, 100) << Min(failures - 1, 8));
 			ingest_event_tx(m->id, failures == 1 ? "WARNING" : "INFO", "stream", NULL,

@@ -313,6 +313,9 @@ ingest_spool_close_writer(SpoolWriter *w)
 		FileClose(w->file);
 	}
 	w->file = -1;
+	if (w->buf.data)
+		pfree(w->buf.data);
+	w->buf.data = NULL;
 }
 
 void

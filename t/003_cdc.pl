@@ -150,6 +150,42 @@ ok(wait_applied('live', 'live', 'the large transaction to be applied after the c
 is_deeply(table_hashes($target, 'live', ['big']), table_hashes($source, 'app', ['big']),
 	'big has the large transaction once: no loss, no duplicate');
 
+# --- the stream cut in the middle of a transaction -----------------------
+# The receiver is stopped (SIGSTOP) before a large transaction commits, so
+# the source's walsender fills the socket and blocks in the middle of it;
+# the walsender is then terminated and the receiver let go: it reads part
+# of the transaction, loses the stream, drops the part and streams the
+# transaction again from its start.
+my $receiver = $target->safe_psql('live',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ingest receiver'");
+my $walsender = $source->safe_psql('app',
+	"SELECT active_pid FROM pg_replication_slots WHERE slot_name LIKE 'pg_ingest%' AND active");
+ok($receiver && $walsender, 'the receiver and its walsender are there');
+my $cut_from = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
+kill 'STOP', $receiver;
+$source->safe_psql('app',
+	"INSERT INTO big (id, payload) SELECT g, md5(g::text) FROM generate_series(1000001, 1200000) g");
+ok( poll_until($source, 'app',
+		"SELECT sent_lsn > '$cut_from' FROM pg_stat_replication WHERE pid = $walsender",
+		't', 'the walsender to send the large transaction'),
+	'the walsender sends the large transaction to a receiver that does not read');
+$source->safe_psql('app', "SELECT pg_terminate_backend($walsender)");
+ok( poll_until($source, 'app',
+		"SELECT count(*) FROM pg_stat_activity WHERE pid = $walsender", '0',
+		'the walsender to go'),
+	'the walsender is terminated in the middle of the transaction');
+my $events_before = $target->safe_psql('live', "SELECT max(id) FROM ingest.events");
+kill 'CONT', $receiver;
+ok(wait_applied('live', 'live', 'the large transaction streamed again'),
+	'the receiver reconnects and the transaction is applied');
+like($target->safe_psql('live',
+		"SELECT string_agg(message, ' / ') FROM ingest.events WHERE name = 'live' AND id > $events_before AND kind = 'stream'"),
+	qr/replication stream lost.*streaming slot/s, 'the stream was lost and opened again');
+is($target->safe_psql('live', "SELECT phase FROM ingest.status WHERE name = 'live'"),
+	'streaming', 'the migration goes on streaming');
+is_deeply(table_hashes($target, 'live', ['big']), table_hashes($source, 'app', ['big']),
+	'the cut transaction is applied once and whole');
+
 # --- the source restarted mid-stream: the receiver reconnects -------------
 $pgbench->signal('TERM');
 $pgbench->finish;
