@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # pg_ingest demo: installs what it needs, builds and installs pg_ingest,
 # starts a throwaway source and target cluster on 127.0.0.1, loads a sample
-# database (pgbench plus a few tables of mixed types) into the source,
-# checks it with ingest.preflight, migrates it with ingest.start (full load),
-# shows ingest.status while it runs, and compares both sides with
-# ingest.verify.  Works as root or as a user with sudo.
+# database (pgbench plus a few tables of mixed types) into the source and
+# migrates it live: pgbench keeps writing to the source while pg_ingest
+# copies it and streams its changes (ingest.start, default mode
+# full-load-and-cdc); ingest.status is shown as it copies and catches up;
+# then the application "stops", ingest.cutover() applies the last changes
+# and stops, and ingest.verify compares both sides.  Works as root or as a
+# user with sudo.
 #
 #   ./scripts/demo.sh [scale]        (pgbench scale, default 5)
 #
@@ -72,17 +75,57 @@ say "target: CREATE DATABASE shop; CREATE EXTENSION pg_ingest; SELECT * FROM ing
 "${TGT_PSQL[@]}" -d shop -c "CREATE EXTENSION pg_ingest" \
 	-c "SELECT check_name, status, detail FROM ingest.preflight('$SOURCE')"
 
-say "target: SELECT ingest.start('...', mode => 'full-load', table_jobs => 2, index_jobs => 2)"
-"${TGT_PSQL[@]}" -d shop -c "SELECT ingest.start('$SOURCE', mode => 'full-load', table_jobs => 2, index_jobs => 2, split_tables_larger_than => '32MB')"
+# The application: pgbench's transactions, and one in ten places an order.
+cat > "$WORK/orders.sql" <<'SQL'
+\set c random(1, 10000)
+INSERT INTO orders (customer_id, state, total, items)
+  VALUES (:c, 'new', random() * 100, jsonb_build_object('sku', :c % 97, 'qty', 1));
+UPDATE customers SET tags = tags || 'ordered'::text WHERE id = :c;
+SQL
+chmod a+r "$WORK/orders.sql"
+say "source: the application starts writing (pgbench, 4 clients, 200 transactions/s)"
+as_user "$PGBIN/pgbench" -n -c 4 -R 200 -T 3600 -b tpcb-like@9 -f "$WORK/orders.sql@1" \
+	-h "$WORK/source" -p "$SRC_PORT" -U migrator shop >"$WORK/pgbench.log" 2>&1 &
+PGBENCH=$!
+stop_app() {
+	# pgbench runs under runuser when we are root: stop it, not just runuser
+	pkill -TERM -P "$PGBENCH" 2>/dev/null || true
+	kill "$PGBENCH" 2>/dev/null || true
+	wait "$PGBENCH" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		[ "$("${SRC_PSQL[@]}" -d shop -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'")" = 0 ] && return
+		sleep 0.1
+	done
+	echo "pgbench still connected to the source" >&2
+	return 1
+}
+trap 'stop_app || true; cleanup' EXIT
 
-say "target: ingest.status while it runs"
-STATUS="SELECT phase, tables_done || '/' || tables_total AS tables, pg_size_pretty(bytes_done) AS copied, progress_pct AS pct, pg_size_pretty(copy_rate_bytes_per_s) || '/s' AS rate, eta, indexes_done || '/' || indexes_total AS indexes FROM ingest.status"
+say "target: SELECT ingest.start('...', table_jobs => 2, index_jobs => 2)   -- mode full-load-and-cdc"
+"${TGT_PSQL[@]}" -d shop -c "SELECT ingest.start('$SOURCE', table_jobs => 2, index_jobs => 2, split_tables_larger_than => '32MB')"
+
+say "target: ingest.status while it copies, then catches up with the changes"
+STATUS="SELECT phase, tables_done || '/' || tables_total AS tables, pg_size_pretty(bytes_done) AS copied,
+	progress_pct AS pct, indexes_done || '/' || indexes_total AS indexes,
+	'lag ' || COALESCE(pg_size_pretty(lag_bytes), '-') || ' ' || COALESCE(lag_seconds || ' s', '-') AS lag,
+	COALESCE(apply_rate || ' changes/s', '') AS applying, CASE WHEN caught_up THEN 'caught up' ELSE '' END
+	FROM ingest.status"
+streaming=0
 for _ in $(seq 1 600); do
 	line=$("${TGT_PSQL[@]}" -d shop -At -F ' | ' -c "$STATUS")
-	echo "  $line"
-	case "$line" in completed*|failed*|aborted*) break ;; esac
+	echo "  $(date +%T) $line"
+	case "$line" in
+	completed*|failed*|aborted*) break ;;
+	streaming*) streaming=$((streaming + 1)); [ "$streaming" -ge 5 ] && break ;;
+	esac
 	sleep 1
 done
+
+say "source: the application stops writing; target: SELECT ingest.cutover()"
+stop_app
+"${TGT_PSQL[@]}" -d shop -c "SELECT ingest.cutover()"
+echo "  while it ran, the application wrote $("${SRC_PSQL[@]}" -d shop -At -c "SELECT count(*) FROM pgbench_history") pgbench transactions" \
+	"and $("${SRC_PSQL[@]}" -d shop -At -c "SELECT count(*) - 50000 FROM orders") orders to the source"
 
 say "target: SELECT * FROM ingest.status"
 "${TGT_PSQL[@]}" -d shop -x -c "SELECT * FROM ingest.status"

@@ -78,7 +78,8 @@ SELECT phase IN ('catching_up', 'streaming') AS applying_again FROM ingest.statu
 
 -- cutover: stop at the source's current position, wait for completed
 SELECT ingest.cutover('cdc1', '2 min') IS NOT NULL AS cut_over;
-SELECT name, phase, stop_lsn IS NOT NULL AS stopped_at_lsn, last_error, errors
+SELECT name, phase, stop_lsn IS NOT NULL AS stopped_at_lsn,
+       applied_lsn IS NOT NULL AS applied_lsn_kept, last_error, errors
   FROM ingest.status WHERE name = 'cdc1';
 SELECT table_name, source_rows, target_rows, status FROM ingest.verify('cdc1');
 SELECT id, qty FROM items WHERE id IN (1, 7, 10007) ORDER BY id;

@@ -1086,6 +1086,19 @@ finish_stream(void)
 	(void) ingest_signal_workers(my_slot, INGEST_WORKER_APPLIER, SIGTERM, true);
 	(void) ingest_wait_workers_gone(my_slot, 30000L);
 
+	/* where the stream ended stays visible once shared memory forgets it */
+	{
+		Oid			types[2] = {INT4OID, PG_LSNOID};
+		Datum		vals[2];
+
+		vals[0] = Int32GetDatum(m->id);
+		vals[1] = LSNGetDatum(pg_atomic_read_u64(&me->applied_lsn));
+		IN_TRANSACTION(ingest_catalog_begin();
+					   ingest_catalog_exec("UPDATE ingest.migration SET applied_lsn = $2 WHERE id = $1",
+										   2, types, vals, NULL);
+					   ingest_catalog_end());
+	}
+
 	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 								   psprintf("pg_ingest %s coordinator", m->name));
 	PG_TRY();

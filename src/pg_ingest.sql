@@ -60,6 +60,7 @@ CREATE TABLE @extschema@.migration (
 	restarts int NOT NULL DEFAULT 0,	-- coordinator restarts after errors
 	slot_lsn pg_lsn,				-- consistent point of the slot: the stream starts there
 	stop_lsn pg_lsn,				-- ingest.stop_at
+	applied_lsn pg_lsn,				-- where the stream ended (live figures are in shared memory)
 	resume_phase text,				-- where ingest.resume goes back to (pause, failure)
 	started_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now(),
@@ -222,10 +223,11 @@ SELECT m.name,
 	m.errors,
 	m.slot_name,
 	s.received_lsn,
-	s.applied_lsn,
-	s.source_lsn,
+	COALESCE(s.applied_lsn, m.applied_lsn) AS applied_lsn,
+	GREATEST(s.source_lsn, s.received_lsn) AS source_lsn,
+	-- the source is at least where the stream has got to, whenever it was polled
 	CASE WHEN s.source_lsn IS NOT NULL AND s.applied_lsn IS NOT NULL
-		 THEN GREATEST(s.source_lsn - s.applied_lsn, 0) END AS lag_bytes,
+		 THEN GREATEST(GREATEST(s.source_lsn, s.received_lsn) - s.applied_lsn, 0) END AS lag_bytes,
 	CASE WHEN s.migration_id IS NULL OR s.applied_lsn IS NULL THEN NULL
 		 WHEN s.apply_idle AND s.applied_lsn >= s.received_lsn THEN 0.0
 		 ELSE round(GREATEST(extract(epoch FROM now() - s.applied_commit_time), 0), 3) END AS lag_seconds,
