@@ -117,7 +117,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("pg_ingest.spool_max_size",
 							"Largest spool of changes received but not yet applied, per migration.",
-							"Past it, the receiver stops reading and the source keeps its WAL until the applier catches up.",
+							"Past it, the receiver stops reading at the next transaction boundary and the source keeps its WAL until the applier catches up; a single transaction larger than this is still spooled whole.",
 							&ingest_spool_max_size,
 							10240, 64, INT_MAX / 2,
 							PGC_SIGHUP, GUC_UNIT_MB,

@@ -13,6 +13,7 @@
 #
 # The clusters are stopped at the end; KEEP=1 leaves them running.
 
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 SCALE=${1:-5}

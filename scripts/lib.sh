@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/test.sh, scripts/demo.sh and bench/run.sh: install the
 # packages pg_ingest needs, build and install it, and run things as an
 # unprivileged user (initdb refuses root).
@@ -23,6 +24,7 @@ fi
 say() { printf '\n=== %s\n' "$*"; }
 
 # Install Debian packages: the build and test set, plus any given.
+# shellcheck disable=SC2120  # callers pass extra packages or none
 install_packages() {
 	say "installing packages"
 	"${SUDO[@]}" apt-get update -q

@@ -5,6 +5,7 @@
 #
 #   ./scripts/test.sh
 
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 install_packages

@@ -26,7 +26,15 @@
  * (its sync LSN): earlier ones are in the copy.
  *
  * Memory is bounded whatever the size of a source transaction: changes are
- * applied as they are read, each in a context reset afterwards.
+ * applied as they are read, each in a context reset afterwards.  Spool
+ * segments the reader is done with are removed once what they held is
+ * committed and flushed.  ingest.pause() holds the applier between source
+ * transactions, never inside one.
+ *
+ * wal2json writes in the source's encoding; a message is converted to the
+ * target database's before it is parsed.  Values are read with the
+ * DateStyle, IntervalStyle and lc_monetary the source sessions write them
+ * in (conn.c).
  *
  * A change that cannot be applied fails the migration: last_error and the
  * event say which table, which LSN and which values.  Nothing is skipped;
@@ -54,11 +62,14 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "common/string.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 #include "replication/origin.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
@@ -86,11 +97,11 @@
 typedef struct ApplyAttr
 {
 	bool		skip;			/* dropped or generated */
-	bool		numeric;		/* numeric, real, double precision (or a domain over one) */
+	bool		numeric;		/* numeric, real or double precision */
 	FmgrInfo	input;
 	Oid			ioparam;
 	int32		typmod;
-	bool		is_bytea;
+	bool		is_bytea;		/* bytea itself: wal2json drops its \\x */
 } ApplyAttr;
 
 /* What the applier knows of a source table. */
@@ -106,6 +117,7 @@ typedef struct ApplyRel
 	Oid			keyidx;			/* replica identity or primary key, or Invalid */
 	int			natts;
 	ApplyAttr  *attrs;
+	MemoryContext cxt;			/* attrs and their input functions' state */
 } ApplyRel;
 
 typedef struct ApplyRelKey
@@ -123,6 +135,11 @@ static HTAB *rels = NULL;
 static MemoryContext change_cxt;
 static MemoryContext rel_cxt;
 static PGconn *source = NULL;	/* for values read back, opened when needed */
+static SpoolReader reader;
+static FmgrInfo *to_server = NULL;	/* source encoding to the database's */
+static bool verify_only = false;	/* SQL_ASCII source: check, no conversion */
+static char *spool_dir;
+static uint32 removed_before = 0;	/* segments before this one are gone */
 
 /* the source transaction being applied */
 static struct
@@ -197,10 +214,14 @@ load_tables(void)
 	ingest_catalog_end();
 }
 
+/*
+ * Whether wal2json writes this type as a bare JSON number (NaN and Infinity
+ * as null before 2.6).  wal2json goes by the column's own type: a domain
+ * over numeric is quoted like any other type.
+ */
 static bool
 is_numeric_type(Oid typid)
 {
-	typid = getBaseType(typid);
 	return typid == NUMERICOID || typid == FLOAT4OID || typid == FLOAT8OID;
 }
 
@@ -264,10 +285,13 @@ lookup_rel(const char *nspname, const char *relname)
 						quote_identifier(nspname), quote_identifier(relname))));
 	rel = table_open(r->relid, NoLock);
 	desc = RelationGetDescr(rel);
-	if (r->attrs)
-		pfree(r->attrs);
+	if (r->cxt == NULL)
+		r->cxt = AllocSetContextCreate(rel_cxt, "pg_ingest applier table",
+									   ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(r->cxt);
 	r->natts = desc->natts;
-	r->attrs = MemoryContextAllocZero(rel_cxt, sizeof(ApplyAttr) * desc->natts);
+	r->attrs = MemoryContextAllocZero(r->cxt, sizeof(ApplyAttr) * desc->natts);
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -278,10 +302,10 @@ lookup_rel(const char *nspname, const char *relname)
 		if (att->attisdropped)
 			continue;
 		getTypeInputInfo(att->atttypid, &infunc, &a->ioparam);
-		fmgr_info_cxt(infunc, &a->input, rel_cxt);
+		fmgr_info_cxt(infunc, &a->input, r->cxt);
 		a->typmod = att->atttypmod;
 		a->numeric = is_numeric_type(att->atttypid);
-		a->is_bytea = getBaseType(att->atttypid) == BYTEAOID;
+		a->is_bytea = att->atttypid == BYTEAOID;
 	}
 	r->keyidx = RelationGetReplicaIndex(rel);
 	if (!OidIsValid(r->keyidx))
@@ -394,7 +418,8 @@ store_values(Relation rel, ApplyRel *r, TupleTableSlot *slot,
 
 		if (a->skip && !is_key)
 			continue;
-		if (value == NULL && a->numeric && !me->numeric_as_string && !is_key)
+		if (value == NULL && a->numeric && !is_key &&
+			!(me->numeric_probed && me->numeric_as_string))
 			value = read_back(rel, r, cols, ncols, cols[i].name);
 		if (value == NULL)
 		{
@@ -613,6 +638,86 @@ change_error_context(void *arg)
 	errcontext("applying %s", ingest_w2j_describe((W2JChange *) arg, VALUE_IN_MESSAGE_MAX));
 }
 
+/*
+ * Look up, once and in a transaction, how to convert what wal2json writes
+ * (the source's encoding) into this database's encoding.
+ */
+static void
+setup_conversion(void)
+{
+	int			dbenc = GetDatabaseEncoding();
+	Oid			proc;
+
+	if (m->source_encoding < 0 || m->source_encoding == dbenc || dbenc == PG_SQL_ASCII)
+		return;
+	if (m->source_encoding == PG_SQL_ASCII)
+	{
+		verify_only = true;
+		return;
+	}
+	proc = FindDefaultConversionProc(m->source_encoding, dbenc);
+	if (!OidIsValid(proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("no conversion from the source's encoding %s to this database's %s",
+						pg_encoding_to_char(m->source_encoding), pg_encoding_to_char(dbenc))));
+	to_server = MemoryContextAlloc(TopMemoryContext, sizeof(FmgrInfo));
+	fmgr_info_cxt(proc, to_server, TopMemoryContext);
+}
+
+/* A message from the source's encoding into the database's, in place. */
+static void
+convert_payload(StringInfo payload)
+{
+	char	   *converted;
+
+	if (verify_only)
+	{
+		(void) pg_verify_mbstr(GetDatabaseEncoding(), payload->data, payload->len, false);
+		return;
+	}
+	if (to_server == NULL || pg_is_ascii(payload->data))
+		return;
+	converted = MemoryContextAllocHuge(CurrentMemoryContext,
+									   (Size) payload->len * MAX_CONVERSION_GROWTH + 1);
+	FunctionCall6(to_server,
+				  Int32GetDatum(m->source_encoding),
+				  Int32GetDatum(GetDatabaseEncoding()),
+				  CStringGetDatum(payload->data),
+				  CStringGetDatum(converted),
+				  Int32GetDatum(payload->len),
+				  BoolGetDatum(false));
+	resetStringInfo(payload);
+	appendStringInfoString(payload, converted);
+}
+
+/*
+ * Remove the spool segments the reader is done with.  Everything read from
+ * them is committed (no batch open), and made durable first: the workers
+ * commit asynchronously.
+ */
+static void
+remove_applied_segments(void)
+{
+	if (batch.open || reader.segno <= removed_before)
+		return;
+	XLogFlush(GetXLogInsertRecPtr());
+	ingest_spool_remove_before(spool_dir, reader.segno);
+	removed_before = reader.segno;
+}
+
+/*
+ * The stop LSN is reached: tell the coordinator, which drops the slot and
+ * the spool, once what was applied is durable.
+ */
+static void
+reach_stop(void)
+{
+	XLogFlush(GetXLogInsertRecPtr());
+	me->reached_stop = true;
+	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+}
+
 /* The stop LSN, as the catalog has it now.  No transaction may be open. */
 static XLogRecPtr
 read_stop_lsn(void)
@@ -637,19 +742,20 @@ ingest_applier_main(Datum main_arg)
 	int32		migration_id;
 	RepOriginId origin;
 	XLogRecPtr	origin_lsn;
-	SpoolReader reader;
 	StringInfoData payload;
 	HASHCTL		ctl;
 	XLogRecPtr	stop_lsn;
 	TimestampTz stop_checked = 0;
 	W2JChange	change;
-	char	   *spool_dir;
-	uint32		removed_before = 0;
 	volatile bool failed = false;
 
 	ingest_worker_init(main_arg, INGEST_WORKER_APPLIER, &my_slot, &migration_id);
 	me = &IngestShared->migrations[my_slot];
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	/* read values as the source's sessions write them (conn.c) */
+	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("intervalstyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lc_monetary", "C", PGC_SUSET, PGC_S_OVERRIDE);
 
 	rel_cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest applier tables",
 									ALLOCSET_DEFAULT_SIZES);
@@ -669,6 +775,7 @@ ingest_applier_main(Datum main_arg)
 	filters = ingest_load_filters(migration_id);
 	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
 	load_tables();
+	setup_conversion();
 	origin = replorigin_by_name(ingest_origin_name(m), true);
 	if (origin == InvalidRepOriginId)
 		origin = replorigin_create(ingest_origin_name(m));
@@ -692,11 +799,17 @@ ingest_applier_main(Datum main_arg)
 		{
 			char		kind;
 			XLogRecPtr	lsn;
+			XLogRecPtr	flushed;
 			char	   *error;
 			bool		have;
 			TimestampTz now;
 
 			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
 			MemoryContextReset(change_cxt);
 			MemoryContextSwitchTo(change_cxt);
 
@@ -715,38 +828,44 @@ ingest_applier_main(Datum main_arg)
 			if (pg_atomic_read_u64(&me->stop_request) != InvalidXLogRecPtr)
 				stop_lsn = pg_atomic_read_u64(&me->stop_request);
 
-			/* an operator's pause: finish the batch and hold */
-			if (me->paused && !batch.open)
+			/*
+			 * An operator's pause holds between source transactions: one
+			 * begun is read to its end first.
+			 */
+			if (me->paused && !src.begun)
 			{
+				commit_batch();
+				remove_applied_segments();
 				me->apply_idle = true;
 				(void) ingest_sleep_ms(1000L);
 				continue;
 			}
 
-			have = !me->paused &&
-				ingest_spool_read(&reader, pg_atomic_read_u64(&me->spool_limit),
-								  &kind, &lsn, &payload);
+			/*
+			 * The flushed position is read before the spool's limit: the
+			 * receiver publishes a transaction's place in the spool before it
+			 * confirms the transaction flushed, so once the stream has
+			 * passed the stop LSN, every transaction before it is readable.
+			 */
+			flushed = pg_atomic_read_u64(&me->flushed_lsn);
+			pg_read_barrier();
+			have = ingest_spool_read(&reader, pg_atomic_read_u64(&me->spool_limit),
+									 &kind, &lsn, &payload);
 			if (!have)
 			{
-				/* nothing more for now: what was applied commits */
+				/* the limit is a transaction's end: what was applied commits */
+				Assert(!src.begun);
+				pg_atomic_write_u64(&me->apply_pos, SPOOL_POS(reader.segno, reader.offset));
 				commit_batch();
+				remove_applied_segments();
 				me->apply_idle = true;
 
 				/* stopped once the stream has passed the stop LSN */
 				if (stop_lsn != InvalidXLogRecPtr &&
-					(pg_atomic_read_u64(&me->applied_lsn) >= stop_lsn ||
-					 pg_atomic_read_u64(&me->flushed_lsn) >= stop_lsn))
+					(pg_atomic_read_u64(&me->applied_lsn) >= stop_lsn || flushed >= stop_lsn))
 				{
-					me->reached_stop = true;
-					ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+					reach_stop();
 					break;
-				}
-				/* the applied segments go */
-				if (reader.segno > removed_before)
-				{
-					XLogFlush(GetXLogInsertRecPtr());
-					ingest_spool_remove_before(spool_dir, reader.segno);
-					removed_before = reader.segno;
 				}
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 200L, PG_WAIT_EXTENSION);
@@ -755,6 +874,7 @@ ingest_applier_main(Datum main_arg)
 			}
 			me->apply_idle = false;
 
+			convert_payload(&payload);
 			if (!ingest_w2j_parse(payload.data, payload.len, &change, &error))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
@@ -788,8 +908,7 @@ ingest_applier_main(Datum main_arg)
 						if (stop_lsn != InvalidXLogRecPtr && src.final_lsn > stop_lsn)
 						{
 							commit_batch();
-							me->reached_stop = true;
-							ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+							reach_stop();
 							goto done;
 						}
 						break;
@@ -800,7 +919,10 @@ ingest_applier_main(Datum main_arg)
 					if (batch.txns >= ingest_apply_batch_size ||
 						TimestampDifferenceExceeds(batch.started, GetCurrentTimestamp(),
 												   ingest_apply_batch_delay))
+					{
 						commit_batch();
+						remove_applied_segments();
+					}
 					break;
 				case 'I':
 				case 'U':

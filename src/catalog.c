@@ -27,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -158,7 +159,7 @@ dupstr(MemoryContext cxt, const char *s)
 #define MIGRATION_COLUMNS \
 	"id, name, owner, source, source_display, mode, schema_mode, table_jobs," \
 	" index_jobs, split_bytes, phase, slot_name, snapshot_name, snapshot_lsn," \
-	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase, last_error"
+	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase, last_error, source_encoding"
 
 static XLogRecPtr
 lsn_value(const char *s)
@@ -192,6 +193,8 @@ migration_from_row(SPITupleTable *tab, MemoryContext cxt)
 	m->stop_lsn = lsn_value(ingest_getstr(tab, 0, 18));
 	m->resume_phase = dupstr(cxt, ingest_getstr(tab, 0, 19));
 	m->last_error = dupstr(cxt, ingest_getstr(tab, 0, 20));
+	m->source_encoding = ingest_getstr(tab, 0, 21) ?
+		pg_char_to_encoding(ingest_getstr(tab, 0, 21)) : -1;
 	return m;
 }
 

@@ -91,7 +91,8 @@ typedef struct IngestMigrationSlot
 	double		copy_rate;		/* bytes/s, recent (coordinator) */
 	double		apply_rate;		/* changes/s, recent (coordinator) */
 	/* change data capture (receiver.c, apply.c) */
-	bool		numeric_as_string;	/* wal2json knows that option */
+	bool		numeric_as_string;	/* wal2json knows that option ... */
+	bool		numeric_probed; /* ... as the receiver found out (else unknown) */
 	bool		receiver_connected;
 	bool		stop_streaming; /* receiver: the migration is done */
 	bool		paused;			/* applier: apply nothing for now */
@@ -109,6 +110,7 @@ typedef struct IngestMigrationSlot
 	pg_atomic_uint64 applied_commit_ts; /* its commit time on the source */
 	pg_atomic_uint64 changes_applied;
 	pg_atomic_uint64 stop_request;	/* stop LSN asked for, not yet recorded */
+	pg_atomic_uint64 apply_pos;	/* spool position the applier has read up to */
 } IngestMigrationSlot;
 
 typedef struct IngestSharedState
@@ -179,6 +181,7 @@ typedef struct IngestMigration
 	XLogRecPtr	stop_lsn;
 	char	   *resume_phase;	/* phase to go back to after pause or failure */
 	char	   *last_error;		/* why it failed, if it did */
+	int			source_encoding;	/* the source's server encoding, or -1 */
 } IngestMigration;
 
 extern void ingest_catalog_begin(void);

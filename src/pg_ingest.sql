@@ -61,6 +61,7 @@ CREATE TABLE @extschema@.migration (
 	slot_lsn pg_lsn,				-- consistent point of the slot: the stream starts there
 	stop_lsn pg_lsn,				-- ingest.stop_at
 	applied_lsn pg_lsn,				-- where the stream ended (live figures are in shared memory)
+	source_encoding name,			-- the source's server_encoding: wal2json writes in it
 	resume_phase text,				-- where ingest.resume goes back to (pause, failure)
 	started_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now(),

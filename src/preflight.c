@@ -538,7 +538,7 @@ check_wal2json(Preflight *pf)
 		}
 		emit(pf, check, "FAIL",
 			 psprintf("wal2json could not decode with format-version 2: %s", msg),
-			 "pg_ingest needs wal2json 2.0 or later on the source.");
+			 "pg_ingest needs wal2json 2.3 or later on the source.");
 		return;
 	}
 	PQclear(res);

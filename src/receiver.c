@@ -107,6 +107,8 @@ send_feedback(bool request_reply)
 	send_int64(&msg[25], GetCurrentTimestamp());
 	msg[33] = request_reply ? 1 : 0;
 	ingest_put_copy_data(stream, msg, sizeof(msg), info->password);
+	/* the applier reads spool_limit after this: publish in that order */
+	pg_write_barrier();
 	pg_atomic_write_u64(&me->flushed_lsn, flush);
 }
 
@@ -224,6 +226,7 @@ open_stream(XLogRecPtr start)
 		start_stream(start, false);
 	}
 	PG_END_TRY();
+	me->numeric_probed = true;
 }
 
 /* Stream until an error; appends to the spool, confirms what is durable. */
@@ -233,7 +236,11 @@ receive(void)
 	XLogRecPtr	start;
 	TimestampTz last_sync = GetCurrentTimestamp();
 	uint64		bytes_since_sync = 0;
+	MemoryContext iter_cxt;
 
+	/* a child of the caller's context, which goes when this returns */
+	iter_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest receiver message",
+									 ALLOCSET_DEFAULT_SIZES);
 	start = Max(spool.last_commit, origin_progress());
 	start = Max(start, m->slot_lsn);
 	open_stream(start);
@@ -259,14 +266,20 @@ receive(void)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		MemoryContextReset(iter_cxt);
+		MemoryContextSwitchTo(iter_cxt);
+
 		/*
 		 * Too much spooled: let the applier catch up, keep the source
-		 * informed.  Only between transactions: the applier needs the whole
-		 * of one before it can apply and remove anything, so a transaction
-		 * larger than the limit is spooled whole.
+		 * informed.  Only between transactions, since the applier needs the
+		 * whole of one before it can apply and remove anything (a
+		 * transaction larger than the limit is spooled whole), and only
+		 * while the applier has something left to read (what it has read
+		 * goes once the segment it is in is done).
 		 */
 		if (at_boundary &&
-			(int64) pg_atomic_read_u64(&me->spool_bytes) > ingest_spool_max_size * 1024L * 1024L)
+			(int64) pg_atomic_read_u64(&me->spool_bytes) > ingest_spool_max_size * 1024L * 1024L &&
+			pg_atomic_read_u64(&me->apply_pos) < pg_atomic_read_u64(&me->spool_limit))
 		{
 			send_feedback(false);
 			(void) ingest_sleep_ms(1000L);
@@ -287,7 +300,9 @@ receive(void)
 				kind = data[11];
 			ingest_spool_append(&spool, kind, lsn, data, dlen);
 			bytes_since_sync += dlen;
-			pg_atomic_write_u64(&me->received_lsn, lsn);
+			/* a BEGIN carries its first change's position: never go back */
+			if (lsn > pg_atomic_read_u64(&me->received_lsn))
+				pg_atomic_write_u64(&me->received_lsn, lsn);
 			at_boundary = (kind == 'C');
 			if (kind == 'C')
 			{
@@ -394,7 +409,7 @@ ingest_receiver_main(Datum main_arg)
 			 * short: the stream resumes after the last whole one.
 			 */
 			MemoryContextSwitchTo(TopMemoryContext);
-			ingest_spool_close_writer(&spool);
+			ingest_spool_abandon_writer(&spool);
 			(void) ingest_spool_open_writer(&spool, spool_dir);
 			at_boundary = true;
 			MemoryContextSwitchTo(cxt);

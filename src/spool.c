@@ -33,6 +33,7 @@
 #include "nodes/pg_list.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/wait_event.h"
 
@@ -138,7 +139,7 @@ scan_segment(const char *path, XLogRecPtr *last_commit)
 
 		if (pg_pread(fd, &h, sizeof(h), offset) != sizeof(h))
 			break;
-		if (h.len > (uint32) SPOOL_SEGMENT_SIZE * 16)
+		if (h.len >= MaxAllocSize - 1)
 			break;
 		if ((int) h.len > cap)
 		{
@@ -221,8 +222,9 @@ ingest_spool_open_writer(SpoolWriter *w, const char *dir)
 			(void) unlink(segment_path(dir, segno));
 	}
 	open_segment(w, keep_seg, keep_off);
-	w->synced_offset = keep_off;
-	w->last_commit = w->synced_commit = last;
+	w->last_commit = last;
+	/* the previous writer may have died before its fsync */
+	ingest_spool_sync(w);
 	fsync_fname(dir, true);
 	return last;
 }
@@ -256,6 +258,7 @@ ingest_spool_append(SpoolWriter *w, char kind, XLogRecPtr lsn,
 	{
 		ingest_spool_sync(w);
 		FileClose(w->file);
+		w->file = -1;
 		open_segment(w, w->segno + 1, 0);
 		fsync_fname(w->dir, true);
 	}
@@ -289,7 +292,7 @@ ingest_spool_sync(SpoolWriter *w)
 	if (w->synced_offset != w->offset)
 	{
 		if (FileSync(w->file, PG_WAIT_EXTENSION) != 0)
-			ereport(ERROR,
+			ereport(data_sync_elevel(ERROR),
 					(errcode_for_file_access(),
 					 errmsg("could not fsync spool segment %08X: %m", w->segno)));
 		w->synced_offset = w->offset;
@@ -302,6 +305,23 @@ uint64
 ingest_spool_position(SpoolWriter *w)
 {
 	return SPOOL_POS(w->segno, w->offset - w->buf.len);
+}
+
+/*
+ * ingest_spool_abandon_writer
+ *		Close without writing what is buffered (the start of a transaction
+ *		the stream cut short); ingest_spool_open_writer then keeps the whole
+ *		transactions only.
+ */
+void
+ingest_spool_abandon_writer(SpoolWriter *w)
+{
+	if (w->file > 0)
+		FileClose(w->file);
+	w->file = -1;
+	if (w->buf.data)
+		pfree(w->buf.data);
+	w->buf.data = NULL;
 }
 
 void
@@ -353,6 +373,7 @@ fill(SpoolReader *r, uint32 need)
 		uint32		want = Max(need, WRITE_BUFFER_SIZE);
 		int			n;
 
+		r->buf.len = 0;
 		enlargeStringInfo(&r->buf, want);
 		n = FileRead(r->file, r->buf.data, want, r->offset, PG_WAIT_EXTENSION);
 		if (n < 0)
@@ -436,8 +457,14 @@ ingest_spool_size(const char *dir)
 		return 0;
 	segs = list_segments(dir);
 	foreach(lc, segs)
-		if (stat(segment_path(dir, (uint32) lfirst_int(lc)), &st) == 0)
+	{
+		char	   *path = segment_path(dir, (uint32) lfirst_int(lc));
+
+		if (stat(path, &st) == 0)
 			total += st.st_size;
+		pfree(path);
+	}
+	list_free(segs);
 	return total;
 }
 

@@ -48,6 +48,7 @@ extern void ingest_spool_append(SpoolWriter *w, char kind, XLogRecPtr lsn,
 extern void ingest_spool_sync(SpoolWriter *w);
 extern uint64 ingest_spool_position(SpoolWriter *w);
 extern void ingest_spool_close_writer(SpoolWriter *w);
+extern void ingest_spool_abandon_writer(SpoolWriter *w);
 extern void ingest_spool_open_reader(SpoolReader *r, const char *dir);
 extern bool ingest_spool_read(SpoolReader *r, uint64 limit, char *kind,
 							  XLogRecPtr *lsn, StringInfo payload);

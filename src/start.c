@@ -22,6 +22,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/array.h"
@@ -198,6 +199,7 @@ ingest_start(PG_FUNCTION_ARGS)
 	IngestFilters *filters;
 	IngestConnInfo *info;
 	PGconn	   *conn;
+	const char *volatile source_encoding = NULL;
 	List	   *rels = NIL;
 	List	   *schemas = NIL;
 	List	   *extensions = NIL;
@@ -266,6 +268,8 @@ ingest_start(PG_FUNCTION_ARGS)
 								   psprintf("pg_ingest %s start", name));
 	PG_TRY();
 	{
+		source_encoding = PQparameterStatus(conn, "server_encoding");
+		source_encoding = pstrdup(source_encoding ? source_encoding : "");
 		rels = ingest_source_relations(conn, false, info->password);
 		schemas = ingest_source_schemas(conn, info->password);
 		extensions = ingest_source_extensions(conn, info->password);
@@ -286,11 +290,11 @@ ingest_start(PG_FUNCTION_ARGS)
 
 	/* record it */
 	{
-		Oid			types[14] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		Oid			types[15] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			INT4OID, INT4OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID};
-		Datum		vals[14];
-		char		nulls[14];
+		TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
+		Datum		vals[15];
+		char		nulls[15];
 		SPITupleTable *tab;
 
 		memset(nulls, ' ', sizeof(nulls));
@@ -310,14 +314,18 @@ ingest_start(PG_FUNCTION_ARGS)
 			else
 				vals[9 + i] = PG_GETARG_DATUM(7 + i);
 		}
+		vals[14] = CStringGetTextDatum(source_encoding);
+		if (pg_char_to_encoding(source_encoding) < 0)
+			nulls[14] = 'n';
 		ingest_catalog_begin();
 		tab = ingest_catalog_query("INSERT INTO ingest.migration (name, owner, source,"
 								   " source_display, mode, schema_mode, table_jobs, index_jobs,"
 								   " split_bytes, include_schemas, exclude_schemas,"
-								   " include_tables, exclude_tables, exclude_extensions)"
+								   " include_tables, exclude_tables, exclude_extensions,"
+								   " source_encoding)"
 								   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-								   " $12, $13, $14) RETURNING id",
-								   14, types, vals, nulls);
+								   " $12, $13, $14, $15) RETURNING id",
+								   15, types, vals, nulls);
 		id = (int32) ingest_getint(tab, 0, 1, 0);
 		ingest_catalog_end();
 	}

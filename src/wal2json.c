@@ -67,6 +67,11 @@ next(Lexer *l)
 		l->error = json_errdetail(rc, l->lex);
 		return false;
 	}
+	if (l->lex->token_type == JSON_TOKEN_END)
+	{
+		l->error = "the message ends too early";
+		return false;
+	}
 	return true;
 }
 
@@ -84,9 +89,12 @@ expect(Lexer *l, JsonTokenType type)
 	return true;
 }
 
-/* The current token's value: strings de-escaped, NULL for null. */
-static char *
-token_value(Lexer *l)
+/*
+ * The current token's value into *out: strings de-escaped, NULL for null.
+ * False (with l->error) if a string cannot be de-escaped.
+ */
+static bool
+token_value(Lexer *l, char **out)
 {
 	JsonLexContext *lex = l->lex;
 	char	   *start = lex->token_start;
@@ -95,20 +103,27 @@ token_value(Lexer *l)
 	switch (lex->token_type)
 	{
 		case JSON_TOKEN_NULL:
-			return NULL;
+			*out = NULL;
+			return true;
 		case JSON_TOKEN_STRING:
 			if (memchr(start, '\\', len) == NULL)
-				return pnstrdup(start + 1, len - 2);
+				*out = pnstrdup(start + 1, len - 2);
 			else
 			{
 				JsonLexContext *esc = new_lexer(start, len, true);
+				JsonParseErrorType rc = json_lex(esc);
 
-				if (json_lex(esc) != JSON_SUCCESS)
-					return pnstrdup(start + 1, len - 2);
-				return pstrdup(esc->strval->data);
+				if (rc != JSON_SUCCESS)
+				{
+					l->error = json_errdetail(rc, esc);
+					return false;
+				}
+				*out = pstrdup(esc->strval->data);
 			}
+			return true;
 		default:
-			return pnstrdup(start, len);
+			*out = pnstrdup(start, len);
+			return true;
 	}
 }
 
@@ -163,14 +178,23 @@ parse_columns(Lexer *l, W2JColumn **out, int *n)
 				break;
 			if (l->lex->token_type == JSON_TOKEN_COMMA && !next(l))
 				return false;
-			key = token_value(l);
-			if (!expect(l, JSON_TOKEN_COLON) || !next(l))
+			if (l->lex->token_type != JSON_TOKEN_STRING)
+			{
+				l->error = "a column field name that is not a string";
+				return false;
+			}
+			if (!token_value(l, &key) ||
+				!expect(l, JSON_TOKEN_COLON) || !next(l))
 				return false;
 			if (strcmp(key, "name") == 0)
-				col.name = token_value(l);
+			{
+				if (!token_value(l, &col.name))
+					return false;
+			}
 			else if (strcmp(key, "value") == 0)
 			{
-				col.value = token_value(l);
+				if (!token_value(l, &col.value))
+					return false;
 				col.is_number = l->lex->token_type == JSON_TOKEN_NUMBER;
 			}
 			else if (!skip_value(l))
@@ -193,16 +217,19 @@ parse_columns(Lexer *l, W2JColumn **out, int *n)
 	return true;
 }
 
-static XLogRecPtr
-parse_lsn(const char *s)
+/* An LSN field; false (with l->error) if it is not one. */
+static bool
+parse_lsn(Lexer *l, const char *s, XLogRecPtr *lsn)
 {
 	bool		have_error = false;
-	XLogRecPtr	lsn;
 
-	if (s == NULL)
-		return InvalidXLogRecPtr;
-	lsn = pg_lsn_in_internal(s, &have_error);
-	return have_error ? InvalidXLogRecPtr : lsn;
+	*lsn = s ? pg_lsn_in_internal(s, &have_error) : InvalidXLogRecPtr;
+	if (s == NULL || have_error)
+	{
+		l->error = psprintf("\"%s\" is not an LSN", s ? s : "null");
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -237,8 +264,8 @@ ingest_w2j_parse(char *json, int len, W2JChange *c, char **error)
 			l.error = "a field name that is not a string";
 			goto fail;
 		}
-		key = token_value(&l);
-		if (!expect(&l, JSON_TOKEN_COLON) || !next(&l))
+		if (!token_value(&l, &key) ||
+			!expect(&l, JSON_TOKEN_COLON) || !next(&l))
 			goto fail;
 
 		if (strcmp(key, "columns") == 0 || strcmp(key, "identity") == 0)
@@ -260,7 +287,8 @@ ingest_w2j_parse(char *json, int len, W2JChange *c, char **error)
 				goto fail;
 			continue;
 		}
-		value = token_value(&l);
+		if (!token_value(&l, &value))
+			goto fail;
 		if (strcmp(key, "action") == 0 && value && value[0] && !value[1])
 			c->action = value[0];
 		else if (strcmp(key, "xid") == 0 && value)
@@ -268,9 +296,15 @@ ingest_w2j_parse(char *json, int len, W2JChange *c, char **error)
 		else if (strcmp(key, "timestamp") == 0)
 			c->timestamp = value;
 		else if (strcmp(key, "lsn") == 0)
-			c->lsn = parse_lsn(value);
+		{
+			if (!parse_lsn(&l, value, &c->lsn))
+				goto fail;
+		}
 		else if (strcmp(key, "nextlsn") == 0)
-			c->nextlsn = parse_lsn(value);
+		{
+			if (!parse_lsn(&l, value, &c->nextlsn))
+				goto fail;
+		}
 		else if (strcmp(key, "schema") == 0)
 			c->schema = value;
 		else if (strcmp(key, "table") == 0)
@@ -289,6 +323,13 @@ ingest_w2j_parse(char *json, int len, W2JChange *c, char **error)
 	if (strchr("IUDT", c->action) && (c->schema == NULL || c->table == NULL))
 	{
 		l.error = "a change without its schema and table";
+		goto fail;
+	}
+	/* "nextlsn" came with wal2json 2.3 */
+	if ((c->action == 'B' || c->action == 'C') &&
+		(c->lsn == InvalidXLogRecPtr || c->nextlsn == InvalidXLogRecPtr))
+	{
+		l.error = "a BEGIN or COMMIT without \"lsn\" and \"nextlsn\" (wal2json 2.3 or later is needed)";
 		goto fail;
 	}
 	return true;

@@ -140,12 +140,14 @@ ingest_clear_migration_slot(IngestMigrationSlot *s, bool init)
 	pg_atomic_uint64 *counters[] = {
 		&s->bytes_received, &s->received_lsn, &s->flushed_lsn, &s->source_lsn,
 		&s->spool_limit, &s->spool_bytes, &s->applied_lsn,
-		&s->applied_commit_ts, &s->changes_applied, &s->stop_request
+		&s->applied_commit_ts, &s->changes_applied, &s->stop_request,
+		&s->apply_pos
 	};
 	int			i;
 
 	s->copy_rate = s->apply_rate = 0;
 	s->numeric_as_string = true;
+	s->numeric_probed = false;
 	s->receiver_connected = s->stop_streaming = s->paused = false;
 	s->apply_idle = s->reached_stop = false;
 	for (i = 0; i < lengthof(counters); i++)

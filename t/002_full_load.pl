@@ -45,10 +45,8 @@ $target->safe_psql('tort',
 		split_tables_larger_than => "'1MB'"));
 ok(wait_phase($target, 'tort', 'tort', 'completed'), 'the torture schema is migrated');
 
-my $target_hashes = table_hashes($target, 'tort', \@tables);
-my @differ = grep { ($source_hashes->{$_} // '') ne ($target_hashes->{$_} // '') } @tables;
-is_deeply(\@differ, [], 'every table has the same content on both sides')
-  or diag(join("\n", map { "$_: $source_hashes->{$_} vs $target_hashes->{$_}" } @differ));
+same_content($source, 'app', $target, 'tort', \@tables,
+	'every table has the same content on both sides', $source_hashes);
 
 is($target->safe_psql('tort', "SELECT errors FROM ingest.status WHERE name = 'tort'"),
 	'0', 'no schema statement failed');

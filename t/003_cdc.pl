@@ -109,9 +109,8 @@ $source->safe_psql('app', q{
 	SELECT count(nextval('ticket')) FROM generate_series(1, 50);
 });
 ok(wait_applied('live', 'live', 'the changes are applied'), 'the changes are applied');
-my %now = %{ table_hashes($target, 'live', [qw(toasty keyed child audit nopk trunc_me nums)]) };
-my %src = %{ table_hashes($source, 'app', [qw(toasty keyed child audit nopk trunc_me nums)]) };
-is_deeply(\%now, \%src, 'toasty, keyed, child, audit, nopk, trunc_me and nums match the source while streaming');
+same_content($source, 'app', $target, 'live', [qw(toasty keyed child audit nopk trunc_me nums)],
+	'toasty, keyed, child, audit, nopk, trunc_me and nums match the source while streaming');
 
 # --- a large transaction, and the applier killed in the middle of it -----
 $target->safe_psql('live', "SELECT ingest.pause('live')");
@@ -147,7 +146,7 @@ $target->poll_query_until('live', 'SELECT true') or die 'the target does not com
 
 ok(wait_applied('live', 'live', 'the large transaction to be applied after the crash'),
 	'after the crash the applier goes on from its origin');
-is_deeply(table_hashes($target, 'live', ['big']), table_hashes($source, 'app', ['big']),
+same_content($source, 'app', $target, 'live', ['big'],
 	'big has the large transaction once: no loss, no duplicate');
 
 # --- the stream cut in the middle of a transaction -----------------------
@@ -183,8 +182,35 @@ like($target->safe_psql('live',
 	qr/replication stream lost.*streaming slot/s, 'the stream was lost and opened again');
 is($target->safe_psql('live', "SELECT phase FROM ingest.status WHERE name = 'live'"),
 	'streaming', 'the migration goes on streaming');
-is_deeply(table_hashes($target, 'live', ['big']), table_hashes($source, 'app', ['big']),
-	'the cut transaction is applied once and whole');
+same_content($source, 'app', $target, 'live', ['big'], 'the cut transaction is applied once and whole');
+
+# --- a pause asked for in the middle of a transaction ---------------------
+# The applier finishes the source transaction it is in, then holds.
+$target->safe_psql('live', "SELECT ingest.pause('live')");
+ok(wait_phase($target, 'live', 'live', 'paused'), 'paused again');
+$source->safe_psql('app',
+	"INSERT INTO big (id, payload) SELECT g, md5(g::text) FROM generate_series(2000001, 2200000) g");
+$big_end = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
+ok( poll_until($target, 'live',
+		"SELECT received_lsn >= '$big_end' FROM ingest.status WHERE name = 'live'",
+		't', 'the second large transaction to be spooled'),
+	'the second large transaction is spooled');
+$target->safe_psql('live', "SELECT ingest.resume('live')");
+ok( poll_until($target, 'live',
+		"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+		  . " WHERE a.backend_type = 'pg_ingest applier' AND l.relation = 'big'::regclass",
+		'1', 'the applier to be in the second large transaction'),
+	'the applier is in the second large transaction');
+$target->safe_psql('live', "SELECT ingest.pause('live')");
+ok( poll_until($target, 'live',
+		"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+		  . " WHERE a.backend_type = 'pg_ingest applier' AND l.relation = 'big'::regclass",
+		'0', 'the applier to hold'),
+	'the paused applier holds, its target transaction committed');
+is($target->safe_psql('live', 'SELECT count(*) FROM big WHERE id > 2000000'), '200000',
+	'it held only after the whole source transaction');
+$target->safe_psql('live', "SELECT ingest.resume('live')");
+ok(wait_applied('live', 'live', 'everything after the pause'), 'and goes on after resume');
 
 # --- the source restarted mid-stream: the receiver reconnects -------------
 $pgbench->signal('TERM');
@@ -228,11 +254,7 @@ is($target->safe_psql('live', "SELECT phase FROM ingest.status WHERE name = 'liv
 	'completed', 'and the migration is completed');
 cmp_ok($source->safe_psql('app', 'SELECT count(*) FROM pgbench_history'), '>',
 	$history_at_copy_end, 'pgbench wrote after the copy ended');
-my $src_h = table_hashes($source, 'app', \@tables);
-my $tgt_h = table_hashes($target, 'live', \@tables);
-my @differ = grep { $src_h->{$_} ne $tgt_h->{$_} } @tables;
-is_deeply(\@differ, [], 'every table has the same content on both sides')
-  or diag(join("\n", map { "$_: $src_h->{$_} vs $tgt_h->{$_}" } @differ));
+same_content($source, 'app', $target, 'live', \@tables, 'every table has the same content on both sides');
 is($target->safe_psql('live', "SELECT count(*) FROM ingest.verify('live') WHERE status <> 'MATCH'"),
 	'0', 'ingest.verify agrees');
 my $seq_ok = "SELECT bool_and(t.v >= s.v) FROM (VALUES %s) AS s(name, v) JOIN"
@@ -283,11 +305,7 @@ ok(wait_phase($target, 'held', 'held', 'streaming'), 'the held-back copy finishe
 my $held_cut = $target->safe_psql('held', "SELECT ingest.cutover('held')");
 is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'held'"),
 	'completed', 'the held-back migration completes');
-$src_h = table_hashes($source, 'app', \@tables);
-$tgt_h = table_hashes($target, 'held', \@tables);
-@differ = grep { $src_h->{$_} ne $tgt_h->{$_} } @tables;
-is_deeply(\@differ, [], 'the transaction is applied once, on top of the copy')
-  or diag(join("\n", map { "$_: $src_h->{$_} vs $tgt_h->{$_}" } @differ));
+same_content($source, 'app', $target, 'held', \@tables, 'the transaction is applied once, on top of the copy');
 
 # --- mode 'cdc' on a migrated database, and a stop LSN in the past ------
 $target->safe_psql('held', "SELECT ingest.start('$conn', name => 'again', mode => 'cdc', schema => 'existing')");
@@ -298,11 +316,7 @@ $source->safe_psql('app', q{
 	UPDATE toasty SET n = n + 10;
 });
 $target->safe_psql('held', "SELECT ingest.cutover('again')");
-$src_h = table_hashes($source, 'app', \@tables);
-$tgt_h = table_hashes($target, 'held', \@tables);
-@differ = grep { $src_h->{$_} ne $tgt_h->{$_} } @tables;
-is_deeply(\@differ, [], "mode 'cdc' brings the changes made since")
-  or diag(join("\n", map { "$_: $src_h->{$_} vs $tgt_h->{$_}" } @differ));
+same_content($source, 'app', $target, 'held', \@tables, "mode 'cdc' brings the changes made since");
 
 $target->safe_psql('held', "SELECT ingest.start('$conn', name => 'past', mode => 'cdc', schema => 'existing')");
 ok(wait_phase($target, 'held', 'past', 'streaming'), 'another cdc migration streams');
@@ -317,5 +331,25 @@ $target->safe_psql('held', "SELECT ingest.cleanup('past')");
 $target->safe_psql('held', "SELECT ingest.cleanup('past')");
 is($source->safe_psql('app', "SELECT count(*) FROM pg_replication_slots"), '0',
 	'cleanup twice: no slot left on the source');
+
+# --- a source database in another encoding --------------------------------
+# wal2json writes in the source's encoding: LATIN1 here, UTF8 on the target.
+$source->safe_psql('postgres',
+	"CREATE DATABASE latin ENCODING 'LATIN1' LOCALE 'C' TEMPLATE template0 OWNER migrator");
+$source->safe_psql('latin',
+	"SET client_encoding = 'UTF8'; SET ROLE migrator;"
+	  . " CREATE TABLE words (id int PRIMARY KEY, w text);"
+	  . " INSERT INTO words VALUES (1, 'café'), (2, 'naïve');");
+create_db($target, 'utf');
+$target->safe_psql('utf', 'CREATE EXTENSION pg_ingest');
+$target->safe_psql('utf',
+	"SELECT ingest.start('" . source_connstr($source, dbname => 'latin') . "', name => 'enc')");
+ok(wait_phase($target, 'utf', 'enc', 'streaming'), 'the LATIN1 source streams');
+$source->safe_psql('latin',
+	"SET client_encoding = 'UTF8'; UPDATE words SET w = w || ' à la crème' WHERE id = 1;"
+	  . " INSERT INTO words VALUES (3, 'Ærø ß ÿ');");
+$target->safe_psql('utf', "SELECT ingest.cutover('enc')");
+is($target->safe_psql('utf', "SET client_encoding = 'UTF8'; SELECT string_agg(w, '|' ORDER BY id) FROM words"),
+	'café à la crème|naïve|Ærø ß ÿ', 'changes made in LATIN1 arrive in UTF8');
 
 done_testing();

@@ -16,7 +16,7 @@ use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(
   plugin_conf new_target new_source poll_until source_connstr create_db
-  run_sql_file table_hashes wait_phase
+  run_sql_file table_hashes same_content wait_phase
 );
 use Exporter 'import';
 
@@ -106,6 +106,19 @@ sub table_hashes
 			  . " FROM ONLY $t AS x");
 	}
 	return \%h;
+}
+
+# One test: every table has the same content in both databases (given the
+# source's hashes, or computed now); the differing ones are shown.
+sub same_content
+{
+	my ($source, $sdb, $target, $tdb, $tables, $what, $source_hashes) = @_;
+	my $src = $source_hashes || table_hashes($source, $sdb, $tables);
+	my $tgt = table_hashes($target, $tdb, $tables);
+	my @differ = grep { ($src->{$_} // '') ne ($tgt->{$_} // '') } @$tables;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return is_deeply(\@differ, [], $what)
+	  || diag(join("\n", map { "$_: $src->{$_} vs $tgt->{$_}" } @differ));
 }
 
 # Wait for a migration to reach a phase; on failure show its events.
