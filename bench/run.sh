@@ -155,7 +155,12 @@ else
 fi
 INGEST_SO=$("$PGBIN/pg_config" --pkglibdir)/pg_ingest.so
 [ -f "$INGEST_SO" ] || { echo "pg_ingest is not installed: no $INGEST_SO" >&2; exit 1; }
-INGEST_BUILD="pg_ingest.so of $(date -u -r "$INGEST_SO" '+%Y-%m-%d %H:%M UTC')"
+# which build: the start of its md5 and its file's date; and whether someone
+# installed another one during the run (the target's workers load it again
+# by path)
+so_md5() { md5sum "$INGEST_SO" | cut -c1-12; }
+INGEST_SO_MD5=$(so_md5)
+INGEST_BUILD="pg_ingest.so md5 $INGEST_SO_MD5 of $(date -u -r "$INGEST_SO" '+%Y-%m-%d %H:%M:%S UTC')"
 [ "$BUILD" = 1 ] || INGEST_BUILD="$INGEST_BUILD, as installed (--no-build)"
 
 MIGRATOR_PASSWORD=bench-Secret-1
@@ -561,6 +566,8 @@ done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 machine_line() {
 	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GB RAM, ${BUSY_BEFORE}% busy before the runs; PostgreSQL $("$PGBIN/postgres" -V | awk '{ print $3 }'); $INGEST_BUILD${1:+; $1}"
+	[ "$(so_md5)" = "$INGEST_SO_MD5" ] ||
+		echo "WARNING: another pg_ingest.so was installed during the run (md5 $(so_md5) of $(date -u -r "$INGEST_SO" '+%H:%M:%S UTC')): the target server had loaded the first, its workers started since then load the new file; the figures mix two builds"
 }
 
 failed=0
@@ -956,6 +963,7 @@ cdc_diagnose() {
 cdc_step() {
 	local status t0
 	t0=$(now)
+	STEP_LOG_FROM=$(stat -c %s "$WORK/target/server.log")
 	echo "--- $* ($(date +%T))" >>"$CDC_LOG"
 	DEADLINE=$(($(date +%s) + TOOL_TIMEOUT))
 	set +e
@@ -973,12 +981,30 @@ cdc_step() {
 }
 
 # ingest_step FUNCTION ARGS...: a step of pg_ingest alone; its failure ends
-# pg_ingest's part only
+# pg_ingest's part only.  If a worker crashed the target server, the
+# migration is aborted as soon as the server is back: its supervisor would
+# resume it, and it could crash the server again and again.
 ingest_step() {
+	local crash
 	[ -z "$INGEST_FAILED" ] || return 0
 	cdc_step "$@"
 	[ -n "$CDC_FAILED" ] || return 0
-	INGEST_FAILED="$CDC_FAILED: $(ingest_sql -c "SELECT phase || ': ' || coalesce(last_error, '-') FROM ingest.status WHERE name = 'bench'" 2>/dev/null || true)"
+	crash=$(tail -c +"$((STEP_LOG_FROM + 1))" "$WORK/target/server.log" |
+		grep -E -m 1 'terminated by signal|PANIC:' | sed 's/^[^]]*\] //' || true)
+	if [ -n "$crash" ]; then
+		INGEST_FAILED="$CDC_FAILED: the target server crashed: $crash"
+		echo "the target server crashed ($crash): aborting the migration once it is back"
+		for _ in $(seq 120); do
+			ingest_sql -c "SELECT ingest.abort('bench')" >>"$CDC_LOG" 2>&1 && break
+			sleep 0.25
+		done
+		sleep 2
+		as_user "$PGBIN/pg_isready" -q -t 60 -h "$WORK/target" -p "$TGT_PORT" -U postgres || true
+		cdc_diagnose >>"$CDC_LOG" 2>&1
+		echo "target server: $(tail -c +"$((STEP_LOG_FROM + 1))" "$WORK/target/server.log" | grep -c 'terminated by signal') worker crash(es) since the step began; migration $(ingest_sql -c "SELECT phase FROM ingest.status WHERE name = 'bench'" 2>&1)"
+	else
+		INGEST_FAILED="$CDC_FAILED: $(ingest_sql -c "SELECT phase || ': ' || coalesce(last_error, '-') FROM ingest.status WHERE name = 'bench'" 2>/dev/null || true)"
+	fi
 	CDC_FAILED=
 }
 
@@ -1045,7 +1071,7 @@ cdc_report() {
 		rounds+=$(printf '\n  %-5s %7s %11s %6s %11s %9s %10s   %-9s %s' "$r" "$txns" "$changes" "$tps" \
 			"$(cdc_result catchup pg_ingest "$r" | grep . || echo -)" "$(cdc_result catchup native "$r" | grep . || echo -)" \
 			"$(awk -v a="$(cdc_result catchup pg_ingest "$r")" -v b="$(cdc_result catchup native "$r")" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else printf "-" }')" \
-			"$first" "$([ "$spooled" = - ] && echo - || awk -v b="${spool:-0}" -v s="$spooled" 'BEGIN { printf "%.1f MB, confirmed %s s after pgbench", b / 1048576, s }')")
+			"$first" "$(awk -v b="${spool:-0}" -v s="$spooled" 'BEGIN { if (s == "-") print "-"; else printf "%.1f MB, confirmed %s s after pgbench", b / 1048576, s }')")
 		for tool in pg_ingest native; do
 			s=$(cdc_result catchup "$tool" "$r")
 			[[ $s =~ ^[0-9.]+$ ]] || continue
