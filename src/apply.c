@@ -31,10 +31,9 @@
  * committed and flushed.  ingest.pause() holds the applier between source
  * transactions, never inside one.
  *
- * wal2json writes in the source's encoding; a message is converted to the
- * target database's before it is parsed.  Values are read with the
- * DateStyle, IntervalStyle and lc_monetary the source sessions write them
- * in (conn.c).
+ * The receiver has converted each message to this database's encoding and
+ * parsed it (wal2json.c).  Values are read with the DateStyle, IntervalStyle
+ * and lc_monetary the source sessions write them in (conn.c).
  *
  * A change that cannot be applied fails the migration: last_error and the
  * event say which table, which LSN and which values.  Nothing is skipped;
@@ -62,7 +61,6 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
-#include "common/string.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -136,8 +134,6 @@ static MemoryContext change_cxt;
 static MemoryContext rel_cxt;
 static PGconn *source = NULL;	/* for values read back, opened when needed */
 static SpoolReader reader;
-static FmgrInfo *to_server = NULL;	/* source encoding to the database's */
-static bool verify_only = false;	/* SQL_ASCII source: check, no conversion */
 static char *spool_dir;
 static uint32 removed_before = 0;	/* segments before this one are gone */
 
@@ -639,59 +635,6 @@ change_error_context(void *arg)
 }
 
 /*
- * Look up, once and in a transaction, how to convert what wal2json writes
- * (the source's encoding) into this database's encoding.
- */
-static void
-setup_conversion(void)
-{
-	int			dbenc = GetDatabaseEncoding();
-	Oid			proc;
-
-	if (m->source_encoding < 0 || m->source_encoding == dbenc || dbenc == PG_SQL_ASCII)
-		return;
-	if (m->source_encoding == PG_SQL_ASCII)
-	{
-		verify_only = true;
-		return;
-	}
-	proc = FindDefaultConversionProc(m->source_encoding, dbenc);
-	if (!OidIsValid(proc))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("no conversion from the source's encoding %s to this database's %s",
-						pg_encoding_to_char(m->source_encoding), pg_encoding_to_char(dbenc))));
-	to_server = MemoryContextAlloc(TopMemoryContext, sizeof(FmgrInfo));
-	fmgr_info_cxt(proc, to_server, TopMemoryContext);
-}
-
-/* A message from the source's encoding into the database's, in place. */
-static void
-convert_payload(StringInfo payload)
-{
-	char	   *converted;
-
-	if (verify_only)
-	{
-		(void) pg_verify_mbstr(GetDatabaseEncoding(), payload->data, payload->len, false);
-		return;
-	}
-	if (to_server == NULL || pg_is_ascii(payload->data))
-		return;
-	converted = MemoryContextAllocHuge(CurrentMemoryContext,
-									   (Size) payload->len * MAX_CONVERSION_GROWTH + 1);
-	FunctionCall6(to_server,
-				  Int32GetDatum(m->source_encoding),
-				  Int32GetDatum(GetDatabaseEncoding()),
-				  CStringGetDatum(payload->data),
-				  CStringGetDatum(converted),
-				  Int32GetDatum(payload->len),
-				  BoolGetDatum(false));
-	resetStringInfo(payload);
-	appendStringInfoString(payload, converted);
-}
-
-/*
  * Remove the spool segments the reader is done with.  Everything read from
  * them is committed (no batch open), and made durable first: the workers
  * commit asynchronously.
@@ -775,7 +718,7 @@ ingest_applier_main(Datum main_arg)
 	filters = ingest_load_filters(migration_id);
 	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
 	load_tables();
-	setup_conversion();
+	ingest_w2j_setup_conversion(m->source_encoding);
 	origin = replorigin_by_name(ingest_origin_name(m), true);
 	if (origin == InvalidRepOriginId)
 		origin = replorigin_create(ingest_origin_name(m));
@@ -874,8 +817,7 @@ ingest_applier_main(Datum main_arg)
 			}
 			me->apply_idle = false;
 
-			convert_payload(&payload);
-			if (!ingest_w2j_parse(payload.data, payload.len, &change, &error))
+			if (!ingest_w2j_decode(payload.data, payload.len, &change, &error))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("could not parse a change at %X/%X: %s",

@@ -5,10 +5,11 @@
  *	  wal2json (format-version 2) into the spool.
  *
  * It starts with the copy, so that the source keeps almost no WAL however
- * long the copy takes: every transaction it receives is appended to the
- * spool, and what is durable there (fsync'ed, at least every
- * pg_ingest.spool_sync_interval) is what it confirms to the source as
- * flushed.  Standby status updates also answer the source's keepalives, so
+ * long the copy takes.  Every message it receives is converted from the
+ * source's encoding, parsed, and appended to the spool in compact form
+ * (wal2json.c), so that the applier has no JSON to parse; what is durable
+ * there (fsync'ed, at least every pg_ingest.spool_sync_interval) is what it
+ * confirms to the source as flushed.  Standby status updates also answer the source's keepalives, so
  * wal_sender_timeout never cuts the stream.  When the connection breaks it
  * is opened again, with a growing delay, from the end of the last complete
  * transaction in the spool (or what the applier has applied, if later).
@@ -44,6 +45,7 @@
 #include "conn.h"
 #include "pg_ingest.h"
 #include "spool.h"
+#include "wal2json.h"
 
 /* Between looks at the source's current WAL position. */
 #define SOURCE_LSN_INTERVAL_MS 3000
@@ -54,6 +56,7 @@ static IngestMigrationSlot *me;
 static int	my_slot;
 static SpoolWriter spool;
 static char *spool_dir;
+static StringInfoData compact;	/* a message's compact form (TopMemoryContext) */
 static PGconn *stream = NULL;
 static PGconn *sql = NULL;		/* for pg_current_wal_lsn() */
 static bool at_boundary = true; /* last message received ended a transaction */
@@ -291,14 +294,38 @@ receive(void)
 		if (len > 0 && buf[0] == 'w' && len >= 25)
 		{
 			XLogRecPtr	lsn = (XLogRecPtr) recv_int64(buf + 1);
-			char	   *data = buf + 25;
+			char	   *data = buf + 25;	/* libpq ends it with a NUL */
 			int			dlen = len - 25;
 			char		kind = '?';
+			char	   *json = ingest_w2j_convert(data, dlen, true);
+			W2JChange	change;
+			char	   *error;
 
-			/* format-version 2 writes the action first: {"action":"X" */
-			if (dlen > 12 && strncmp(data, "{\"action\":\"", 11) == 0)
-				kind = data[11];
-			ingest_spool_append(&spool, kind, lsn, data, dlen);
+			/* parsed now, while the source streams; spooled compact */
+			if (json && ingest_w2j_parse(json, json == data ? dlen : strlen(json),
+										 &change, &error))
+			{
+				kind = change.action;
+				resetStringInfo(&compact);
+				ingest_w2j_compact(&change, &compact);
+				ingest_spool_append(&spool, kind, lsn, compact.data, compact.len);
+				/* a huge message's buffer does not stay */
+				if (compact.maxlen > 8 * 1024 * 1024)
+				{
+					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+					pfree(compact.data);
+					initStringInfo(&compact);
+					MemoryContextSwitchTo(old);
+				}
+			}
+			else
+			{
+				/* as it came: the applier fails on it, with the reason */
+				if (dlen > 12 && strncmp(data, "{\"action\":\"", 11) == 0)
+					kind = data[11];
+				ingest_spool_append(&spool, kind, lsn, data, dlen);
+			}
 			bytes_since_sync += dlen;
 			/* a BEGIN carries its first change's position: never go back */
 			if (lsn > pg_atomic_read_u64(&me->received_lsn))
@@ -369,9 +396,11 @@ ingest_receiver_main(Datum main_arg)
 	on_shmem_exit(receiver_on_exit, (Datum) 0);
 
 	MemoryContextSwitchTo(TopMemoryContext);
+	initStringInfo(&compact);
 	ingest_xact_start();
 	m = ingest_load_migration(migration_id);
 	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
+	ingest_w2j_setup_conversion(m->source_encoding);
 	ingest_xact_commit();
 	spool_dir = ingest_spool_dir(MyDatabaseId, m->id);
 	(void) ingest_spool_open_writer(&spool, spool_dir);

@@ -20,16 +20,25 @@
  * The parser builds a W2JChange in CurrentMemoryContext; callers reset that
  * context per message.
  *
+ * The receiver parses each message as it arrives (converted first from the
+ * source's encoding) and spools it in a compact form that the applier
+ * decodes without copying: the parsing is done while the source streams,
+ * not while a backlog is applied.  A message that does not parse is
+ * spooled as it came, and fails the apply with the parser's words.
+ *
  * Locking: none.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "common/jsonapi.h"
+#include "common/string.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 
 #include "wal2json.h"
@@ -380,4 +389,229 @@ ingest_w2j_describe(W2JChange *c, int max_value_len)
 		appendStringInfoChar(&buf, ')');
 	}
 	return buf.data;
+}
+
+/*
+ * Encoding: wal2json writes in the source's server encoding; nothing on
+ * the way converts it.
+ */
+static FmgrInfo *to_server = NULL;	/* source encoding to the database's */
+static int	from_encoding = -1;
+static bool verify_only = false;	/* SQL_ASCII source: check, no conversion */
+
+/*
+ * ingest_w2j_setup_conversion
+ *		Look up how to convert messages from source_encoding (-1: unknown,
+ *		nothing is done) to this database's encoding.  Needs a transaction.
+ */
+void
+ingest_w2j_setup_conversion(int source_encoding)
+{
+	int			dbenc = GetDatabaseEncoding();
+	Oid			proc;
+
+	from_encoding = source_encoding;
+	if (source_encoding < 0 || source_encoding == dbenc || dbenc == PG_SQL_ASCII)
+		return;
+	if (source_encoding == PG_SQL_ASCII)
+	{
+		verify_only = true;
+		return;
+	}
+	proc = FindDefaultConversionProc(source_encoding, dbenc);
+	if (!OidIsValid(proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("no conversion from the source's encoding %s to this database's %s",
+						pg_encoding_to_char(source_encoding), pg_encoding_to_char(dbenc))));
+	to_server = MemoryContextAlloc(TopMemoryContext, sizeof(FmgrInfo));
+	fmgr_info_cxt(proc, to_server, TopMemoryContext);
+}
+
+/*
+ * ingest_w2j_convert
+ *		The message (NUL-terminated) in this database's encoding: itself, or
+ *		a conversion in CurrentMemoryContext.  Invalid input is an error, or
+ *		with no_error gives NULL.
+ */
+char *
+ingest_w2j_convert(char *msg, int len, bool no_error)
+{
+	char	   *converted;
+	int			done;
+
+	if (verify_only)
+		return pg_verify_mbstr(GetDatabaseEncoding(), msg, len, no_error) ? msg : NULL;
+	if (to_server == NULL || pg_is_ascii(msg))
+		return msg;
+	converted = MemoryContextAllocHuge(CurrentMemoryContext,
+									   (Size) len * MAX_CONVERSION_GROWTH + 1);
+	done = DatumGetInt32(FunctionCall6(to_server,
+									   Int32GetDatum(from_encoding),
+									   Int32GetDatum(GetDatabaseEncoding()),
+									   CStringGetDatum(msg),
+									   CStringGetDatum(converted),
+									   Int32GetDatum(len),
+									   BoolGetDatum(no_error)));
+	return done == len ? converted : NULL;
+}
+
+/*
+ * The compact form: a marker byte, the action, xid, lsn, nextlsn, then the
+ * strings timestamp, schema, table, prefix, content (each a presence byte,
+ * then the bytes and a NUL), then the columns and the identity (a count,
+ * then per column its name, a flags byte and, unless null, its value).
+ */
+#define W2J_COMPACT		'\x01'
+#define COL_NULL		0x01
+#define COL_NUMBER		0x02
+
+static void
+put_string(StringInfo out, const char *s)
+{
+	appendStringInfoChar(out, s ? 1 : 0);
+	if (s)
+		appendBinaryStringInfo(out, s, strlen(s) + 1);
+}
+
+static void
+put_columns(StringInfo out, W2JColumn *cols, int n)
+{
+	int32		count = n;
+	int			i;
+
+	appendBinaryStringInfo(out, (char *) &count, sizeof(count));
+	for (i = 0; i < n; i++)
+	{
+		appendBinaryStringInfo(out, cols[i].name, strlen(cols[i].name) + 1);
+		appendStringInfoChar(out, (cols[i].value ? 0 : COL_NULL) |
+							 (cols[i].is_number ? COL_NUMBER : 0));
+		if (cols[i].value)
+			appendBinaryStringInfo(out, cols[i].value, strlen(cols[i].value) + 1);
+	}
+}
+
+/*
+ * ingest_w2j_compact
+ *		Append the compact form of a parsed message to out.
+ */
+void
+ingest_w2j_compact(W2JChange *c, StringInfo out)
+{
+	appendStringInfoChar(out, W2J_COMPACT);
+	appendStringInfoChar(out, c->action);
+	appendBinaryStringInfo(out, (char *) &c->xid, sizeof(c->xid));
+	appendBinaryStringInfo(out, (char *) &c->lsn, sizeof(c->lsn));
+	appendBinaryStringInfo(out, (char *) &c->nextlsn, sizeof(c->nextlsn));
+	put_string(out, c->timestamp);
+	put_string(out, c->schema);
+	put_string(out, c->table);
+	put_string(out, c->prefix);
+	put_string(out, c->content);
+	put_columns(out, c->columns, c->ncolumns);
+	put_columns(out, c->identity, c->nidentity);
+}
+
+/* A reader of the compact form; false once it would read past the end. */
+typedef struct Compact
+{
+	char	   *p;
+	char	   *end;
+} Compact;
+
+static bool
+get_bytes(Compact *r, void *dst, int n)
+{
+	if (r->end - r->p < n)
+		return false;
+	memcpy(dst, r->p, n);
+	r->p += n;
+	return true;
+}
+
+/* A NUL-terminated string where it lies. */
+static bool
+get_cstring(Compact *r, char **s)
+{
+	char	   *nul = memchr(r->p, '\0', r->end - r->p);
+
+	if (nul == NULL)
+		return false;
+	*s = r->p;
+	r->p = nul + 1;
+	return true;
+}
+
+static bool
+get_string(Compact *r, char **s)
+{
+	char		present;
+
+	if (!get_bytes(r, &present, 1))
+		return false;
+	*s = NULL;
+	return !present || get_cstring(r, s);
+}
+
+static bool
+get_columns(Compact *r, W2JColumn **cols, int *n)
+{
+	int32		count;
+	int			i;
+
+	if (!get_bytes(r, &count, sizeof(count)) || count < 0 || count > r->end - r->p)
+		return false;
+	*n = count;
+	*cols = count ? palloc(sizeof(W2JColumn) * count) : NULL;
+	for (i = 0; i < count; i++)
+	{
+		char		flags;
+
+		if (!get_cstring(r, &(*cols)[i].name) || !get_bytes(r, &flags, 1))
+			return false;
+		(*cols)[i].is_number = (flags & COL_NUMBER) != 0;
+		(*cols)[i].value = NULL;
+		if (!(flags & COL_NULL) && !get_cstring(r, &(*cols)[i].value))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * ingest_w2j_decode
+ *		A spooled message: the compact form (its strings stay where they
+ *		are in data, which must outlive the change), or the JSON as it came
+ *		when the receiver could not convert or parse it: converted and
+ *		parsed again now, for the error.
+ */
+bool
+ingest_w2j_decode(char *data, int len, W2JChange *c, char **error)
+{
+	Compact		r;
+
+	if (len < 1 || data[0] != W2J_COMPACT)
+	{
+		char	   *json = ingest_w2j_convert(data, len, false);
+
+		return ingest_w2j_parse(json, strlen(json), c, error);
+	}
+	memset(c, 0, sizeof(W2JChange));
+	r.p = data + 1;
+	r.end = data + len;
+	if (!get_bytes(&r, &c->action, 1) ||
+		!get_bytes(&r, &c->xid, sizeof(c->xid)) ||
+		!get_bytes(&r, &c->lsn, sizeof(c->lsn)) ||
+		!get_bytes(&r, &c->nextlsn, sizeof(c->nextlsn)) ||
+		!get_string(&r, &c->timestamp) ||
+		!get_string(&r, &c->schema) ||
+		!get_string(&r, &c->table) ||
+		!get_string(&r, &c->prefix) ||
+		!get_string(&r, &c->content) ||
+		!get_columns(&r, &c->columns, &c->ncolumns) ||
+		!get_columns(&r, &c->identity, &c->nidentity))
+	{
+		*error = "a spooled change is cut short";
+		return false;
+	}
+	return true;
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * wal2json.h
- *	  One wal2json format-version 2 message, parsed.
+ *	  One wal2json format-version 2 message, parsed; its compact form in
+ *	  the spool.
  *
  *-------------------------------------------------------------------------
  */
@@ -9,6 +10,7 @@
 #define PG_INGEST_WAL2JSON_H
 
 #include "access/xlogdefs.h"
+#include "lib/stringinfo.h"
 
 /* A column of a change: its name and its value's text (NULL: SQL NULL). */
 typedef struct W2JColumn
@@ -38,5 +40,10 @@ typedef struct W2JChange
 extern bool ingest_w2j_parse(char *json, int len, W2JChange *change,
 							 char **error);
 extern char *ingest_w2j_describe(W2JChange *change, int max_value_len);
+extern void ingest_w2j_setup_conversion(int source_encoding);
+extern char *ingest_w2j_convert(char *msg, int len, bool no_error);
+extern void ingest_w2j_compact(W2JChange *change, StringInfo out);
+extern bool ingest_w2j_decode(char *data, int len, W2JChange *change,
+							  char **error);
 
 #endif							/* PG_INGEST_WAL2JSON_H */
