@@ -88,6 +88,10 @@ sub wait_applied
 		't', $what);
 }
 
+# Whether the applier is inside a transaction that writes "big".
+my $applier_on_big = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+  . " WHERE a.backend_type = 'pg_ingest applier' AND l.relation = 'big'::regclass";
+
 # --- every kind of change, while pgbench goes on -------------------------
 $source->safe_psql('app', q{
 	UPDATE toasty SET n = n + 1;                       -- TOASTed big unchanged
@@ -131,8 +135,7 @@ is($target->safe_psql('live', 'SELECT count(*) FROM big'), '0', 'and nothing of 
 $target->safe_psql('live', "SELECT ingest.resume('live')");
 # the applier holds a lock on big while the large transaction is open
 ok( poll_until($target, 'live',
-		"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-		  . " WHERE a.backend_type = 'pg_ingest applier' AND l.relation = 'big'::regclass",
+		$applier_on_big,
 		'1', 'the applier to be applying the large transaction'),
 	'the applier applies the large transaction');
 my $applier = $target->safe_psql('live',
@@ -197,14 +200,12 @@ ok( poll_until($target, 'live',
 	'the second large transaction is spooled');
 $target->safe_psql('live', "SELECT ingest.resume('live')");
 ok( poll_until($target, 'live',
-		"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-		  . " WHERE a.backend_type = 'pg_ingest applier' AND l.relation = 'big'::regclass",
+		$applier_on_big,
 		'1', 'the applier to be in the second large transaction'),
 	'the applier is in the second large transaction');
 $target->safe_psql('live', "SELECT ingest.pause('live')");
 ok( poll_until($target, 'live',
-		"SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-		  . " WHERE a.backend_type = 'pg_ingest applier' AND l.relation = 'big'::regclass",
+		$applier_on_big,
 		'0', 'the applier to hold'),
 	'the paused applier holds, its target transaction committed');
 is($target->safe_psql('live', 'SELECT count(*) FROM big WHERE id > 2000000'), '200000',
