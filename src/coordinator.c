@@ -69,8 +69,14 @@ static BackgroundWorkerHandle *copy_workers[INGEST_MAX_JOBS];
 static BackgroundWorkerHandle *index_workers[INGEST_MAX_JOBS];
 
 /* copy rate sampling */
-static TimestampTz rate_at = 0;
-static uint64 rate_bytes = 0;
+/* A rate of a counter, smoothed over the coordinator's samples. */
+typedef struct RateSample
+{
+	TimestampTz at;				/* when count was read; 0 before the first */
+	uint64		count;
+} RateSample;
+
+static RateSample copy_sample;
 
 /* memory of one turn of a monitoring loop */
 static MemoryContext tick_cxt = NULL;
@@ -328,25 +334,6 @@ sequence_items(PGconn *conn, List *rels)
 	return items;
 }
 
-/* Materialized views the source has populated, to refresh at the end. */
-static List *
-populated_matviews(PGconn *conn)
-{
-	PGresult   *res = ingest_exec(conn,
-								  "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
-								  " FROM pg_catalog.pg_class c"
-								  " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-								  " WHERE c.relkind = 'm' AND c.relispopulated",
-								  PGRES_TUPLES_OK, "list materialized views", info->password);
-	List	   *out = NIL;
-	int			i;
-
-	for (i = 0; i < PQntuples(res); i++)
-		out = lappend(out, pstrdup(PQgetvalue(res, i, 0)));
-	PQclear(res);
-	return out;
-}
-
 static bool
 string_in(List *list, const char *s)
 {
@@ -569,7 +556,7 @@ phase_starting(void)
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
 		sequences = sequence_items(conn, rels);
-		matviews = populated_matviews(conn);
+		matviews = ingest_source_matviews(conn, info->password);
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
 						  info->password);
 		PQclear(res);
@@ -733,6 +720,27 @@ launch(IngestWorkerKind kind, BackgroundWorkerHandle **handles, int want)
 	}
 }
 
+/*
+ * Fold a new reading of a counter into *rate (per second), half the old
+ * rate and half the rate since the previous reading, at most every 0.2 s.
+ */
+static void
+update_rate(RateSample *sample, TimestampTz now, uint64 count, double *rate)
+{
+	double		secs = (double) (now - sample->at) / USECS_PER_SEC;
+	double		recent;
+
+	if (sample->at != 0 && secs <= 0.2)
+		return;
+	if (sample->at != 0)
+	{
+		recent = count >= sample->count ? (count - sample->count) / secs : 0;
+		*rate = *rate == 0 ? recent : 0.5 * *rate + 0.5 * recent;
+	}
+	sample->at = now;
+	sample->count = count;
+}
+
 /* Copy progress: bytes of finished items plus those in flight. */
 static void
 sample_rate(void)
@@ -751,25 +759,7 @@ sample_rate(void)
 			bytes += pg_atomic_read_u64(&w->bytes);
 	}
 	LWLockRelease(IngestShared->lock);
-
-	if (rate_at != 0)
-	{
-		double		secs = (double) (now - rate_at) / USECS_PER_SEC;
-
-		if (secs > 0.2)
-		{
-			double		rate = bytes >= rate_bytes ? (bytes - rate_bytes) / secs : 0;
-
-			me->copy_rate = me->copy_rate == 0 ? rate : 0.5 * me->copy_rate + 0.5 * rate;
-			rate_at = now;
-			rate_bytes = bytes;
-		}
-	}
-	else
-	{
-		rate_at = now;
-		rate_bytes = bytes;
-	}
+	update_rate(&copy_sample, now, bytes, &me->copy_rate);
 }
 
 static int64
@@ -1042,29 +1032,10 @@ caught_up(void)
 static void
 sample_apply_rate(void)
 {
-	static TimestampTz at = 0;
-	static uint64 changes = 0;
-	TimestampTz now = GetCurrentTimestamp();
-	uint64		n = pg_atomic_read_u64(&me->changes_applied);
+	static RateSample sample;
 
-	if (at != 0)
-	{
-		double		secs = (double) (now - at) / USECS_PER_SEC;
-
-		if (secs > 0.2)
-		{
-			double		rate = n >= changes ? (n - changes) / secs : 0;
-
-			me->apply_rate = me->apply_rate == 0 ? rate : 0.5 * me->apply_rate + 0.5 * rate;
-			at = now;
-			changes = n;
-		}
-	}
-	else
-	{
-		at = now;
-		changes = n;
-	}
+	update_rate(&sample, GetCurrentTimestamp(),
+				pg_atomic_read_u64(&me->changes_applied), &me->apply_rate);
 }
 
 /*

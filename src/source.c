@@ -258,6 +258,18 @@ ingest_source_extensions(PGconn *conn, const char *password)
 						 "list the extensions", password);
 }
 
+/* Materialized views the source has populated, as qualified names. */
+List *
+ingest_source_matviews(PGconn *conn, const char *password)
+{
+	return single_column(conn,
+						 "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
+						 " FROM pg_catalog.pg_class c"
+						 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+						 " WHERE c.relkind = 'm' AND c.relispopulated",
+						 "list materialized views", password);
+}
+
 static bool
 name_match(List *names, const char *nspname, const char *relname)
 {

@@ -57,6 +57,7 @@ extern List *ingest_source_relations(PGconn *conn, bool with_sizes,
 									 const char *password);
 extern List *ingest_source_schemas(PGconn *conn, const char *password);
 extern List *ingest_source_extensions(PGconn *conn, const char *password);
+extern List *ingest_source_matviews(PGconn *conn, const char *password);
 extern void ingest_apply_filters(List *rels, IngestFilters *filters);
 extern void ingest_check_filters(IngestFilters *filters, List *schemas,
 								 List *extensions);

@@ -328,14 +328,8 @@ void
 ingest_spool_close_writer(SpoolWriter *w)
 {
 	if (w->file > 0)
-	{
 		ingest_spool_sync(w);
-		FileClose(w->file);
-	}
-	w->file = -1;
-	if (w->buf.data)
-		pfree(w->buf.data);
-	w->buf.data = NULL;
+	ingest_spool_abandon_writer(w);
 }
 
 void
