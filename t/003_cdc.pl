@@ -168,13 +168,16 @@ kill 'STOP', $receiver;
 $source->safe_psql('app',
 	"INSERT INTO big (id, payload) SELECT g, md5(g::text) FROM generate_series(1000001, 1200000) g");
 ok( poll_until($source, 'app',
-		"SELECT sent_lsn > '$cut_from' FROM pg_stat_replication WHERE pid = $walsender",
-		't', 'the walsender to send the large transaction'),
-	'the walsender sends the large transaction to a receiver that does not read');
+		"SELECT sent_lsn > '$cut_from' AND a.wait_event = 'WalSenderWriteData'"
+		  . " FROM pg_stat_replication r JOIN pg_stat_activity a USING (pid) WHERE pid = $walsender",
+		't', 'the walsender to block sending the large transaction'),
+	'the walsender blocks in the middle of the large transaction: the receiver does not read');
+# Terminated, it sends no more changes; its FATAL message itself may wait
+# (ClientWrite) until the receiver reads again.
 $source->safe_psql('app', "SELECT pg_terminate_backend($walsender)");
 ok( poll_until($source, 'app',
-		"SELECT count(*) FROM pg_stat_activity WHERE pid = $walsender", '0',
-		'the walsender to go'),
+		"SELECT count(*) FROM pg_stat_activity WHERE pid = $walsender AND wait_event = 'WalSenderWriteData'",
+		'0', 'the walsender to stop sending'),
 	'the walsender is terminated in the middle of the transaction');
 my $events_before = $target->safe_psql('live', "SELECT max(id) FROM ingest.events");
 kill 'CONT', $receiver;
@@ -268,6 +271,15 @@ is($source->safe_psql('app', "SELECT count(*) FROM pg_replication_slots WHERE sl
 	'0', 'the slot is dropped at the stop');
 ok(!$source->log_contains(qr/terminating walsender process due to replication timeout/),
 	'the source never cut the stream for a missed keepalive');
+
+# the password of the connection string shows nowhere pg_ingest writes
+is($target->safe_psql('live',
+		"SELECT count(*) FROM ingest.events WHERE message || coalesce(detail, '') LIKE '%S3cret-Pass%'")
+	  + $target->safe_psql('live',
+		"SELECT count(*) FROM ingest.status WHERE source || coalesce(last_error, '') LIKE '%S3cret-Pass%'"),
+	0, 'no event or status row holds the password (the stream was lost and failed on the way)');
+my @log_lines = grep { /S3cret-Pass/ && !/STATEMENT:/ } split /\n/, slurp_file($target->logfile);
+is_deeply(\@log_lines, [], 'nor does any line of the server log but PostgreSQL\'s own STATEMENT lines');
 
 # --- a transaction touching a table whose copy is held back --------------
 # The target's schema is put in place beforehand; a session holding a lock
