@@ -17,7 +17,7 @@ use Time::HiRes qw(usleep time);
 our @EXPORT = qw(
   plugin_conf new_target new_source poll_until source_connstr create_db
   run_sql_file table_hashes same_content wait_phase
-  poll_value worker_pid log_count sequence_values
+  poll_value worker_pid log_count sequence_values try_psql
 );
 use Exporter 'import';
 
@@ -165,6 +165,15 @@ sub poll_until
 	return 0;
 }
 
+# $node->psql, for a server that may be restarting: psql gone before it
+# read its input is an error returned, not the test's death.
+sub try_psql
+{
+	my ($node, $db, $sql) = @_;
+	my @r = eval { $node->psql($db, $sql) };
+	return @r ? @r : (1, '', "psql: $@");
+}
+
 # Run $query on $node until it returns a non-empty result (errors, e.g.
 # while the server restarts, count as empty) or $timeout seconds pass;
 # returns that result, or undef.
@@ -174,7 +183,7 @@ sub poll_value
 	my $deadline = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
 	while (time < $deadline)
 	{
-		my ($ret, $out, $err) = $node->psql($db, $query);
+		my ($ret, $out, $err) = try_psql($node, $db, $query);
 		return $out if $ret == 0 && defined $out && $out ne '';
 		usleep(50_000);
 	}
