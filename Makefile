@@ -73,4 +73,12 @@ installcheck-nopreload:
 		--temp-config=$(srcdir)/test/nopreload.conf \
 		--outputdir=output_nopreload not_preloaded
 
-.PHONY: meta check-version installcheck-nopreload
+# The fault-injection suite alone, with more runs than installcheck's
+# (INGEST_FAULT_SEED=... replays a seed): make faults RUNS=50
+RUNS ?= 50
+faults: PROVE_TESTS = t/010_faults.pl
+faults: export INGEST_FAULT_RUNS := $(RUNS)
+faults:
+	$(prove_installcheck)
+
+.PHONY: meta check-version installcheck-nopreload faults

@@ -17,6 +17,7 @@ use Time::HiRes qw(usleep time);
 our @EXPORT = qw(
   plugin_conf new_target new_source poll_until source_connstr create_db
   run_sql_file table_hashes same_content wait_phase
+  poll_value worker_pid log_count sequence_values try_psql
 );
 use Exporter 'import';
 
@@ -162,6 +163,63 @@ sub poll_until
 	}
 	diag("timed out waiting for $what: last result \"$last\"");
 	return 0;
+}
+
+# $node->psql, for a server that may be restarting: psql gone before it
+# read its input is an error returned, not the test's death.
+sub try_psql
+{
+	my ($node, $db, $sql) = @_;
+	my @r = eval { $node->psql($db, $sql) };
+	return @r ? @r : (1, '', "psql: $@");
+}
+
+# Run $query on $node until it returns a non-empty result (errors, e.g.
+# while the server restarts, count as empty) or $timeout seconds pass;
+# returns that result, or undef.
+sub poll_value
+{
+	my ($node, $db, $query, $timeout) = @_;
+	my $deadline = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
+	while (time < $deadline)
+	{
+		my ($ret, $out, $err) = try_psql($node, $db, $query);
+		return $out if $ret == 0 && defined $out && $out ne '';
+		usleep(50_000);
+	}
+	return undef;
+}
+
+# The pid of a running pg_ingest worker of a kind (coordinator, copy,
+# index, receiver, applier) of the migrations of $db, from ingest._live();
+# $extra is an SQL condition on _live()'s columns.  Waits up to $timeout
+# seconds for one to exist; undef if none did.
+sub worker_pid
+{
+	my ($node, $db, $kind, $timeout, $extra) = @_;
+	return poll_value($node, $db,
+		"SELECT pid FROM ingest._live() WHERE kind = '$kind'"
+		  . ($extra ? " AND ($extra)" : '') . ' ORDER BY pid LIMIT 1',
+		$timeout);
+}
+
+# How many lines of a node's server log, from byte $offset on, match $re.
+sub log_count
+{
+	my ($node, $re, $offset) = @_;
+	my $log = slurp_file($node->logfile, $offset // 0);
+	return scalar(grep { /$re/ } split /\n/, $log);
+}
+
+# name => last_value (0 when never called) of every sequence of a database.
+sub sequence_values
+{
+	my ($node, $db) = @_;
+	my %v = map { split /\|/ } split /\n/, $node->safe_psql($db,
+		"SELECT format('%I.%I', n.nspname, c.relname) || '|' || COALESCE(pg_sequence_last_value(c.oid), 0)"
+		  . " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+		  . " WHERE c.relkind = 'S' AND n.nspname NOT IN ('ingest', 'pg_catalog', 'information_schema')");
+	return \%v;
 }
 
 1;
