@@ -23,6 +23,7 @@ INSERT INTO scratch SELECT generate_series(1, 10);
 CREATE TABLE seqd (id serial PRIMARY KEY, v text);
 INSERT INTO seqd (v) SELECT 's' || g FROM generate_series(1, 5) g;
 CREATE TABLE only_fl (x int);
+ALTER TABLE only_fl REPLICA IDENTITY FULL;  -- else CDC modes refuse it
 \c contrib_regression
 
 --

@@ -74,6 +74,34 @@ SELECT ingest.start('host=127.0.0.1 port=1 password=Sup3rSecret', mode => 'full-
 SELECT regress_try(format('SELECT ingest.start(%L, mode => %L)',
                           replace(:'src', 'regress_ingest_fl', 'regress_no_such_db'), 'full-load'));
 SELECT ingest.start(:'src', mode => 'full-load', schema => 'existing');
+-- an empty filter is an error, not "everything"
+SELECT ingest.start(:'src', mode => 'full-load', include_tables => '{}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT ingest.start(:'src', mode => 'full-load', include_schemas => '{}');
+SELECT ingest.start(:'src', mode => 'full-load', exclude_tables => '{}');
+SELECT ingest.start(:'src', mode => 'full-load', exclude_schemas => '{}');
+SELECT ingest.start(:'src', mode => 'full-load', exclude_extensions => '{}');
+SELECT ingest.start(:'src', mode => 'full-load', existing_rows => 'keep');
+SELECT ingest.start(:'src', mode => 'full-load', existing_rows => NULL);
+SELECT ingest.start(:'src', untracked_tables => 'ignore');
+-- the source cannot be this very database
+SELECT ingest.start(replace(:'src', 'regress_ingest_fl', current_database()), mode => 'full-load');
+\echo :LAST_ERROR_SQLSTATE
+-- change data capture cannot carry the changes of tables without a key
+SELECT ingest.start(:'src', name => 'untracked');
+\echo :LAST_ERROR_SQLSTATE
+-- a source schema named like pg_ingest's own schema here
+\c regress_ingest_fl
+CREATE SCHEMA ingest;
+CREATE TABLE ingest.events (id int);
+INSERT INTO ingest.events VALUES (1);
+\c contrib_regression
+SELECT ingest.start(:'src', mode => 'full-load');
+SELECT ingest.start(:'src', mode => 'full-load', include_schemas => ARRAY['sales', 'ingest']);
+\echo :LAST_ERROR_SQLSTATE
+\c regress_ingest_fl
+DROP SCHEMA ingest CASCADE;
+\c contrib_regression
 SELECT count(*) AS migrations FROM ingest.migration;
 
 SELECT ingest.wait('nosuch');
@@ -130,6 +158,10 @@ SELECT table_name, source_rows, target_rows, source_hash IS NULL AS no_hash, sta
 DELETE FROM public.audit WHERE what = 'event 7';
 SELECT table_name, source_rows, target_rows, status FROM ingest.verify('fl') WHERE status <> 'MATCH';
 
+-- its tables have rows now: a second copy is refused, naming them
+SELECT ingest.start(:'src', name => 'again', mode => 'full-load');
+\echo :LAST_ERROR_SQLSTATE
+
 -- finished: its name is free again, and it cannot be aborted
 SELECT ingest.abort('fl');
 SELECT ingest.wait('fl', 'copying', '1 s');
@@ -154,7 +186,8 @@ BEGIN;
 LOCK TABLE public.audit IN ACCESS EXCLUSIVE MODE;
 PREPARE TRANSACTION 'regress_ingest_hold';
 \c contrib_regression
-SELECT ingest.start(:'src', name => 'ab', mode => 'full-load');
+SELECT ingest.start(:'src', name => 'ab', mode => 'full-load', existing_rows => 'truncate');
+SELECT level, kind, message FROM regress_events('ab') WHERE kind = 'start' AND level = 'WARNING';
 SELECT ingest.wait('ab', 'schema', '1 s');
 SELECT count(*) AS coordinators FROM ingest._live() l JOIN ingest.migration m ON m.id = l.migration_id
  WHERE m.name = 'ab' AND l.kind = 'coordinator';
@@ -167,6 +200,25 @@ SELECT ingest.abort('ab');
 \c regress_ingest_fl
 ROLLBACK PREPARED 'regress_ingest_hold';
 \c contrib_regression
+
+--
+-- include_schemas => ARRAY['public'] (pg_dump then writes CREATE SCHEMA
+-- public), and a table excluded whose sequence an included table uses.
+--
+\c regress_ingest_fl
+CREATE TABLE public.seq_owner (id serial PRIMARY KEY);
+CREATE TABLE public.seq_user (id int PRIMARY KEY DEFAULT nextval('public.seq_owner_id_seq'), v text);
+INSERT INTO public.seq_user (v) VALUES ('a'), ('b');
+\c contrib_regression
+SELECT ingest.start(:'src', name => 'pub', mode => 'full-load', include_schemas => ARRAY['public'],
+                    exclude_tables => ARRAY['seq_owner', 'audit', 'skipped']);
+SELECT ingest.wait('pub', 'completed', '2 min');
+SELECT phase, errors, last_error FROM ingest.status WHERE name = 'pub';
+SELECT level, kind, message FROM regress_events('pub') WHERE level <> 'INFO';
+SELECT to_regclass('public.seq_owner') IS NULL AS owner_left_out;
+INSERT INTO public.seq_user (v) VALUES ('c') RETURNING id;
+DROP TABLE public.seq_user;
+DROP SEQUENCE public.seq_owner_id_seq;
 
 --
 -- Privileges: operators use the views and functions; nobody else may.

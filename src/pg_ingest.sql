@@ -52,6 +52,8 @@ CREATE TABLE @extschema@.migration (
 	include_tables text[],
 	exclude_tables text[],
 	exclude_extensions text[],
+	existing_rows text NOT NULL DEFAULT 'refuse',	-- refuse, truncate: target tables with rows at start
+	untracked_tables text NOT NULL DEFAULT 'refuse',	-- refuse, copy_only: tables whose changes cannot be decoded
 	phase text NOT NULL DEFAULT 'starting',
 	slot_name text,					-- replication slot on the source
 	snapshot_name text,				-- snapshot the copy workers import now
@@ -281,11 +283,13 @@ CREATE FUNCTION @extschema@.start(
 	exclude_schemas text[] DEFAULT NULL,
 	include_tables text[] DEFAULT NULL,
 	exclude_tables text[] DEFAULT NULL,
-	exclude_extensions text[] DEFAULT NULL)
+	exclude_extensions text[] DEFAULT NULL,
+	existing_rows text DEFAULT 'refuse',
+	untracked_tables text DEFAULT 'refuse')
 RETURNS void
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'ingest_start';
-COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[])
+COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text)
 	IS 'starts a migration from source into this database; returns at once (watch ingest.status)';
 
 CREATE FUNCTION @extschema@.wait(
@@ -355,7 +359,7 @@ DECLARE
 	f text;
 BEGIN
 	FOREACH f IN ARRAY ARRAY[
-		'start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[])',
+		'start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text)',
 		'wait(text, text, interval)', 'abort(text)', 'verify(text, text)',
 		'stop_at(pg_lsn, text)', 'cutover(text, interval)', 'cleanup(text)',
 		'pause(text)', 'resume(text)']

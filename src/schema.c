@@ -21,7 +21,11 @@
  * force where it stood in the dump (its prelude) and runs them first, so
  * items can run in any session and after a restart.
  *
- * A statement that fails is recorded in ingest.events with its text; it is
+ * pg_dump's CREATE SCHEMA public (written when include_schemas names it)
+ * becomes CREATE SCHEMA IF NOT EXISTS public: every database has it.
+ *
+ * A statement that fails is recorded in ingest.events with its text (cut
+ * on a character boundary); it is
  * retried only for transient errors (deadlock, serialization, resources).
  * The migration goes on, as pg_restore does; what depends on the failed
  * statement fails in its turn and is recorded too, and a table that cannot
@@ -613,6 +617,18 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 									pstrdup(quote_identifier(rv->relname)));
 		}
 
+		/*
+		 * pg_dump writes CREATE SCHEMA public when asked for that schema by
+		 * name (include_schemas), though every database has it: create it
+		 * only if this one lacks it.
+		 */
+		if (IsA(stmt, CreateSchemaStmt) &&
+			((CreateSchemaStmt *) stmt)->schemaname != NULL &&
+			strcmp(((CreateSchemaStmt *) stmt)->schemaname, "public") == 0 &&
+			((CreateSchemaStmt *) stmt)->schemaElts == NIL &&
+			((CreateSchemaStmt *) stmt)->authrole == NULL)
+			text = pstrdup("CREATE SCHEMA IF NOT EXISTS public");
+
 		if (post_data)
 			classify_post_data(stmt, text, prelude, ctx->rels, &items);
 		else
@@ -865,7 +881,9 @@ item_failed(IngestMigration *m, ClaimedItem *it, ErrorData *edata)
 	char	   *text = it->statement;
 
 	if (strlen(text) > STATEMENT_IN_EVENT_MAX)
-		text = psprintf("%.*s...", STATEMENT_IN_EVENT_MAX, text);
+		text = psprintf("%.*s...",
+						pg_mbcliplen(text, strlen(text), STATEMENT_IN_EVENT_MAX),
+						text);
 
 	ingest_xact_start();
 	mark_item(m->id, it->id, retry ? "pending" : "failed", edata->message, true);

@@ -8,7 +8,8 @@
  * a table name may be schema-qualified ("public.orders") or not ("orders":
  * that table in any schema).  A partition follows its partition root: a
  * filter naming either one applies.  A sequence follows the table that owns
- * it.  Views, materialized views and foreign tables are filtered like
+ * it, and stays whenever a table in scope uses it (a column default calls
+ * nextval on it), so that the table can be created.  Views, materialized views and foreign tables are filtered like
  * tables.  Every filter must match something on the source, or
  * ingest_check_filters() says which does not.
  *
@@ -59,6 +60,13 @@ array_strings(ArrayType *arr, const char *argname)
 	if (arr == NULL)
 		return NIL;
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be an empty array", argname),
+				 errdetail("An empty list would match nothing."),
+				 errhint("Leave %s out (or pass NULL) to apply no such filter.", argname),
+				 errhidestmt(true)));
 	for (i = 0; i < n; i++)
 	{
 		if (nulls[i])
@@ -153,6 +161,75 @@ ingest_load_filters(int32 migration_id)
 }
 
 /*
+ * A column list from the source (a text[] of names) quoted here: the
+ * source's quote_ident is not trusted to have quoted it.
+ */
+static char *
+quoted_list(PGresult *res, int row, int col)
+{
+	StringInfoData buf;
+	StringInfoData elem;
+	const char *p;
+
+	initStringInfo(&buf);
+	if (PQgetisnull(res, row, col))
+		return buf.data;
+	p = PQgetvalue(res, row, col);
+
+	/*
+	 * The text form of a one-dimensional text[] without NULLs: {a,"b c"},
+	 * quoted elements with backslash escapes.  Parsed here, without the
+	 * catalogs: the coordinator reads it outside a transaction.
+	 */
+	if (*p++ != '{')
+		elog(ERROR, "unexpected column list from the source: \"%s\"",
+			 PQgetvalue(res, row, col));
+	initStringInfo(&elem);
+	while (*p && *p != '}')
+	{
+		resetStringInfo(&elem);
+		if (*p == '"')
+		{
+			for (p++; *p && *p != '"'; p++)
+			{
+				if (*p == '\\' && p[1])
+					p++;
+				appendStringInfoChar(&elem, *p);
+			}
+			if (*p == '"')
+				p++;
+		}
+		else
+			while (*p && *p != ',' && *p != '}')
+				appendStringInfoChar(&elem, *p++);
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "",
+						 quote_identifier(elem.data));
+		if (*p == ',')
+			p++;
+	}
+	if (*p != '}')
+		elog(ERROR, "unexpected column list from the source: \"%s\"",
+			 PQgetvalue(res, row, col));
+	pfree(elem.data);
+	return buf.data;
+}
+
+SourceRel *
+ingest_find_source_rel(List *rels, const char *nspname, const char *relname)
+{
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		if (strcmp(r->nspname, nspname) == 0 && strcmp(r->relname, relname) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/*
  * ingest_source_relations
  *		Every user relation of the source, outside extensions and temporary
  *		schemas, ordered by schema and name.  Runs in whatever transaction
@@ -170,13 +247,19 @@ ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 	sql = psprintf("SELECT n.nspname, c.relname, c.relkind,"
 				   " CASE WHEN %s AND c.relkind IN ('r', 'm') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,"
 				   " CASE WHEN %s AND c.relkind IN ('r', 'm') THEN pg_catalog.pg_table_size(c.oid) ELSE 0 END,"
-				   " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
+				   " (SELECT pg_catalog.array_agg(a.attname ORDER BY a.attnum)"
 				   "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
 				   "  AND NOT a.attisdropped%s),"
-				   " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
+				   " (SELECT pg_catalog.array_agg(a.attname ORDER BY a.attnum)"
 				   "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0"
 				   "  AND NOT a.attisdropped),"
-				   " rn.nspname, r.relname, on_.nspname, o.relname"
+				   " rn.nspname, r.relname, on_.nspname, o.relname,"
+				   " c.relpersistence,"
+				   " c.relkind = 'r' AND (c.relreplident = 'n'"
+				   "  OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+				   "      WHERE i.indrelid = c.oid AND i.indisprimary))"
+				   "  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+				   "      WHERE i.indrelid = c.oid AND i.indisreplident)))"
 				   " FROM pg_catalog.pg_class c"
 				   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 				   " LEFT JOIN pg_catalog.pg_class r ON %s"
@@ -210,8 +293,8 @@ ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 		r->relkind = PQgetvalue(res, i, 2)[0];
 		r->bytes_main = strtoll(PQgetvalue(res, i, 3), NULL, 10);
 		r->bytes_table = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-		r->columns = pstrdup(PQgetvalue(res, i, 5));
-		r->all_columns = pstrdup(PQgetvalue(res, i, 6));
+		r->columns = quoted_list(res, i, 5);
+		r->all_columns = quoted_list(res, i, 6);
 		if (!PQgetisnull(res, i, 7))
 		{
 			r->root_nsp = pstrdup(PQgetvalue(res, i, 7));
@@ -222,7 +305,35 @@ ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 			r->owner_nsp = pstrdup(PQgetvalue(res, i, 9));
 			r->owner_rel = pstrdup(PQgetvalue(res, i, 10));
 		}
+		r->relpersistence = PQgetvalue(res, i, 11)[0];
+		r->no_identity = PQgetvalue(res, i, 12)[0] == 't';
 		rels = lappend(rels, r);
+	}
+	PQclear(res);
+
+	/* tables whose column defaults use a sequence (nextval) */
+	res = ingest_exec(conn,
+					  "SELECT sn.nspname, s.relname, tn.nspname, t.relname"
+					  " FROM pg_catalog.pg_depend d"
+					  " JOIN pg_catalog.pg_attrdef ad ON ad.oid = d.objid"
+					  " JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'"
+					  " JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace"
+					  " JOIN pg_catalog.pg_class t ON t.oid = ad.adrelid"
+					  " JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace"
+					  " WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass"
+					  "  AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+					  "  AND d.deptype = 'n'",
+					  PGRES_TUPLES_OK, "list the sequences used by column defaults",
+					  password);
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		SourceRel  *seq = ingest_find_source_rel(rels, PQgetvalue(res, i, 0),
+										  PQgetvalue(res, i, 1));
+		SourceRel  *tab = ingest_find_source_rel(rels, PQgetvalue(res, i, 2),
+										  PQgetvalue(res, i, 3));
+
+		if (seq != NULL && tab != NULL && seq->relkind == 'S')
+			seq->used_by = lappend(seq->used_by, tab);
 	}
 	PQclear(res);
 	return rels;
@@ -303,6 +414,13 @@ schema_in_scope(IngestFilters *f, const char *nspname)
 	return in;
 }
 
+/* Whether the schema filters keep this source schema. */
+bool
+ingest_schema_in_scope(IngestFilters *f, const char *nspname)
+{
+	return schema_in_scope(f, nspname);
+}
+
 static bool
 table_in_scope(IngestFilters *f, SourceRel *r)
 {
@@ -351,7 +469,9 @@ ingest_apply_filters(List *rels, IngestFilters *f)
 		if (r->relkind != 'S')
 			continue;
 		r->in_scope = schema_in_scope(f, r->nspname);
-		if (r->in_scope && r->owner_rel)
+		if (!r->in_scope)
+			continue;
+		if (r->owner_rel)
 		{
 			foreach(lc2, rels)
 			{
@@ -365,6 +485,10 @@ ingest_apply_filters(List *rels, IngestFilters *f)
 				}
 			}
 		}
+		/* a sequence that a table in scope uses stays, whoever owns it */
+		foreach(lc2, r->used_by)
+			if (((SourceRel *) lfirst(lc2))->in_scope)
+				r->in_scope = true;
 	}
 }
 

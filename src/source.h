@@ -18,6 +18,9 @@ typedef struct SourceRel
 	char	   *nspname;
 	char	   *relname;
 	char		relkind;		/* r, p, m, f, v, S */
+	char		relpersistence; /* p or u */
+	bool		no_identity;	/* table whose UPDATE/DELETE cannot be decoded:
+								 * no key, no replica identity */
 	int64		bytes_main;		/* main fork */
 	int64		bytes_table;	/* with TOAST */
 	char	   *columns;		/* quoted list, generated columns left out */
@@ -26,6 +29,7 @@ typedef struct SourceRel
 	char	   *root_rel;
 	char	   *owner_nsp;		/* table owning this sequence, or NULL */
 	char	   *owner_rel;
+	List	   *used_by;		/* sequence: SourceRels whose defaults use it */
 	bool		in_scope;
 } SourceRel;
 
@@ -62,6 +66,9 @@ extern void ingest_apply_filters(List *rels, IngestFilters *filters);
 extern void ingest_check_filters(IngestFilters *filters, List *schemas,
 								 List *extensions);
 extern bool ingest_is_table(char relkind);
+extern SourceRel *ingest_find_source_rel(List *rels, const char *nspname,
+								  const char *relname);
+extern bool ingest_schema_in_scope(IngestFilters *filters, const char *nspname);
 extern char *ingest_qualified(const char *nspname, const char *relname);
 extern int	ingest_source_version(PGconn *conn);
 

@@ -6,10 +6,20 @@
  *
  * Everything a DBA can get wrong is caught here, before anything is
  * copied: unknown mode or schema handling, jobs out of range, a bad size,
- * a name in use, a source that cannot be reached, filters that match
- * nothing, and with schema => 'existing' target tables that are missing or
- * not empty.  The function connects to the source for that and returns at
- * once; the coordinator does the rest.
+ * a name in use, a source that cannot be reached, filters that are empty
+ * or match nothing, a source that is this very database, a source schema
+ * with the name of pg_ingest's own schema here, target tables that
+ * already hold rows (unless existing_rows => 'truncate', which empties
+ * them here, in the caller's transaction), with schema => 'existing'
+ * target tables that are missing, and in a CDC mode source tables whose
+ * changes logical decoding cannot carry (no key and no replica identity,
+ * or unlogged) unless untracked_tables => 'copy_only'.
+ *
+ * What the migration will not carry (those tables' later changes, large
+ * objects, user rows of extension configuration tables) is recorded as one
+ * WARNING event per object, kind 'not carried'.  The function connects to
+ * the source for all that and returns at once; the coordinator does the
+ * rest.
  *
  * Locking: the unique index migration_name_unfinished settles two
  * concurrent starts with the same name.
@@ -19,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -128,15 +139,20 @@ some_names(List *names)
 }
 
 /*
- * With schema => 'existing', every table to copy must exist here, empty
- * (except in mode cdc, where the data is already here).
+ * The target tables of the migration: with schema => 'existing' each must
+ * exist here; unless the data is here already (mode cdc), those that hold
+ * rows are refused, or with existing_rows => 'truncate' emptied now, in
+ * the caller's transaction and with the caller's rights.  Returns the
+ * tables emptied.
  */
-static void
-check_existing_tables(List *rels, bool must_be_empty)
+static List *
+check_target_tables(List *rels, bool schema_existing, bool check_rows,
+					bool truncate)
 {
 	List	   *missing = NIL;
 	List	   *not_empty = NIL;
 	ListCell   *lc;
+	MemoryContext outer = CurrentMemoryContext;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -145,25 +161,35 @@ check_existing_tables(List *rels, bool must_be_empty)
 		SourceRel  *r = lfirst(lc);
 		char	   *q;
 		Oid			relid;
+		MemoryContext spi;
 
 		if (!r->in_scope || r->relkind != 'r')
 			continue;
+		/* the names outlive SPI_finish */
+		spi = MemoryContextSwitchTo(outer);
 		q = ingest_qualified(r->nspname, r->relname);
+		MemoryContextSwitchTo(spi);
 		relid = RangeVarGetRelid(makeRangeVar(r->nspname, r->relname, -1),
 								 NoLock, true);
 		if (!OidIsValid(relid))
 		{
-			missing = lappend(missing, q);
+			spi = MemoryContextSwitchTo(outer);
+			if (schema_existing)
+				missing = lappend(missing, q);
+			MemoryContextSwitchTo(spi);
 			continue;
 		}
-		if (!must_be_empty)
+		if (!check_rows)
 			continue;
 		if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", q), true, 1) < 0)
 			elog(ERROR, "could not read %s", q);
 		if (SPI_processed > 0)
+		{
+			spi = MemoryContextSwitchTo(outer);
 			not_empty = lappend(not_empty, q);
+			MemoryContextSwitchTo(spi);
+		}
 	}
-	SPI_finish();
 
 	if (missing != NIL)
 		ereport(ERROR,
@@ -172,19 +198,217 @@ check_existing_tables(List *rels, bool must_be_empty)
 						list_length(missing), some_names(missing)),
 				 errhint("With schema => 'existing' the target schema must be in place; create it, or use schema => 'copy'."),
 				 errhidestmt(true)));
-	if (not_empty != NIL)
+	if (not_empty != NIL && !truncate)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%d table(s) to copy are not empty on this server: %s",
-						list_length(not_empty), some_names(not_empty)),
-				 errhint("With schema => 'existing' the target tables must be empty: TRUNCATE them first."),
+				 errmsg_plural("%d table to copy already has rows on this server",
+							   "%d tables to copy already have rows on this server",
+							   list_length(not_empty), list_length(not_empty)),
+				 errdetail("Tables: %s.", some_names(not_empty)),
+				 errhint("The copy would replace or add to them. Empty them first, leave them out with exclude_tables, or pass existing_rows => 'truncate' to have ingest.start empty them."),
 				 errhidestmt(true)));
+	if (not_empty != NIL)
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "TRUNCATE ONLY ");
+		foreach(lc, not_empty)
+			appendStringInfo(&sql, "%s%s", lc == list_head(not_empty) ? "" : ", ",
+							 (char *) lfirst(lc));
+		if (SPI_execute(sql.data, false, 0) < 0)
+			elog(ERROR, "could not empty the target tables");
+	}
+	SPI_finish();
+	return not_empty;
+}
+
+/* What ingest.start learns of the source besides its relations. */
+typedef struct SourceFacts
+{
+	char	   *system_identifier;	/* NULL if the source does not say */
+	Oid			database_oid;
+	char	   *database_name;
+	int64		large_objects;
+	char	   *large_object_size;
+	List	   *config_objects; /* extension configuration tables with rows */
+	List	   *config_messages;
+} SourceFacts;
+
+static void
+read_source_facts(PGconn *conn, IngestConnInfo *info, IngestFilters *filters,
+				  SourceFacts *f)
+{
+	PGresult   *res;
+	int			i;
+
+	memset(f, 0, sizeof(SourceFacts));
+
+	/* pg_control_system() may be denied (managed services): then unknown */
+	res = ingest_query(conn, "SELECT system_identifier FROM pg_catalog.pg_control_system()",
+					   -1, NULL);
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		f->system_identifier = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	res = ingest_exec(conn,
+					  "SELECT d.oid, d.datname FROM pg_catalog.pg_database d"
+					  " WHERE d.datname = pg_catalog.current_database()",
+					  PGRES_TUPLES_OK, "identify the source database", info->password);
+	if (PQntuples(res) == 1)
+	{
+		f->database_oid = (Oid) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+		f->database_name = pstrdup(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+
+	res = ingest_exec(conn,
+					  "SELECT count(*), pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size("
+					  "'pg_catalog.pg_largeobject'::pg_catalog.regclass))"
+					  " FROM pg_catalog.pg_largeobject_metadata",
+					  PGRES_TUPLES_OK, "count the large objects", info->password);
+	f->large_objects = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	f->large_object_size = pstrdup(PQgetvalue(res, 0, 1));
+	PQclear(res);
+
+	/*
+	 * Rows of extension configuration tables: pg_dump dumps those its
+	 * condition selects as the user's; the copy does not take them.
+	 */
+	res = ingest_exec(conn,
+					  "SELECT e.extname, n.nspname, c.relname, COALESCE(x.cond, '')"
+					  " FROM pg_catalog.pg_extension e"
+					  " CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(cfg, cond)"
+					  " JOIN pg_catalog.pg_class c ON c.oid = x.cfg AND c.relkind = 'r'"
+					  " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+					  " ORDER BY 1, 2, 3",
+					  PGRES_TUPLES_OK, "list the extension configuration tables",
+					  info->password);
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		char	   *ext = PQgetvalue(res, i, 0);
+		char	   *q = ingest_qualified(PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+		char	   *cond = PQgetvalue(res, i, 3);
+		PGresult   *cnt;
+		ListCell   *lc;
+		bool		excluded = false;
+
+		foreach(lc, filters->exclude_extensions)
+			excluded |= strcmp(lfirst(lc), ext) == 0;
+		if (excluded || strcmp(ext, "pg_ingest") == 0)
+			continue;
+		/* the extension's own condition, run where it comes from */
+		cnt = ingest_query(conn, psprintf("SELECT count(*) FROM ONLY %s %s", q, cond),
+						   -1, NULL);
+		if (cnt != NULL && PQresultStatus(cnt) == PGRES_TUPLES_OK)
+		{
+			int64		n = strtoll(PQgetvalue(cnt, 0, 0), NULL, 10);
+
+			if (n > 0)
+			{
+				f->config_objects = lappend(f->config_objects, q);
+				f->config_messages = lappend(f->config_messages,
+											 psprintf("%lld user row(s) of configuration table %s of extension \"%s\" are not migrated",
+													  (long long) n, q, ext));
+			}
+		}
+		else
+		{
+			f->config_objects = lappend(f->config_objects, q);
+			f->config_messages = lappend(f->config_messages,
+										 psprintf("user rows of configuration table %s of extension \"%s\" are not migrated (the source user cannot count them: %s)",
+												  q, ext,
+												  ingest_result_message(conn, cnt, info->password)));
+		}
+		PQclear(cnt);
+	}
+	PQclear(res);
+}
+
+/* The source is this very database: the copy would wait on itself. */
+static void
+check_not_this_database(SourceFacts *f)
+{
+	char		sysid[32];
+
+	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, GetSystemIdentifier());
+	if (f->system_identifier != NULL &&
+		strcmp(f->system_identifier, sysid) == 0 &&
+		f->database_oid == MyDatabaseId)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the source is this database (\"%s\")",
+						f->database_name ? f->database_name : "?"),
+				 errdetail("The source connection reaches this server (system identifier %s) and this database.",
+						   sysid),
+				 errhint("Run ingest.start in the database to migrate into; another database of this server can be the source."),
+				 errhidestmt(true)));
+}
+
+/*
+ * A source schema with the name of pg_ingest's schema here would be copied
+ * into pg_ingest's catalog.
+ */
+static void
+check_extension_schema(List *schemas, IngestFilters *filters, Oid fn_oid)
+{
+	/* ingest.start lives in the extension's schema, whatever its name */
+	char	   *extschema = get_namespace_name(get_func_namespace(fn_oid));
+	ListCell   *lc;
+
+	foreach(lc, schemas)
+	{
+		if (strcmp(lfirst(lc), extschema) != 0 ||
+			!ingest_schema_in_scope(filters, extschema))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_SCHEMA),
+				 errmsg("the source has a schema named \"%s\", the schema of pg_ingest on this server",
+						extschema),
+				 errdetail("Its objects and rows would go into pg_ingest's own catalog."),
+				 errhint("Leave it out with exclude_schemas => ARRAY[%s], or rename it on the source.",
+						 quote_literal_cstr(quote_identifier(extschema))),
+				 errhidestmt(true)));
+	}
+}
+
+/*
+ * Tables in scope whose changes logical decoding cannot carry: UPDATE and
+ * DELETE of a table with no key and no replica identity, anything of an
+ * unlogged table.  The names and, in *reasons, why.
+ */
+static List *
+untracked_tables(List *rels, List **reasons)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	*reasons = NIL;
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		if (!r->in_scope || r->relkind != 'r')
+			continue;
+		if (r->relpersistence == 'u')
+		{
+			names = lappend(names, ingest_qualified(r->nspname, r->relname));
+			*reasons = lappend(*reasons, "it is unlogged: none of its changes are decoded");
+		}
+		else if (r->no_identity)
+		{
+			names = lappend(names, ingest_qualified(r->nspname, r->relname));
+			*reasons = lappend(*reasons, "it has neither a primary key nor a replica identity: its UPDATEs and DELETEs are not decoded");
+		}
+	}
+	return names;
 }
 
 /*
  * ingest.start(source, name, mode, schema, table_jobs, index_jobs,
  *				split_tables_larger_than, include_schemas, exclude_schemas,
- *				include_tables, exclude_tables, exclude_extensions)
+ *				include_tables, exclude_tables, exclude_extensions,
+ *				existing_rows, untracked_tables)
  */
 Datum
 ingest_start(PG_FUNCTION_ARGS)
@@ -193,6 +417,9 @@ ingest_start(PG_FUNCTION_ARGS)
 	char	   *name;
 	char	   *mode;
 	char	   *schema;
+	char	   *existing_rows;
+	char	   *untracked;
+	bool		cdc;
 	int			table_jobs;
 	int			index_jobs;
 	int64		split;
@@ -203,6 +430,11 @@ ingest_start(PG_FUNCTION_ARGS)
 	List	   *rels = NIL;
 	List	   *schemas = NIL;
 	List	   *extensions = NIL;
+	SourceFacts facts;
+	List	   *untracked_names;
+	List	   *untracked_reasons;
+	List	   *emptied;
+	ListCell   *lc2;
 	int			ntables = 0;
 	ListCell   *lc;
 	int32		id;
@@ -217,6 +449,8 @@ ingest_start(PG_FUNCTION_ARGS)
 	check_not_null(fcinfo, 4, "table_jobs");
 	check_not_null(fcinfo, 5, "index_jobs");
 	check_not_null(fcinfo, 6, "split_tables_larger_than");
+	check_not_null(fcinfo, 12, "existing_rows");
+	check_not_null(fcinfo, 13, "untracked_tables");
 
 	source = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -224,6 +458,8 @@ ingest_start(PG_FUNCTION_ARGS)
 	schema = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	table_jobs = PG_GETARG_INT32(4);
 	index_jobs = PG_GETARG_INT32(5);
+	existing_rows = text_to_cstring(PG_GETARG_TEXT_PP(12));
+	untracked = text_to_cstring(PG_GETARG_TEXT_PP(13));
 
 	check_name(name);
 	if (strcmp(mode, "full-load") != 0 && strcmp(mode, "full-load-and-cdc") != 0 &&
@@ -246,6 +482,19 @@ ingest_start(PG_FUNCTION_ARGS)
 				 errdetail("Mode cdc streams changes into a target that already holds the data."),
 				 errhint("Pass schema => 'existing' as well."),
 				 errhidestmt(true)));
+	if (strcmp(existing_rows, "refuse") != 0 && strcmp(existing_rows, "truncate") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid existing_rows \"%s\"", existing_rows),
+				 errhint("Use existing_rows => 'refuse' (target tables with rows stop the start) or 'truncate' (they are emptied)."),
+				 errhidestmt(true)));
+	if (strcmp(untracked, "refuse") != 0 && strcmp(untracked, "copy_only") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid untracked_tables \"%s\"", untracked),
+				 errhint("Use untracked_tables => 'refuse' (tables whose changes cannot be carried stop the start) or 'copy_only' (they are copied, their later changes are not carried)."),
+				 errhidestmt(true)));
+	cdc = strcmp(mode, "full-load") != 0;
 	check_jobs(table_jobs, "table_jobs");
 	check_jobs(index_jobs, "index_jobs");
 	split = parse_split(PG_GETARG_TEXT_PP(6));
@@ -273,28 +522,61 @@ ingest_start(PG_FUNCTION_ARGS)
 		rels = ingest_source_relations(conn, false, info->password);
 		schemas = ingest_source_schemas(conn, info->password);
 		extensions = ingest_source_extensions(conn, info->password);
+		read_source_facts(conn, info, filters, &facts);
 	}
 	PG_FINALLY();
 	{
 		ingest_disconnect(conn);
 	}
 	PG_END_TRY();
+	check_not_this_database(&facts);
 	ingest_apply_filters(rels, filters);
 	ingest_check_filters(filters, schemas, extensions);
+	check_extension_schema(schemas, filters, fcinfo->flinfo->fn_oid);
 	foreach(lc, rels)
 		if (((SourceRel *) lfirst(lc))->in_scope &&
 			((SourceRel *) lfirst(lc))->relkind == 'r')
 			ntables++;
-	if (strcmp(schema, "existing") == 0)
-		check_existing_tables(rels, strcmp(mode, "cdc") != 0);
+
+	untracked_names = untracked_tables(rels, &untracked_reasons);
+	if (!cdc)
+		untracked_names = untracked_reasons = NIL;
+	if (untracked_names != NIL && strcmp(untracked, "refuse") == 0)
+	{
+		StringInfoData detail;
+
+		initStringInfo(&detail);
+		forboth(lc, untracked_names, lc2, untracked_reasons)
+		{
+			if (foreach_current_index(lc) == 10)
+			{
+				appendStringInfo(&detail, "\n... and %d more.",
+								 list_length(untracked_names) - 10);
+				break;
+			}
+			appendStringInfo(&detail, "%s%s: %s", detail.len ? "\n" : "",
+							 (char *) lfirst(lc), (char *) lfirst(lc2));
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg_plural("%d table's changes cannot be carried by change data capture",
+							   "%d tables' changes cannot be carried by change data capture",
+							   list_length(untracked_names), list_length(untracked_names)),
+				 errdetail_internal("%s", detail.data),
+				 errhint("On the source, give each a primary key or REPLICA IDENTITY FULL (ALTER TABLE ... SET LOGGED for unlogged ones); or leave them out with exclude_tables; or pass untracked_tables => 'copy_only' to copy them once without their later changes."),
+				 errhidestmt(true)));
+	}
+	emptied = check_target_tables(rels, strcmp(schema, "existing") == 0,
+								  strcmp(mode, "cdc") != 0,
+								  strcmp(existing_rows, "truncate") == 0);
 
 	/* record it */
 	{
-		Oid			types[15] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		Oid			types[17] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			INT4OID, INT4OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
-		Datum		vals[15];
-		char		nulls[15];
+		TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		vals[17];
+		char		nulls[17];
 		SPITupleTable *tab;
 
 		memset(nulls, ' ', sizeof(nulls));
@@ -317,15 +599,17 @@ ingest_start(PG_FUNCTION_ARGS)
 		vals[14] = CStringGetTextDatum(source_encoding);
 		if (pg_char_to_encoding(source_encoding) < 0)
 			nulls[14] = 'n';
+		vals[15] = CStringGetTextDatum(existing_rows);
+		vals[16] = CStringGetTextDatum(untracked);
 		ingest_catalog_begin();
 		tab = ingest_catalog_query("INSERT INTO ingest.migration (name, owner, source,"
 								   " source_display, mode, schema_mode, table_jobs, index_jobs,"
 								   " split_bytes, include_schemas, exclude_schemas,"
 								   " include_tables, exclude_tables, exclude_extensions,"
-								   " source_encoding)"
+								   " source_encoding, existing_rows, untracked_tables)"
 								   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-								   " $12, $13, $14, $15) RETURNING id",
-								   15, types, vals, nulls);
+								   " $12, $13, $14, $15, $16, $17) RETURNING id",
+								   17, types, vals, nulls);
 		id = (int32) ingest_getint(tab, 0, 1, 0);
 		ingest_catalog_end();
 	}
@@ -333,6 +617,26 @@ ingest_start(PG_FUNCTION_ARGS)
 				 psprintf("migration started by %s: mode %s, schema %s, %d tables to copy",
 						  GetUserNameFromId(GetUserId(), false), mode, schema, ntables),
 				 psprintf("source: %s", info->display));
+	if (emptied != NIL)
+		ingest_event(id, "WARNING", "start", NULL,
+					 psprintf("%d target table(s) with rows emptied (existing_rows => 'truncate'): %s",
+							  list_length(emptied), some_names(emptied)),
+					 NULL);
+
+	/* what will not be carried: one WARNING each, kind 'not carried' */
+	forboth(lc, untracked_names, lc2, untracked_reasons)
+		ingest_event(id, "WARNING", "not carried", lfirst(lc),
+					 psprintf("later changes of %s are not carried: %s (untracked_tables => 'copy_only')",
+							  (char *) lfirst(lc), (char *) lfirst(lc2)),
+					 NULL);
+	if (facts.large_objects > 0)
+		ingest_event(id, "WARNING", "not carried", "large objects",
+					 psprintf("%lld large object(s) of the source (pg_largeobject: %s) are not migrated",
+							  (long long) facts.large_objects, facts.large_object_size),
+					 "pg_ingest does not copy large objects: move them separately (e.g. pg_dump --large-objects).");
+	forboth(lc, facts.config_objects, lc2, facts.config_messages)
+		ingest_event(id, "WARNING", "not carried", lfirst(lc), lfirst(lc2),
+					 "The extension's own rows come from CREATE EXTENSION here; rows added on the source must be copied separately.");
 	if (ntables == 0)
 		ereport(NOTICE,
 				(errmsg("the source has no table to copy; only its schema will be migrated")));

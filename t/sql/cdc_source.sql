@@ -1,6 +1,10 @@
 -- Tables of the CDC TAP test (t/003_cdc.pl), next to pgbench's: each is
 -- there for one kind of change the applier must get right.
 
+-- pgbench's history has no key: without a replica identity its changes
+-- could not be carried, and ingest.start would refuse it
+ALTER TABLE pgbench_history REPLICA IDENTITY FULL;
+
 -- updates that leave a TOASTed value alone (stored out of line, uncompressed)
 CREATE TABLE toasty (id int PRIMARY KEY, big text, n int NOT NULL DEFAULT 0);
 ALTER TABLE toasty ALTER big SET STORAGE EXTERNAL;
