@@ -53,6 +53,7 @@
 
 #include "conn.h"
 #include "pg_ingest.h"
+#include "receiver.h"
 #include "schema.h"
 #include "source.h"
 
@@ -1018,14 +1019,12 @@ ensure_receiver(void)
 static bool
 caught_up(void)
 {
-	TimestampTz commit = (TimestampTz) pg_atomic_read_u64(&me->applied_commit_ts);
+	bool		result;
 
-	if (me->apply_idle &&
-		pg_atomic_read_u64(&me->applied_lsn) >= pg_atomic_read_u64(&me->received_lsn))
-		return true;
-	return commit != 0 &&
-		!TimestampDifferenceExceeds(commit, GetCurrentTimestamp(),
-									ingest_caught_up_threshold * 1000);
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	result = ingest_stream_caught_up(me, GetCurrentTimestamp());
+	LWLockRelease(IngestShared->lock);
+	return result;
 }
 
 /* Apply rate: changes/s, recent. */

@@ -166,6 +166,14 @@ RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'ingest_stream';
 
+-- The stream as the receiver sees it (shared memory): caught_up is
+-- computed in C, where pg_ingest.caught_up_threshold is read in its unit.
+CREATE FUNCTION @extschema@._receiver(
+	OUT migration_id int, OUT caught_up bool)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_receiver_status';
+
 -- The payload of NOTIFY pg_ingest.
 CREATE FUNCTION @extschema@._notification(name text, phase text, event text,
 										  lsn pg_lsn, message text)
@@ -173,9 +181,9 @@ RETURNS json
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'ingest_notification';
 
-REVOKE ALL ON FUNCTION @extschema@._live(), @extschema@._stream(),
+REVOKE ALL ON FUNCTION @extschema@._live(), @extschema@._stream(), @extschema@._receiver(),
 	@extschema@._notification(text, text, text, pg_lsn, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._live(), @extschema@._stream(),
+GRANT EXECUTE ON FUNCTION @extschema@._live(), @extschema@._stream(), @extschema@._receiver(),
 	@extschema@._notification(text, text, text, pg_lsn, text) TO ingest_admin;
 
 CREATE VIEW @extschema@.tables AS
@@ -235,10 +243,9 @@ SELECT m.name,
 		 WHEN s.apply_idle AND s.applied_lsn >= s.received_lsn THEN 0.0
 		 ELSE round(GREATEST(extract(epoch FROM now() - s.applied_commit_time), 0), 3) END AS lag_seconds,
 	round(s.apply_rate::numeric, 1) AS apply_rate,
+	-- the same test as the coordinator's, in C (no GUC text parsed here)
 	CASE WHEN s.migration_id IS NULL OR s.applied_lsn IS NULL THEN NULL
-		 WHEN s.apply_idle AND s.applied_lsn >= s.received_lsn THEN true
-		 ELSE extract(epoch FROM now() - s.applied_commit_time)
-			  < current_setting('pg_ingest.caught_up_threshold')::float8 END AS caught_up,
+		 ELSE r.caught_up END AS caught_up,
 	m.stop_lsn,
 	s.spool_bytes
 FROM @extschema@.migration m
@@ -266,7 +273,8 @@ LEFT JOIN LATERAL (
 	LEFT JOIN @extschema@.copy_item c ON c.migration_id = w.migration_id AND c.id = w.item_id
 		AND c.state = 'pending'
 	WHERE w.migration_id = m.id AND (w.kind = 'copy' AND c.id IS NOT NULL OR w.kind = 'coordinator')) l ON true
-LEFT JOIN @extschema@._stream() s ON s.migration_id = m.id;
+LEFT JOIN @extschema@._stream() s ON s.migration_id = m.id
+LEFT JOIN @extschema@._receiver() r ON r.migration_id = m.id;
 COMMENT ON VIEW @extschema@.status IS 'one row per migration: phase, progress, rates and errors';
 
 GRANT SELECT ON @extschema@.status, @extschema@.tables TO ingest_admin;

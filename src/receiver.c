@@ -30,6 +30,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_bswap.h"
@@ -44,8 +46,11 @@
 
 #include "conn.h"
 #include "pg_ingest.h"
+#include "receiver.h"
 #include "spool.h"
 #include "wal2json.h"
+
+PG_FUNCTION_INFO_V1(ingest_receiver_status);
 
 /* Between looks at the source's current WAL position. */
 #define SOURCE_LSN_INTERVAL_MS 3000
@@ -373,6 +378,58 @@ receive(void)
 				break;
 		}
 	}
+}
+
+/*
+ * ingest_stream_caught_up
+ *		Whether a migration's target has caught up with its source:
+ *		everything received is applied and the applier is idle, or the
+ *		last transaction applied committed on the source less than
+ *		pg_ingest.caught_up_threshold ago.  The coordinator's switch to
+ *		streaming and ingest.status's caught_up both ask this, so that they
+ *		never disagree; the threshold is read here, in C, in its unit.
+ */
+bool
+ingest_stream_caught_up(IngestMigrationSlot *s, TimestampTz now)
+{
+	TimestampTz commit = (TimestampTz) pg_atomic_read_u64(&s->applied_commit_ts);
+
+	if (s->apply_idle &&
+		pg_atomic_read_u64(&s->applied_lsn) >= pg_atomic_read_u64(&s->received_lsn))
+		return true;
+	return commit != 0 &&
+		!TimestampDifferenceExceeds(commit, now, ingest_caught_up_threshold * 1000);
+}
+
+/*
+ * ingest._receiver() - the stream of this database's migrations as the
+ * receiver sees it, from shared memory: caught_up (see above).
+ */
+Datum
+ingest_receiver_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	ingest_check_caller();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	for (i = 0; i < ingest_max_migrations; i++)
+	{
+		IngestMigrationSlot *s = &IngestShared->migrations[i];
+		Datum		values[2];
+		bool		nulls[2] = {false};
+
+		if (s->dboid != MyDatabaseId || s->reserved)
+			continue;
+		values[0] = Int32GetDatum(s->migration_id);
+		values[1] = BoolGetDatum(ingest_stream_caught_up(s, now));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(IngestShared->lock);
+	return (Datum) 0;
 }
 
 static void
