@@ -4,6 +4,16 @@
  *	  The functions that watch and steer a running migration:
  *	  ingest.wait(), ingest.abort(), and ingest._live() behind the views.
  *
+ * Transactions: these functions follow PostgreSQL's rules.  What they
+ * change in the catalog (pause, resume) commits or rolls back with the
+ * caller's transaction, and the workers act only on what is committed;
+ * requests through shared memory (stop_at, a relaunch by resume) are
+ * handed over at commit (workers.c).  What cannot be undone (abort, which
+ * drops the source's slot through a worker of its own, cleanup, and
+ * cutover, which waits for the migration to complete) refuses to run in a
+ * transaction block.  A transaction that changed a migration cannot be
+ * prepared.  wait, verify and preflight only read.
+ *
  * Locking: IngestShared->lock, shared, to read the worker slots.
  *
  *-------------------------------------------------------------------------
@@ -17,6 +27,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "replication/origin.h"
 #include "utils/builtins.h"
@@ -122,10 +133,13 @@ ingest_wait(PG_FUNCTION_ARGS)
 /*
  * ingest.abort(name)
  *
- * Stops the workers at once (SIGTERM; a COPY in progress rolls back),
- * and marks the migration aborted.  What was copied stays; ingest.tables
- * says what.  A full load leaves nothing on the source: its slot was
- * temporary and went with the coordinator's session.
+ * Stops the workers at once (SIGTERM; a COPY in progress rolls back), then
+ * an abort worker, in transactions of its own, marks the migration aborted,
+ * drops its replication slot on the source, its replication origin and its
+ * spool.  None of that can be rolled back, so the function refuses to run
+ * in a transaction block (as DROP SUBSCRIPTION with a slot does), and what
+ * it does is committed by the worker, whatever becomes of the caller's
+ * statement afterwards.  What was copied stays; ingest.tables says what.
  */
 Datum
 ingest_abort(PG_FUNCTION_ARGS)
@@ -133,10 +147,15 @@ ingest_abort(PG_FUNCTION_ARGS)
 	char	   *name;
 	IngestMigration *m;
 	int			slot;
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1];
+	BackgroundWorkerHandle *handle;
+	int64		last_event;
+	SPITupleTable *tab;
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		vals[2];
+	uint64		i;
 
 	ingest_check_caller();
+	PreventInTransactionBlock(true, "ingest.abort()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -147,6 +166,7 @@ ingest_abort(PG_FUNCTION_ARGS)
 	slot = ingest_find_migration_slot(MyDatabaseId, m->id);
 	if (slot >= 0)
 	{
+		/* no relaunch from now on; if this statement fails, relaunch again */
 		ingest_stop_at_commit(slot);
 		(void) ingest_signal_workers(slot, INGEST_WORKER_NONE, SIGTERM, false);
 		if (!ingest_wait_workers_gone(slot, 30000L))
@@ -156,32 +176,92 @@ ingest_abort(PG_FUNCTION_ARGS)
 					 errhint("Try again; pg_stat_activity shows them as \"pg_ingest ...\".")));
 	}
 
+	vals[0] = Int32GetDatum(m->id);
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT COALESCE(max(id), 0) FROM ingest.events",
+							   0, NULL, NULL, NULL);
+	last_event = ingest_getint(tab, 0, 1, 0);
+	ingest_catalog_end();
+
+	if (!ingest_start_worker(INGEST_WORKER_ABORT, slot, 0, MyDatabaseId, m->id,
+							 m->owner, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the worker that aborts migration \"%s\"", name),
+				 errdetail("No background worker slot is free."),
+				 errhint("Try again, or raise max_worker_processes.")));
+	(void) WaitForBackgroundWorkerShutdown(handle);
+
+	m = ingest_load_migration(m->id);
+	if (strcmp(m->phase, "aborted") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" could not be aborted (phase %s)", name, m->phase),
+				 m->last_error ? errdetail("%s", m->last_error) : 0,
+				 errhint("See ingest.events and the server log.")));
+
+	/* what the worker could not do */
+	vals[1] = Int64GetDatum(last_event);
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT message, detail FROM ingest.events"
+							   " WHERE migration_id = $1 AND id > $2 AND level = 'WARNING'"
+							   " ORDER BY id", 2, types, vals, NULL);
+	for (i = 0; i < SPI_processed; i++)
+		ereport(WARNING,
+				(errmsg("%s", ingest_getstr(tab, i, 1)),
+				 ingest_getstr(tab, i, 2) ? errhint("%s", ingest_getstr(tab, i, 2)) : 0));
+	ingest_catalog_end();
+	ingest_event(m->id, "INFO", "abort", NULL,
+				 psprintf("migration aborted by %s", GetUserNameFromId(GetUserId(), false)),
+				 NULL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * ingest_abort_main
+ *		The abort worker: marks the migration aborted (committed at once),
+ *		then drops what it made on the source and here.
+ */
+void
+ingest_abort_main(Datum main_arg)
+{
+	int			slot;
+	int32		id;
+	IngestMigration *m;
+
+	ingest_worker_init(main_arg, INGEST_WORKER_ABORT, &slot, &id);
+
+	ingest_xact_start();
+	m = ingest_load_migration(id);
+	if (strcmp(m->phase, "completed") == 0 || strcmp(m->phase, "aborted") == 0)
+	{
+		ingest_xact_commit();
+		proc_exit(0);
+	}
+	ingest_set_phase(m, "aborted");
+	ingest_xact_commit();
+
 	/* what it made on the source, and its origin and spool here */
 	if (m->slot_name)
 	{
-		IngestConnInfo *info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
+		IngestConnInfo *info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner),
+													 NULL, NULL);
 		char	   *error = NULL;
 
 		if (ingest_drop_source_slot(m, info, &error))
+		{
+			ingest_xact_start();
 			ingest_drop_local(m);
+			ingest_xact_commit();
+		}
 		else
-			ereport(WARNING,
-					(errmsg("could not drop replication slot \"%s\" on the source: %s",
-							m->slot_name, error),
-					 errhint("The source keeps its WAL for that slot: run ingest.cleanup('%s') once it is reachable.",
-							 name)));
+			ingest_event_tx(m->id, "WARNING", "slot", m->slot_name,
+							psprintf("could not drop replication slot \"%s\" on the source: %s",
+									 m->slot_name, error),
+							psprintf("The source keeps its WAL for that slot: run ingest.cleanup('%s') once it is reachable.",
+									 m->name));
 	}
-
-	vals[0] = Int32GetDatum(m->id);
-	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET phase = 'aborted', updated_at = now(),"
-						" finished_at = now() WHERE id = $1", 1, types, vals, NULL);
-	ingest_catalog_end();
-	m->phase = "aborted";
-	ingest_event(m->id, "INFO", "phase", NULL, "phase aborted",
-				 psprintf("aborted by %s", GetUserNameFromId(GetUserId(), false)));
-	ingest_notify(m, "phase", "phase aborted");
-	PG_RETURN_VOID();
+	proc_exit(0);
 }
 
 /*
@@ -350,9 +430,12 @@ wake_coordinator(IngestMigration *m)
  * shared memory, which the applier and the coordinator read at once; the
  * coordinator records it in the catalog (stop_lsn, phase stopping) in its
  * own transaction, so the caller's transaction holds no lock they need.
+ * at_commit: the request is handed over when the caller's transaction
+ * commits (ingest.stop_at), else at once (ingest.cutover, which refuses to
+ * run in a transaction block).
  */
 static void
-request_stop(IngestMigration *m, XLogRecPtr lsn)
+request_stop(IngestMigration *m, XLogRecPtr lsn, bool at_commit)
 {
 	int			slot;
 
@@ -377,8 +460,13 @@ request_stop(IngestMigration *m, XLogRecPtr lsn)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" has no running workers", m->name)));
-	pg_atomic_write_u64(&IngestShared->migrations[slot].stop_request, lsn);
-	wake_coordinator(m);
+	if (at_commit)
+		ingest_stop_lsn_at_commit(slot, lsn);
+	else
+	{
+		pg_atomic_write_u64(&IngestShared->migrations[slot].stop_request, lsn);
+		wake_coordinator(m);
+	}
 }
 
 /*
@@ -386,7 +474,8 @@ request_stop(IngestMigration *m, XLogRecPtr lsn)
  *
  * The migration stops once every source transaction committed at or before
  * lsn is applied and the stream has passed lsn (at once if it is already
- * applied); then it is completed.
+ * applied); then it is completed.  The request takes effect when the
+ * caller's transaction commits.
  */
 Datum
 ingest_stop_at(PG_FUNCTION_ARGS)
@@ -397,7 +486,7 @@ ingest_stop_at(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("lsn and name must not be null")));
 	request_stop(cdc_migration(text_to_cstring(PG_GETARG_TEXT_PP(1)), "stop"),
-				 PG_GETARG_LSN(0));
+				 PG_GETARG_LSN(0), true);
 	PG_RETURN_VOID();
 }
 
@@ -405,7 +494,9 @@ ingest_stop_at(PG_FUNCTION_ARGS)
  * ingest.cutover(name, timeout) returns pg_lsn
  *
  * Stop at the source's pg_current_wal_lsn(), then wait until completed.
- * For when the application has stopped writing to the source.
+ * For when the application has stopped writing to the source.  The stop
+ * cannot wait for the caller's commit, since the function waits for its
+ * outcome: it refuses to run in a transaction block.
  */
 Datum
 ingest_cutover(PG_FUNCTION_ARGS)
@@ -419,6 +510,7 @@ ingest_cutover(PG_FUNCTION_ARGS)
 	bool		bad = false;
 
 	ingest_check_caller();
+	PreventInTransactionBlock(true, "ingest.cutover()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -441,7 +533,7 @@ ingest_cutover(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	request_stop(m, lsn);
+	request_stop(m, lsn, false);
 	if (!DatumGetBool(DirectFunctionCall3(ingest_wait, PG_GETARG_DATUM(0),
 										  CStringGetTextDatum("completed"),
 										  PG_GETARG_DATUM(1))))
@@ -469,6 +561,7 @@ ingest_cutover(PG_FUNCTION_ARGS)
  *
  * For a finished migration (completed, failed or aborted): drops its slot
  * on the source, its replication origin and its spool.  Safe to call again.
+ * A dropped slot cannot be rolled back: no transaction block.
  */
 Datum
 ingest_cleanup(PG_FUNCTION_ARGS)
@@ -480,6 +573,7 @@ ingest_cleanup(PG_FUNCTION_ARGS)
 	int			slot;
 
 	ingest_check_caller();
+	PreventInTransactionBlock(true, "ingest.cleanup()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -536,6 +630,7 @@ ingest_pause(PG_FUNCTION_ARGS)
 				 errmsg("migration \"%s\" cannot be paused in phase %s", name, m->phase),
 				 errhint("Changes are applied, and can be paused, in phases catching_up and streaming.")));
 	set_phase_locked(m, "paused", m->phase);
+	ingest_changed_in_xact(m->id);
 	wake_coordinator(m);
 	PG_RETURN_VOID();
 }
@@ -564,6 +659,7 @@ ingest_resume(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" is neither paused nor failed (phase %s)", name, m->phase)));
 	back = m->resume_phase ? m->resume_phase : "starting";
+	ingest_changed_in_xact(m->id);
 	if (strcmp(m->phase, "failed") == 0)
 	{
 		Oid			types[1] = {INT4OID};

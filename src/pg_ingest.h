@@ -60,7 +60,8 @@ typedef enum IngestWorkerKind
 	INGEST_WORKER_COPY,			/* copies tables (or parts) */
 	INGEST_WORKER_INDEX,		/* builds indexes, constraints, statistics */
 	INGEST_WORKER_RECEIVER,		/* streams the slot into the spool */
-	INGEST_WORKER_APPLIER		/* applies the spool */
+	INGEST_WORKER_APPLIER,		/* applies the spool */
+	INGEST_WORKER_ABORT			/* carries out ingest.abort */
 } IngestWorkerKind;
 
 typedef struct IngestWorkerSlot
@@ -111,6 +112,9 @@ typedef struct IngestMigrationSlot
 	pg_atomic_uint64 changes_applied;
 	pg_atomic_uint64 stop_request;	/* stop LSN asked for, not yet recorded */
 	pg_atomic_uint64 apply_pos;	/* spool position the applier has read up to */
+
+	/* never cleared: bumped each time the slot is given to a migration */
+	uint64		generation;
 } IngestMigrationSlot;
 
 typedef struct IngestSharedState
@@ -139,10 +143,14 @@ extern int	ingest_reserve_migration_slot(Oid dboid, int32 migration_id,
 extern void ingest_clear_migration_slot(IngestMigrationSlot *s, bool init);
 extern void ingest_launch_at_commit(int slot);
 extern void ingest_stop_at_commit(int slot);
+extern void ingest_stop_lsn_at_commit(int slot, XLogRecPtr lsn);
+extern void ingest_changed_in_xact(int32 migration_id);
 extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
 extern void ingest_remember_database(Oid dboid);
 extern IngestWorkerSlot *ingest_attach_worker(IngestWorkerKind kind,
-											  int migration, int job);
+											  int migration, int job,
+											  int32 migration_id,
+											  uint64 generation);
 extern bool ingest_start_worker(IngestWorkerKind kind, int migration, int job,
 								Oid dboid, int32 migration_id, Oid owner,
 								BackgroundWorkerHandle **handle);
@@ -236,5 +244,6 @@ extern PGDLLEXPORT void ingest_copy_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_index_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_receiver_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_applier_main(Datum main_arg);
+extern PGDLLEXPORT void ingest_abort_main(Datum main_arg);
 
 #endif							/* PG_INGEST_H */

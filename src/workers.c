@@ -46,30 +46,52 @@ typedef struct IngestWorkerArgs
 	int32		migration_id;
 	Oid			owner;
 	int32		job;
+	uint64		generation;		/* of the migration slot at registration */
 } IngestWorkerArgs;
 
 /*
- * Slots to act on when the current transaction ends.  LAUNCH (ingest.start):
- * on commit the supervisor launches the coordinator, on abort the slot is
- * released.  STOP (ingest.abort): on commit the slot is done with, on abort
- * the supervisor may launch the coordinator again.
+ * What the SQL functions ask for, done when the current transaction ends
+ * (pg_ingest's functions are transactional):
+ *	LAUNCH (ingest.start, ingest.resume of a failed migration): on commit
+ *		the supervisor launches the coordinator; on abort a slot reserved
+ *		by this transaction is released.
+ *	STOP (ingest.abort): the supervisor must not relaunch the coordinator;
+ *		on commit the slot is done with, on abort it may be launched again.
+ *	STOP_AT (ingest.stop_at): on commit the stop LSN goes to the workers.
+ *	CHANGED (ingest.pause, ingest.resume): the catalog was changed; nothing
+ *		to do at the end, but the transaction cannot be prepared.
+ * Each entry belongs to the subtransaction that made it: a rolled-back
+ * savepoint drops its entries (and releases what they reserved), a
+ * released one hands them to its parent.  A transaction with entries
+ * cannot be prepared: the workers would act on a request whose fate is
+ * decided by a later COMMIT PREPARED in some other session.  This is
+ * postgres_fdw's scheme (connection.c).
  */
 typedef enum PendingAction
 {
 	PENDING_LAUNCH,
-	PENDING_STOP
+	PENDING_STOP,
+	PENDING_STOP_AT,
+	PENDING_CHANGED
 } PendingAction;
 
 typedef struct PendingSlot
 {
-	int			slot;
+	int			slot;			/* migration slot, or -1 */
+	int32		migration_id;
+	uint64		generation;		/* of the slot when the entry was made */
 	PendingAction action;
+	XLogRecPtr	lsn;			/* STOP_AT */
+	SubTransactionId subid;
 } PendingSlot;
 
 static List *pending_slots = NIL;
 static bool xact_callback_registered = false;
 
 static void ingest_xact_callback(XactEvent event, void *arg);
+static void ingest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+									SubTransactionId parentSubid, void *arg);
+static void release_reserved(IngestMigrationSlot *s);
 
 /*
  * ingest_reserve_migration_slot
@@ -116,6 +138,7 @@ ingest_reserve_migration_slot(Oid dboid, int32 migration_id, Oid owner,
 
 		s->dboid = dboid;
 		s->migration_id = migration_id;
+		s->generation++;
 		s->owner = owner;
 		s->launch = false;
 		s->stop = false;
@@ -159,33 +182,54 @@ ingest_clear_migration_slot(IngestMigrationSlot *s, bool init)
 	}
 }
 
+static void
+register_callbacks(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(ingest_xact_callback, NULL);
+		RegisterSubXactCallback(ingest_subxact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+static void
+at_end_of_xact(int slot, int32 migration_id, PendingAction action,
+			   XLogRecPtr lsn)
+{
+	MemoryContext old;
+	PendingSlot *p;
+
+	if (!IsTransactionState())
+		elog(ERROR, "pg_ingest request outside of a transaction");
+	register_callbacks();
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = palloc0(sizeof(PendingSlot));
+	p->slot = slot;
+	p->migration_id = migration_id;
+	p->action = action;
+	p->lsn = lsn;
+	p->subid = GetCurrentSubTransactionId();
+	if (slot >= 0)
+	{
+		LWLockAcquire(IngestShared->lock, LW_SHARED);
+		p->generation = IngestShared->migrations[slot].generation;
+		LWLockRelease(IngestShared->lock);
+	}
+	pending_slots = lappend(pending_slots, p);
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * ingest_launch_at_commit
  *		Have the supervisor launch the slot's coordinator once the current
  *		transaction commits; release the slot if it aborts.
  */
-static void
-at_end_of_xact(int slot, PendingAction action)
-{
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	PendingSlot *p = palloc(sizeof(PendingSlot));
-
-	p->slot = slot;
-	p->action = action;
-	pending_slots = lappend(pending_slots, p);
-	MemoryContextSwitchTo(old);
-
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(ingest_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-}
-
 void
 ingest_launch_at_commit(int slot)
 {
-	at_end_of_xact(slot, PENDING_LAUNCH);
+	at_end_of_xact(slot, IngestShared->migrations[slot].migration_id,
+				   PENDING_LAUNCH, InvalidXLogRecPtr);
 }
 
 /*
@@ -199,7 +243,47 @@ ingest_stop_at_commit(int slot)
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
 	IngestShared->migrations[slot].stop = true;
 	LWLockRelease(IngestShared->lock);
-	at_end_of_xact(slot, PENDING_STOP);
+	at_end_of_xact(slot, IngestShared->migrations[slot].migration_id,
+				   PENDING_STOP, InvalidXLogRecPtr);
+}
+
+/*
+ * ingest_stop_lsn_at_commit
+ *		Hand a stop LSN to the migration's workers once the current
+ *		transaction commits.
+ */
+void
+ingest_stop_lsn_at_commit(int slot, XLogRecPtr lsn)
+{
+	at_end_of_xact(slot, IngestShared->migrations[slot].migration_id,
+				   PENDING_STOP_AT, lsn);
+}
+
+/*
+ * ingest_changed_in_xact
+ *		The current transaction changed a migration in the catalog: it may
+ *		commit or abort, not be prepared.
+ */
+void
+ingest_changed_in_xact(int32 migration_id)
+{
+	at_end_of_xact(-1, migration_id, PENDING_CHANGED, InvalidXLogRecPtr);
+}
+
+/* Give back a slot reserved by a transaction that did not commit. */
+static void
+release_reserved(IngestMigrationSlot *s)
+{
+	if (s->reserved)
+		memset(s, 0, offsetof(IngestMigrationSlot, bytes_received));
+}
+
+/* Whether a slot still holds the migration an entry was made for. */
+static bool
+same_migration(IngestMigrationSlot *s, PendingSlot *p)
+{
+	return s->dboid == MyDatabaseId && s->migration_id == p->migration_id &&
+		s->generation == p->generation;
 }
 
 static void
@@ -207,45 +291,140 @@ ingest_xact_callback(XactEvent event, void *arg)
 {
 	ListCell   *lc;
 	bool		wake = false;
+	bool		commit;
 
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
-		return;
 	if (pending_slots == NIL)
 		return;
+	if (event == XACT_EVENT_PRE_PREPARE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that has changed a pg_ingest migration"),
+				 errdetail("The workers of a migration act on what its caller commits."),
+				 errhint("COMMIT or ROLLBACK the change to the migration instead.")));
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	commit = (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT);
 
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
 	foreach(lc, pending_slots)
 	{
 		PendingSlot *p = lfirst(lc);
-		IngestMigrationSlot *s = &IngestShared->migrations[p->slot];
+		IngestMigrationSlot *s;
 
-		bool		commit = (event == XACT_EVENT_COMMIT ||
-							  event == XACT_EVENT_PARALLEL_COMMIT);
-
-		if (p->action == PENDING_LAUNCH && commit)
+		if (p->slot < 0)
+			continue;
+		s = &IngestShared->migrations[p->slot];
+		if (!same_migration(s, p))
+			continue;
+		switch (p->action)
 		{
-			s->reserved = false;
-			s->launch = true;
-			s->stop = false;
-			s->next_launch = 0;
-		}
-		else if (p->action == PENDING_LAUNCH && s->reserved)
-			memset(s, 0, offsetof(IngestMigrationSlot, bytes_received));
-		else if (p->action == PENDING_STOP && commit)
-			s->terminal = true;
-		else if (p->action == PENDING_STOP)
-		{
-			s->stop = false;
-			s->next_launch = 0;
+			case PENDING_LAUNCH:
+				if (commit)
+				{
+					s->reserved = false;
+					s->launch = true;
+					s->stop = false;
+					s->next_launch = 0;
+				}
+				else
+					release_reserved(s);
+				break;
+			case PENDING_STOP:
+				if (commit)
+					s->terminal = true;
+				else
+				{
+					s->stop = false;
+					s->next_launch = 0;
+				}
+				break;
+			case PENDING_STOP_AT:
+				if (commit)
+					pg_atomic_write_u64(&s->stop_request, p->lsn);
+				break;
+			case PENDING_CHANGED:
+				break;
 		}
 		wake = true;
 	}
 	LWLockRelease(IngestShared->lock);
+	if (commit)
+	{
+		foreach(lc, pending_slots)
+		{
+			PendingSlot *p = lfirst(lc);
+
+			if (p->action == PENDING_STOP_AT)
+			{
+				ingest_wake_workers(p->slot, INGEST_WORKER_COORDINATOR);
+				ingest_wake_workers(p->slot, INGEST_WORKER_APPLIER);
+			}
+		}
+	}
 	list_free_deep(pending_slots);
 	pending_slots = NIL;
 	if (wake)
 		ingest_wake_supervisor();
+}
+
+/*
+ * A savepoint rolled back takes its requests with it; a savepoint released
+ * hands them to its parent.
+ */
+static void
+ingest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (pending_slots == NIL)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending_slots)
+		{
+			PendingSlot *p = lfirst(lc);
+
+			if (p->subid == mySubid)
+				p->subid = parentSubid;
+		}
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		bool		wake = false;
+
+		LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+		foreach(lc, pending_slots)
+		{
+			PendingSlot *p = lfirst(lc);
+			IngestMigrationSlot *s;
+
+			if (p->subid != mySubid)
+				continue;
+			if (p->slot >= 0)
+			{
+				s = &IngestShared->migrations[p->slot];
+				if (same_migration(s, p))
+				{
+					if (p->action == PENDING_LAUNCH)
+						release_reserved(s);
+					else if (p->action == PENDING_STOP)
+					{
+						s->stop = false;
+						s->next_launch = 0;
+					}
+					wake = true;
+				}
+			}
+			pending_slots = foreach_delete_current(pending_slots, lc);
+			pfree(p);
+		}
+		LWLockRelease(IngestShared->lock);
+		if (wake)
+			ingest_wake_supervisor();
+	}
 }
 
 int
@@ -317,6 +496,8 @@ ingest_worker_kind_name(IngestWorkerKind kind)
 			return "receiver";
 		case INGEST_WORKER_APPLIER:
 			return "applier";
+		case INGEST_WORKER_ABORT:
+			return "abort";
 		case INGEST_WORKER_NONE:
 			break;
 	}
@@ -340,6 +521,8 @@ kind_function(IngestWorkerKind kind)
 			return "ingest_receiver_main";
 		case INGEST_WORKER_APPLIER:
 			return "ingest_applier_main";
+		case INGEST_WORKER_ABORT:
+			return "ingest_abort_main";
 		case INGEST_WORKER_NONE:
 			break;
 	}
@@ -383,6 +566,14 @@ ingest_start_worker(IngestWorkerKind kind, int migration, int job,
 	args.migration_id = migration_id;
 	args.owner = owner;
 	args.job = job;
+	args.generation = 0;
+	if (kind != INGEST_WORKER_SCAN && migration >= 0)
+	{
+		LWLockAcquire(IngestShared->lock, LW_SHARED);
+		args.generation = IngestShared->migrations[migration].generation;
+		LWLockRelease(IngestShared->lock);
+	}
+	StaticAssertStmt(sizeof(args) <= BGW_EXTRALEN, "worker arguments too long");
 	memcpy(bgw.bgw_extra, &args, sizeof(args));
 	bgw.bgw_notify_pid = MyProcPid;
 
@@ -408,14 +599,29 @@ release_worker_slot(int code, Datum arg)
 /*
  * ingest_attach_worker
  *		Claim a worker slot for this process, freed at exit.
+ *
+ * Returns NULL, claiming nothing, when the migration slot no longer holds
+ * the migration the worker was started for (generation), or when that
+ * migration was aborted or finished in the meantime (stop, terminal): a
+ * late worker must not act on whatever now uses the slot.  The check and
+ * the claim are made under the lock, so whoever sets stop and then signals
+ * the migration's workers either finds this one or is seen by it.
  */
 IngestWorkerSlot *
-ingest_attach_worker(IngestWorkerKind kind, int migration, int job)
+ingest_attach_worker(IngestWorkerKind kind, int migration, int job,
+					 int32 migration_id, uint64 generation)
 {
 	int			i;
 	IngestWorkerSlot *w = NULL;
+	IngestMigrationSlot *s = &IngestShared->migrations[migration];
 
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	if (s->dboid != MyDatabaseId || s->migration_id != migration_id ||
+		s->generation != generation || s->stop || s->terminal)
+	{
+		LWLockRelease(IngestShared->lock);
+		return NULL;
+	}
 	for (i = 0; i < IngestShared->nworkers; i++)
 	{
 		if (IngestShared->workers[i].pid == 0)
@@ -470,8 +676,15 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_OVERRIDE);
 	*slot_out = DatumGetInt32(main_arg);
 	*migration_id_out = args.migration_id;
-	if (kind != INGEST_WORKER_SCAN)
-		ingest_attach_worker(kind, *slot_out, args.job);
+	if (kind != INGEST_WORKER_SCAN && kind != INGEST_WORKER_ABORT &&
+		ingest_attach_worker(kind, *slot_out, args.job, args.migration_id,
+							 args.generation) == NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("pg_ingest %s of migration %d: the migration was stopped or its slot reused",
+								 ingest_worker_kind_name(kind), args.migration_id)));
+		proc_exit(0);
+	}
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
 }
 
