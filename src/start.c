@@ -32,6 +32,7 @@
 #include "conn.h"
 #include "pg_ingest.h"
 #include "source.h"
+#include "target.h"
 
 PG_FUNCTION_INFO_V1(ingest_start);
 
@@ -128,11 +129,14 @@ some_names(List *names)
 }
 
 /*
- * With schema => 'existing', every table to copy must exist here, empty
- * (except in mode cdc, where the data is already here).
+ * With schema => 'existing', every table to copy must exist here (for a
+ * leaf partition of the source, it or its root: target.c), empty (except
+ * in mode cdc, where the data is already here), and be one the caller may
+ * have a migration write into (ingest_check_target: privileges needed,
+ * row-level security, no extension member, no Citus table).
  */
 static void
-check_existing_tables(List *rels, bool must_be_empty)
+check_existing_tables(List *rels, bool must_be_empty, AclMode needed)
 {
 	List	   *missing = NIL;
 	List	   *not_empty = NIL;
@@ -145,20 +149,25 @@ check_existing_tables(List *rels, bool must_be_empty)
 		SourceRel  *r = lfirst(lc);
 		char	   *q;
 		Oid			relid;
+		bool		mapped;
 
 		if (!r->in_scope || r->relkind != 'r')
 			continue;
 		q = ingest_qualified(r->nspname, r->relname);
-		relid = RangeVarGetRelid(makeRangeVar(r->nspname, r->relname, -1),
-								 NoLock, true);
+		relid = ingest_target_relid(r->nspname, r->relname, r->root_nsp, r->root_rel,
+									NoLock, &mapped);
 		if (!OidIsValid(relid))
 		{
 			missing = lappend(missing, q);
 			continue;
 		}
+		ingest_check_target(relid, GetUserId(), needed);
 		if (!must_be_empty)
 			continue;
-		if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", q), true, 1) < 0)
+		q = ingest_relid_name(relid);
+		if (SPI_execute(psprintf("SELECT 1 FROM %s%s LIMIT 1",
+								 get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+								 q), true, 1) < 0)
 			elog(ERROR, "could not read %s", q);
 		if (SPI_processed > 0)
 			not_empty = lappend(not_empty, q);
@@ -286,7 +295,9 @@ ingest_start(PG_FUNCTION_ARGS)
 			((SourceRel *) lfirst(lc))->relkind == 'r')
 			ntables++;
 	if (strcmp(schema, "existing") == 0)
-		check_existing_tables(rels, strcmp(mode, "cdc") != 0);
+		check_existing_tables(rels, strcmp(mode, "cdc") != 0,
+							  strcmp(mode, "full-load") == 0 ? ACL_INSERT :
+							  ACL_INSERT | ACL_UPDATE | ACL_DELETE);
 
 	/* record it */
 	{
