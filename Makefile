@@ -23,6 +23,7 @@ OBJS = \
 	src/spool.o \
 	src/start.o \
 	src/supervisor.o \
+	src/target.o \
 	src/verify.o \
 	src/wal2json.o \
 	src/workers.o

@@ -15,6 +15,22 @@
  * column an UPDATE leaves out (an unchanged TOASTed value) keeps the
  * target's value.
  *
+ * The target table of a source table is the one target.c names (a leaf
+ * partition of the source that is not here goes to its root's table).  A
+ * partitioned target routes each row as native apply does
+ * (apply_handle_tuple_routing in worker.c): ExecFindPartition() for an
+ * insert; for an update or delete, the old row is looked for in the
+ * partition its identity routes to, and an update whose new row belongs in
+ * another partition is a delete there and an insert in the other.  A
+ * TRUNCATE of a leaf sharing its target table with other leaves is applied
+ * only when the same statement truncates all of them; otherwise it fails
+ * the migration.  Before its first change of each kind to a table (again
+ * after any invalidation of the table, which GRANT and REVOKE send), the
+ * applier checks with ingest_check_target() that the migration's owner has
+ * the privilege, that row-level security does not apply, and that the
+ * table is neither an extension's nor a Citus table: it never writes
+ * where the owner could not.
+ *
  * Exactly once: progress is the replication origin pg_ingest_<migration>,
  * advanced to the end LSN of the last source transaction applied in the
  * same target transaction (replorigin_session_origin_lsn), so it commits
@@ -59,6 +75,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -87,6 +104,7 @@
 #include "pg_ingest.h"
 #include "source.h"
 #include "spool.h"
+#include "target.h"
 #include "wal2json.h"
 
 #define VALUE_IN_MESSAGE_MAX 64
@@ -110,8 +128,14 @@ typedef struct ApplyRel
 	bool		valid;			/* cleared by relcache invalidation */
 	bool		skip;			/* left out by the migration's filters */
 	bool		known;			/* in the migration */
+	bool		has_root;		/* a leaf partition on the source */
+	NameData	root_nsp;		/* its partition root there */
+	NameData	root_rel;
 	XLogRecPtr	sync_lsn;
-	Oid			relid;
+	Oid			relid;			/* the target table (target.c) */
+	bool		mapped;			/* that of the root: the leaf is not here */
+	char		relkind;		/* of the target table */
+	AclMode		checked;		/* privileges checked since the last invalidation */
 	Oid			keyidx;			/* replica identity or primary key, or Invalid */
 	int			natts;
 	ApplyAttr  *attrs;
@@ -158,7 +182,10 @@ static struct
 	TimestampTz commit_time;
 } batch;
 
-/* TRUNCATEs of one source statement come one message per table */
+/*
+ * TRUNCATEs of one source statement come one message per table: their
+ * ApplyRel entries, applied together before the next change or commit.
+ */
 static List *truncates = NIL;
 
 static void
@@ -172,7 +199,10 @@ invalidate_rels(Datum arg, Oid relid)
 	hash_seq_init(&status, rels);
 	while ((r = hash_seq_search(&status)) != NULL)
 		if (relid == InvalidOid || r->relid == relid)
+		{
 			r->valid = false;
+			r->checked = 0;		/* a GRANT or REVOKE, maybe */
+		}
 }
 
 /* Sync LSNs of the migration's tables (the catalog is read again each time). */
@@ -185,7 +215,8 @@ load_tables(void)
 	uint64		i;
 
 	ingest_catalog_begin();
-	tab = ingest_catalog_query("SELECT nspname, relname, max(sync_lsn)::text"
+	tab = ingest_catalog_query("SELECT nspname, relname, max(sync_lsn)::text,"
+							   " max(root_nspname), max(root_relname)"
 							   " FROM ingest.copy_item WHERE migration_id = $1"
 							   " GROUP BY 1, 2", 1, types, vals, NULL);
 	for (i = 0; i < SPI_processed; i++)
@@ -204,6 +235,12 @@ load_tables(void)
 			memset(((char *) r) + sizeof(ApplyRelKey), 0, sizeof(ApplyRel) - sizeof(ApplyRelKey));
 		}
 		r->known = true;
+		r->has_root = ingest_getstr(tab, i, 5) != NULL;
+		if (r->has_root)
+		{
+			namestrcpy(&r->root_nsp, ingest_getstr(tab, i, 4));
+			namestrcpy(&r->root_rel, ingest_getstr(tab, i, 5));
+		}
 		r->sync_lsn = lsn ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(lsn))) :
 			m->slot_lsn;
 	}
@@ -272,14 +309,21 @@ lookup_rel(const char *nspname, const char *relname)
 				 errhint("Create it on the target, copy its rows, and add it: or leave it out with a filter in a new migration.")));
 	}
 
-	r->relid = RangeVarGetRelid(makeRangeVar((char *) nspname, (char *) relname, -1),
-								RowExclusiveLock, true);
+	r->relid = ingest_target_relid(nspname, relname,
+								   r->has_root ? NameStr(r->root_nsp) : NULL,
+								   r->has_root ? NameStr(r->root_rel) : NULL,
+								   RowExclusiveLock, &r->mapped);
 	if (!OidIsValid(r->relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table %s.%s does not exist on the target",
-						quote_identifier(nspname), quote_identifier(relname))));
+						quote_identifier(nspname), quote_identifier(relname)),
+				 r->has_root ?
+				 errdetail("Neither does %s, the root of its partition tree on the source.",
+						   ingest_qualified(NameStr(r->root_nsp), NameStr(r->root_rel))) : 0));
+	r->checked = 0;
 	rel = table_open(r->relid, NoLock);
+	r->relkind = rel->rd_rel->relkind;
 	desc = RelationGetDescr(rel);
 	if (r->cxt == NULL)
 		r->cxt = AllocSetContextCreate(rel_cxt, "pg_ingest applier table",
@@ -435,10 +479,13 @@ typedef struct ApplyState
 	EState	   *estate;
 	ResultRelInfo *rri;
 	EPQState	epq;
+	/* a partitioned target: rows are routed to its partitions */
+	ModifyTableState *mtstate;
+	PartitionTupleRouting *proute;
 } ApplyState;
 
 static void
-begin_apply(ApplyState *st, Relation rel)
+begin_apply(ApplyState *st, Relation rel, CmdType operation)
 {
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 
@@ -451,7 +498,24 @@ begin_apply(ApplyState *st, Relation rel)
 	st->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(st->rri, rel, 1, NULL, 0);
 	st->estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(st->rri, false);
+	st->mtstate = NULL;
+	st->proute = NULL;
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		/*
+		 * As native apply does: ExecFindPartition() wants a ModifyTableState
+		 * and opens each partition it routes to, with its indexes.
+		 */
+		st->mtstate = makeNode(ModifyTableState);
+		st->mtstate->ps.plan = NULL;
+		st->mtstate->ps.state = st->estate;
+		st->mtstate->operation = operation;
+		st->mtstate->resultRelInfo = st->rri;
+		st->mtstate->rootResultRelInfo = st->rri;
+		st->proute = ExecSetupPartitionTupleRouting(st->estate, rel);
+	}
+	else
+		ExecOpenIndices(st->rri, false);
 	EvalPlanQualInit(&st->epq, st->estate, NULL, NIL, -1);
 	AfterTriggerBeginQuery();
 }
@@ -461,18 +525,53 @@ end_apply(ApplyState *st)
 {
 	AfterTriggerEndQuery(st->estate);
 	EvalPlanQualEnd(&st->epq);
-	ExecCloseIndices(st->rri);
+	if (st->proute)
+		ExecCleanupTupleRouting(st->mtstate, st->proute);
+	else
+		ExecCloseIndices(st->rri);
 	ExecResetTupleTable(st->estate->es_tupleTable, false);
 	FreeExecutorState(st->estate);
 }
 
-/* Find the target row a change names by its identity; locked if found. */
+/*
+ * The partition of a partitioned target that a row (in the target's
+ * rowtype) belongs in; *converted is the row in the partition's rowtype.
+ */
+static ResultRelInfo *
+route(ApplyState *st, TupleTableSlot *row, TupleTableSlot **converted)
+{
+	ResultRelInfo *part;
+	TupleConversionMap *map;
+	TupleTableSlot *out;
+
+	part = ExecFindPartition(st->mtstate, st->rri, st->proute, row, st->estate);
+	out = table_slot_create(part->ri_RelationDesc, &st->estate->es_tupleTable);
+	map = part->ri_RootToPartitionMap;
+	if (map != NULL)
+		out = execute_attr_map_slot(map->attrMap, row, out);
+	else
+	{
+		ExecCopySlot(out, row);
+		slot_getallattrs(out);
+	}
+	*converted = out;
+	return part;
+}
+
+/*
+ * Find the target row a change names by its identity; locked if found, in
+ * *found.  *part is where it is: the target table, or the partition of a
+ * partitioned target the identity routes to (searched by that partition's
+ * replica identity or primary key).
+ */
 static bool
 find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
-		 TupleTableSlot *found)
+		 ResultRelInfo **part, TupleTableSlot **found)
 {
 	TupleTableSlot *key = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel),
 												 &TTSOpsVirtual);
+	Relation	searchrel = rel;
+	Oid			keyidx = r->keyidx;
 
 	if (c->nidentity == 0)
 		ereport(ERROR,
@@ -484,9 +583,51 @@ find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
 	memset(key->tts_isnull, true, sizeof(bool) * key->tts_tupleDescriptor->natts);
 	ExecStoreVirtualTuple(key);
 	store_values(rel, r, key, c->identity, c->nidentity, true);
-	if (OidIsValid(r->keyidx))
-		return RelationFindReplTupleByIndex(rel, r->keyidx, LockTupleExclusive, key, found);
-	return RelationFindReplTupleSeq(rel, LockTupleExclusive, key, found);
+	*part = st->rri;
+	if (st->proute)
+	{
+		*part = route(st, key, &key);
+		searchrel = (*part)->ri_RelationDesc;
+		keyidx = RelationGetReplicaIndex(searchrel);
+		if (!OidIsValid(keyidx))
+			keyidx = RelationGetPrimaryKeyIndex(searchrel);
+	}
+	*found = table_slot_create(searchrel, &st->estate->es_tupleTable);
+	if (OidIsValid(keyidx))
+		return RelationFindReplTupleByIndex(searchrel, keyidx, LockTupleExclusive, key, *found);
+	return RelationFindReplTupleSeq(searchrel, LockTupleExclusive, key, *found);
+}
+
+/*
+ * Whether the TRUNCATEs of a statement cover every leaf of the source that
+ * goes to the shared target table of r (a mapped leaf): only then may that
+ * table be truncated.
+ */
+static bool
+truncates_all_leaves(ApplyRel *r)
+{
+	HASH_SEQ_STATUS status;
+	ApplyRel   *leaf;
+	List	   *leaves = NIL;
+	ListCell   *lc;
+	bool		all = true;
+
+	hash_seq_init(&status, rels);
+	while ((leaf = hash_seq_search(&status)) != NULL)
+		if (leaf->known && leaf->has_root &&
+			namestrcmp(&leaf->root_nsp, NameStr(r->root_nsp)) == 0 &&
+			namestrcmp(&leaf->root_rel, NameStr(r->root_rel)) == 0)
+			leaves = lappend(leaves, leaf);
+	foreach(lc, leaves)
+	{
+		ApplyRel   *l = lookup_rel(NameStr(((ApplyRel *) lfirst(lc))->nspname),
+								   NameStr(((ApplyRel *) lfirst(lc))->relname));
+
+		if (l->relid == r->relid && !list_member_ptr(truncates, l))
+			all = false;
+	}
+	list_free(leaves);
+	return all;
 }
 
 static void
@@ -494,54 +635,162 @@ flush_truncates(void)
 {
 	StringInfoData sql;
 	ListCell   *lc;
+	List	   *done = NIL;
 
 	if (truncates == NIL)
 		return;
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "TRUNCATE ONLY ");
+	appendStringInfoString(&sql, "TRUNCATE ");
 	foreach(lc, truncates)
-		appendStringInfo(&sql, "%s%s", lc == list_head(truncates) ? "" : ", ",
-						 (char *) lfirst(lc));
+	{
+		ApplyRel   *r = lfirst(lc);
+
+		if (list_member_oid(done, r->relid))
+			continue;
+		/* a leaf whose rows share a table with other leaves' */
+		if (r->mapped && !truncates_all_leaves(r))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot apply a TRUNCATE of %s.%s: its rows are in table %s with those of other partitions",
+							quote_identifier(NameStr(r->nspname)),
+							quote_identifier(NameStr(r->relname)),
+							ingest_relid_name(r->relid)),
+					 errdetail("The partition is not on the target; its partition root's table holds its rows."),
+					 errhint("Truncate the whole partitioned table on the source, or delete the partition's rows instead.")));
+		/* a partitioned table goes with its partitions */
+		appendStringInfo(&sql, "%s%s%s", done ? ", " : "",
+						 r->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+						 ingest_relid_name(r->relid));
+		done = lappend_oid(done, r->relid);
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute(sql.data, false, 0) < 0)
 		elog(ERROR, "could not run %s", sql.data);
 	SPI_finish();
-	list_free_deep(truncates);
+	list_free(truncates);
+	list_free(done);
 	truncates = NIL;
 	CommandCounterIncrement();
+}
+
+/*
+ * Check once, until the next invalidation of the table, that the migration
+ * may do this kind of change to it (target.c).
+ */
+static void
+check_target(ApplyRel *r, char action)
+{
+	AclMode		needed;
+
+	switch (action)
+	{
+		case 'I':
+			needed = ACL_INSERT;
+			break;
+		case 'U':
+			needed = ACL_UPDATE;
+			break;
+		case 'D':
+			needed = ACL_DELETE;
+			break;
+		default:
+			needed = ACL_TRUNCATE;
+			break;
+	}
+	if ((r->checked & needed) == needed)
+		return;
+	ingest_check_target(r->relid, m->owner, needed);
+	r->checked |= needed;
+}
+
+/*
+ * Whether a table the migration does not copy is the partition root of
+ * leaves it does.  A TRUNCATE of a partitioned table names it beside its
+ * leaves; truncating the leaves is what applies it.
+ */
+static bool
+is_root_of_known_leaves(const char *nspname, const char *relname)
+{
+	ApplyRelKey key;
+	ApplyRel   *r;
+	HASH_SEQ_STATUS status;
+	bool		found = false;
+
+	memset(&key, 0, sizeof(key));
+	namestrcpy(&key.nspname, nspname);
+	namestrcpy(&key.relname, relname);
+	r = hash_search(rels, &key, HASH_FIND, NULL);
+	if (r != NULL && r->known)
+		return false;
+	hash_seq_init(&status, rels);
+	while ((r = hash_seq_search(&status)) != NULL)
+	{
+		if (!found && r->known && r->has_root &&
+			strcmp(NameStr(r->root_nsp), nspname) == 0 &&
+			strcmp(NameStr(r->root_rel), relname) == 0)
+			found = true;
+	}
+	return found;
 }
 
 /* Apply one change of the current source transaction. */
 static void
 apply_change(W2JChange *c)
 {
-	ApplyRel   *r = lookup_rel(c->schema, c->table);
+	ApplyRel   *r;
 	Relation	rel;
 	ApplyState	st;
 	TupleTableSlot *newrow;
 	TupleTableSlot *oldrow;
+	ResultRelInfo *part;
+	ResultRelInfo *newpart;
+	TupleTableSlot *newslot;
+	TupleConversionMap *map;
 
+	if (c->action == 'T' && is_root_of_known_leaves(c->schema, c->table))
+		return;
+	r = lookup_rel(c->schema, c->table);
 	if (r->skip)
 		return;
 	/* a change the table's copy already has */
 	if (src.final_lsn < r->sync_lsn)
 		return;
 
+	/*
+	 * Locking the table may process invalidations (a REVOKE, an ALTER): its
+	 * entry is then looked up, and checked, anew.
+	 */
+	for (;;)
+	{
+		rel = table_open(r->relid, RowExclusiveLock);
+		if (r->valid)
+			break;
+		table_close(rel, RowExclusiveLock);
+		r = lookup_rel(c->schema, c->table);
+	}
+	check_target(r, c->action);
+
 	if (c->action == 'T')
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
-		truncates = lappend(truncates, ingest_qualified(c->schema, c->table));
+		table_close(rel, NoLock);
+		if (!list_member_ptr(truncates, r))
+			truncates = lappend(truncates, r);
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	flush_truncates();
+	if (truncates != NIL)
+	{
+		table_close(rel, NoLock);
+		flush_truncates();
+		rel = table_open(r->relid, RowExclusiveLock);
+	}
 
-	rel = table_open(r->relid, RowExclusiveLock);
-	begin_apply(&st, rel);
+	begin_apply(&st, rel, c->action == 'I' ? CMD_INSERT :
+				c->action == 'U' ? CMD_UPDATE : CMD_DELETE);
 	newrow = ExecInitExtraTupleSlot(st.estate, RelationGetDescr(rel), &TTSOpsVirtual);
-	oldrow = table_slot_create(rel, &st.estate->es_tupleTable);
 
 	switch (c->action)
 	{
@@ -550,29 +799,60 @@ apply_change(W2JChange *c)
 			memset(newrow->tts_isnull, true, sizeof(bool) * RelationGetDescr(rel)->natts);
 			ExecStoreVirtualTuple(newrow);
 			store_values(rel, r, newrow, c->columns, c->ncolumns, false);
-			ExecSimpleRelationInsert(st.rri, st.estate, newrow);
+			if (st.proute)
+			{
+				part = route(&st, newrow, &newslot);
+				ExecSimpleRelationInsert(part, st.estate, newslot);
+			}
+			else
+				ExecSimpleRelationInsert(st.rri, st.estate, newrow);
 			break;
 		case 'U':
-			if (!find_row(rel, r, &st, c, oldrow))
+			if (!find_row(rel, r, &st, c, &part, &oldrow))
 				ereport(ERROR,
 						(errcode(ERRCODE_NO_DATA_FOUND),
 						 errmsg("row to update not found in %s.%s",
 								quote_identifier(c->schema), quote_identifier(c->table))));
-			/* columns the source left out (unchanged TOAST) keep their value */
-			ExecCopySlot(newrow, oldrow);
+
+			/*
+			 * The new row, in the target's rowtype: columns the source left
+			 * out (unchanged TOAST) keep their value.
+			 */
+			map = part != st.rri ? ExecGetChildToRootMap(part) : NULL;
+			if (map != NULL)
+				newrow = execute_attr_map_slot(map->attrMap, oldrow, newrow);
+			else
+				ExecCopySlot(newrow, oldrow);
 			slot_getallattrs(newrow);
 			store_values(rel, r, newrow, c->columns, c->ncolumns, false);
-			EvalPlanQualSetSlot(&st.epq, newrow);
-			ExecSimpleRelationUpdate(st.rri, st.estate, &st.epq, oldrow, newrow);
+			if (st.proute == NULL)
+			{
+				EvalPlanQualSetSlot(&st.epq, newrow);
+				ExecSimpleRelationUpdate(st.rri, st.estate, &st.epq, oldrow, newrow);
+				break;
+			}
+			newpart = route(&st, newrow, &newslot);
+			if (newpart == part)
+			{
+				EvalPlanQualSetSlot(&st.epq, newslot);
+				ExecSimpleRelationUpdate(part, st.estate, &st.epq, oldrow, newslot);
+			}
+			else
+			{
+				/* the row moves to another partition, as native apply does it */
+				EvalPlanQualSetSlot(&st.epq, oldrow);
+				ExecSimpleRelationDelete(part, st.estate, &st.epq, oldrow);
+				ExecSimpleRelationInsert(newpart, st.estate, newslot);
+			}
 			break;
 		case 'D':
-			if (!find_row(rel, r, &st, c, oldrow))
+			if (!find_row(rel, r, &st, c, &part, &oldrow))
 				ereport(ERROR,
 						(errcode(ERRCODE_NO_DATA_FOUND),
 						 errmsg("row to delete not found in %s.%s",
 								quote_identifier(c->schema), quote_identifier(c->table))));
 			EvalPlanQualSetSlot(&st.epq, oldrow);
-			ExecSimpleRelationDelete(st.rri, st.estate, &st.epq, oldrow);
+			ExecSimpleRelationDelete(part, st.estate, &st.epq, oldrow);
 			break;
 	}
 	end_apply(&st);

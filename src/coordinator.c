@@ -352,14 +352,15 @@ store_copy_items(List *rels, int64 block_size)
 {
 	Oid			types[9] = {INT4OID, INT4OID, TEXTOID, TEXTOID, INT4OID, INT4OID,
 	INT8OID, INT8OID, TEXTOID};
-	Oid			types2[10];
-	Datum		vals[10];
-	char		nulls[10];
+	Oid			types2[12];
+	Datum		vals[12];
+	char		nulls[12];
 	ListCell   *lc;
 	int32		id = 0;
 
 	memcpy(types2, types, sizeof(types));
 	types2[9] = INT8OID;
+	types2[10] = types2[11] = TEXTOID;
 	ingest_catalog_begin();
 	foreach(lc, rels)
 	{
@@ -409,10 +410,15 @@ store_copy_items(List *rels, int64 block_size)
 			}
 			vals[8] = CStringGetTextDatum(r->columns);
 			vals[9] = Int64GetDatum(bytes);
+			/* a leaf partition's root: its target table if the leaf is not there */
+			vals[10] = r->root_nsp ? CStringGetTextDatum(r->root_nsp) : (Datum) 0;
+			vals[11] = r->root_rel ? CStringGetTextDatum(r->root_rel) : (Datum) 0;
+			nulls[10] = nulls[11] = r->root_rel ? ' ' : 'n';
 			ingest_catalog_exec("INSERT INTO ingest.copy_item (migration_id, id, nspname, relname,"
-								" part, parts, page_from, page_to, columns, bytes_total, use_freeze)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $6 = 1)",
-								10, types2, vals, nulls);
+								" part, parts, page_from, page_to, columns, bytes_total, use_freeze,"
+								" root_nspname, root_relname)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $6 = 1, $11, $12)",
+								12, types2, vals, nulls);
 		}
 	}
 	ingest_catalog_end();
@@ -459,8 +465,9 @@ phase_starting_cdc(void)
 	PGconn	   *conn;
 	List	   *rels = NIL;
 	ListCell   *lc;
-	Oid			types[4] = {INT4OID, INT4OID, TEXTOID, TEXTOID};
-	Datum		vals[4];
+	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		vals[6];
+	char		nulls[6];
 	int32		id = 0;
 
 	create_migration_slot(false);
@@ -492,11 +499,16 @@ phase_starting_cdc(void)
 		vals[1] = Int32GetDatum(++id);
 		vals[2] = CStringGetTextDatum(r->nspname);
 		vals[3] = CStringGetTextDatum(r->relname);
+		/* a leaf partition's root: its target table if the leaf is not there */
+		memset(nulls, ' ', sizeof(nulls));
+		vals[4] = r->root_nsp ? CStringGetTextDatum(r->root_nsp) : (Datum) 0;
+		vals[5] = r->root_rel ? CStringGetTextDatum(r->root_rel) : (Datum) 0;
+		nulls[4] = nulls[5] = r->root_rel ? ' ' : 'n';
 		ingest_catalog_exec("INSERT INTO ingest.copy_item (migration_id, id, nspname, relname,"
-							" columns, bytes_total, state, sync_lsn)"
-							" SELECT $1, $2, $3, $4, '', 0, 'skipped', m.slot_lsn"
+							" columns, bytes_total, state, sync_lsn, root_nspname, root_relname)"
+							" SELECT $1, $2, $3, $4, '', 0, 'skipped', m.slot_lsn, $5, $6"
 							" FROM ingest.migration m WHERE m.id = $1",
-							4, types, vals, NULL);
+							6, types, vals, nulls);
 	}
 	ingest_catalog_end();
 	ingest_event(m->id, "INFO", "start", NULL,

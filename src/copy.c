@@ -14,7 +14,14 @@
  *
  * Each item is one transaction on the target: claim (FOR UPDATE SKIP
  * LOCKED), for a whole table TRUNCATE and COPY FREEZE, mark it done with
- * its row count and sync LSN, commit.  A worker that dies leaves no half
+ * its row count and sync LSN, commit.  The target table is the one
+ * target.c names: a leaf partition of the source that is not here goes
+ * into its root's table, several items into one table, which is then not
+ * truncated.  A partitioned target is truncated whole and COPY routes the
+ * rows into its partitions (no FREEZE there).  Before writing, the worker
+ * checks the table with ingest_check_target(): privileges (INSERT, and
+ * TRUNCATE when it truncates) and row-level security for the migration's
+ * owner, no extension member, no Citus table.  A worker that dies leaves no half
  * item behind: the transaction aborts and the item is pending again.  An
  * item that fails is retried pg_ingest.max_retries times with a growing
  * delay, each attempt in ingest.events, then fails the migration.
@@ -51,7 +58,6 @@
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -61,12 +67,15 @@
 #include "pg_ingest.h"
 #include "schema.h"
 #include "source.h"
+#include "target.h"
 
 typedef struct CopyItem
 {
 	int32		id;
 	char	   *nspname;
 	char	   *relname;
+	char	   *root_nspname;	/* a leaf partition's root on the source, or NULL */
+	char	   *root_relname;
 	int			part;
 	int			parts;
 	int64		page_from;		/* -1: whole table */
@@ -279,6 +288,7 @@ column_names(const char *columns)
 	return out;
 }
 
+/* Whether a foreign key references the table, or a partition of it. */
 static bool
 referenced_by_foreign_key(Oid relid)
 {
@@ -288,7 +298,32 @@ referenced_by_foreign_key(Oid relid)
 
 	ingest_catalog_begin();
 	(void) ingest_catalog_query("SELECT 1 FROM pg_catalog.pg_constraint"
-								" WHERE confrelid = $1 AND contype = 'f' LIMIT 1",
+								" WHERE (confrelid = $1 OR confrelid IN"
+								"  (SELECT relid FROM pg_catalog.pg_partition_tree($1)))"
+								" AND contype = 'f' LIMIT 1",
+								1, types, vals, NULL);
+	found = SPI_processed > 0;
+	ingest_catalog_end();
+	return found;
+}
+
+/*
+ * Whether some leaf partition of the source goes to its root's table here
+ * (target.c): rows of other items may then land in any partition of this
+ * server, which no item may truncate.
+ */
+static bool
+migration_maps_leaves(int32 migration_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(migration_id)};
+	bool		found;
+
+	ingest_catalog_begin();
+	(void) ingest_catalog_query("SELECT 1 FROM ingest.copy_item WHERE migration_id = $1"
+								" AND root_relname IS NOT NULL"
+								" AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', nspname, relname)) IS NULL"
+								" LIMIT 1",
 								1, types, vals, NULL);
 	found = SPI_processed > 0;
 	ingest_catalog_end();
@@ -301,14 +336,16 @@ referenced_by_foreign_key(Oid relid)
  *		Returns the number of rows; *format_out says which format was used.
  */
 static uint64
-copy_item(CopyItem *it, const char *name, const char **format_out)
+copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 {
-	RangeVar   *rv = makeRangeVar(it->nspname, it->relname, -1);
 	Oid			relid;
 	Relation	rel;
 	List	   *attnames = column_names(it->columns);
 	bool		binary = true;
-	bool		freeze = it->freeze && it->page_from < 0;
+	bool		truncate = it->freeze && it->page_from < 0;
+	bool		freeze;
+	bool		mapped;
+	char		relkind;
 	ListCell   *lc;
 	ParseState *pstate;
 	CopyFromState cstate;
@@ -317,32 +354,46 @@ copy_item(CopyItem *it, const char *name, const char **format_out)
 	PGresult   *res;
 	uint64		rows;
 	char	   *qualified = ingest_qualified(it->nspname, it->relname);
+	char	   *target;
 
-	relid = RangeVarGetRelid(rv, RowExclusiveLock, false);
-
-	/* what COPY FROM would check for its caller */
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
-					   qualified);
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+	relid = ingest_target_relid(it->nspname, it->relname, it->root_nspname,
+								it->root_relname, RowExclusiveLock, &mapped);
+	if (!OidIsValid(relid))
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot copy into table %s: row-level security applies to role \"%s\"",
-						qualified, GetUserNameFromId(GetUserId(), false)),
-				 errhint("Start the migration as the table's owner or as a role with BYPASSRLS.")));
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s does not exist on the target", qualified),
+				 it->root_relname ?
+				 errdetail("Neither does %s, the root of its partition tree on the source.",
+						   ingest_qualified(it->root_nspname, it->root_relname)) : 0));
+	target = ingest_relid_name(relid);
+	relkind = get_rel_relkind(relid);
 
 	/*
-	 * FREEZE needs the table truncated in this transaction; TRUNCATE is
-	 * refused for a table that a foreign key references (schema 'existing').
+	 * The whole table is truncated first (FREEZE needs that, and it clears
+	 * what an earlier run left), unless it is not this item's alone: a root
+	 * that several leaves of the source go to, a partition that rows of
+	 * such leaves may be routed to, a table a foreign key references
+	 * (TRUNCATE refuses it; schema 'existing' checked it empty).  A
+	 * partitioned table is truncated with its partitions; COPY routes the
+	 * rows into them, without FREEZE (refused on a partitioned table).
 	 */
-	if (freeze && referenced_by_foreign_key(relid))
-		freeze = false;
-	if (freeze)
+	if (truncate && (mapped ||
+					 (get_rel_relispartition(relid) && migration_maps_leaves(m->id)) ||
+					 referenced_by_foreign_key(relid)))
+		truncate = false;
+	freeze = truncate && relkind != RELKIND_PARTITIONED_TABLE;
+
+	/* what COPY FROM and TRUNCATE would check, and more (target.c) */
+	ingest_check_target(relid, GetUserId(), ACL_INSERT | (truncate ? ACL_TRUNCATE : 0));
+
+	if (truncate)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(psprintf("TRUNCATE ONLY %s", qualified), false, 0) < 0)
-			elog(ERROR, "could not truncate %s", qualified);
+		if (SPI_execute(psprintf("TRUNCATE %s%s",
+								 relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+								 target), false, 0) < 0)
+			elog(ERROR, "could not truncate %s", target);
 		SPI_finish();
 	}
 
@@ -354,14 +405,14 @@ copy_item(CopyItem *it, const char *name, const char **format_out)
 		if (attnum == InvalidAttrNumber)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of the source table does not exist in %s",
-							strVal(lfirst(lc)), qualified)));
+					 errmsg("column \"%s\" of the source table %s does not exist in %s",
+							strVal(lfirst(lc)), qualified, target)));
 		if (!binary_safe(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid))
 			binary = false;
 	}
 
 	/* the source side */
-	ensure_source(name, it->snapshot_name);
+	ensure_source(m->name, it->snapshot_name);
 	initStringInfo(&sql);
 	if (it->page_from < 0)
 		appendStringInfo(&sql, "COPY %s%s%s%s TO STDOUT", qualified,
@@ -422,7 +473,8 @@ claim_copy_item(int32 migration_id, MemoryContext cxt)
 	ingest_catalog_begin();
 	tab = ingest_catalog_query("SELECT c.id, c.nspname, c.relname, c.part, c.parts,"
 							   " COALESCE(c.page_from, -1), COALESCE(c.page_to, -1),"
-							   " c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn"
+							   " c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn,"
+							   " c.root_nspname, c.root_relname"
 							   " FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
 							   " WHERE c.migration_id = $1 AND c.state = 'pending'"
 							   " AND m.phase = 'copying'"
@@ -454,6 +506,8 @@ claim_copy_item(int32 migration_id, MemoryContext cxt)
 		it->attempts = (int) ingest_getint(tab, 0, 10, 0);
 		it->snapshot_name = ingest_getstr(tab, 0, 11);
 		it->snapshot_lsn = ingest_getstr(tab, 0, 12);
+		it->root_nspname = ingest_getstr(tab, 0, 13);
+		it->root_relname = ingest_getstr(tab, 0, 14);
 		MemoryContextSwitchTo(old);
 	}
 	ingest_catalog_end();
@@ -575,7 +629,7 @@ ingest_copy_main(Datum main_arg)
 		PG_TRY();
 		{
 			const char *format;
-			uint64		rows = copy_item(it, m->name, &format);
+			uint64		rows = copy_item(it, m, &format);
 
 			mark_copied(m->id, it, rows, format, started);
 			ingest_xact_commit();

@@ -83,6 +83,8 @@ CREATE TABLE @extschema@.copy_item (
 	id int NOT NULL,
 	nspname text NOT NULL,			-- source table; the target table has the same name
 	relname text NOT NULL,
+	root_nspname text,				-- a leaf partition's root on the source: the target table
+	root_relname text,				-- when the leaf itself is not on the target (target.c)
 	part int NOT NULL DEFAULT 1,
 	parts int NOT NULL DEFAULT 1,
 	page_from bigint,				-- ctid page range of a part; NULL: whole table
@@ -189,7 +191,11 @@ GRANT EXECUTE ON FUNCTION @extschema@._live(), @extschema@._stream(), @extschema
 CREATE VIEW @extschema@.tables AS
 SELECT m.name,
 	pg_catalog.format('%I.%I', c.nspname, c.relname) AS source_table,
-	pg_catalog.format('%I.%I', c.nspname, c.relname) AS target_table,
+	-- a leaf partition of the source not on the target goes to its root's table
+	CASE WHEN c.root_relname IS NOT NULL
+		AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.nspname, c.relname)) IS NULL
+		THEN pg_catalog.format('%I.%I', c.root_nspname, c.root_relname)
+		ELSE pg_catalog.format('%I.%I', c.nspname, c.relname) END AS target_table,
 	CASE WHEN w.item_id IS NOT NULL AND c.state = 'pending' THEN 'copying' ELSE c.state END AS state,
 	c.parts,
 	c.part,

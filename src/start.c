@@ -43,6 +43,7 @@
 #include "conn.h"
 #include "pg_ingest.h"
 #include "source.h"
+#include "target.h"
 
 PG_FUNCTION_INFO_V1(ingest_start);
 
@@ -140,17 +141,22 @@ some_names(List *names)
 
 /*
  * The target tables of the migration: with schema => 'existing' each must
- * exist here; unless the data is here already (mode cdc), those that hold
- * rows are refused, or with existing_rows => 'truncate' emptied now, in
- * the caller's transaction and with the caller's rights.  Returns the
- * tables emptied.
+ * exist here (for a leaf partition of the source, it or its root:
+ * target.c); each one that exists must be one the caller may have a
+ * migration write into (ingest_check_target: privileges, row-level
+ * security, no extension member, no Citus table); unless the data is here
+ * already (mode cdc), those that hold rows are refused, or with
+ * existing_rows => 'truncate' emptied now (a partitioned table with its
+ * partitions, a table of an inheritance tree alone), in the caller's
+ * transaction and with the caller's rights.  Returns the tables emptied.
  */
 static List *
 check_target_tables(List *rels, bool schema_existing, bool check_rows,
-					bool truncate)
+					bool truncate, AclMode needed)
 {
 	List	   *missing = NIL;
 	List	   *not_empty = NIL;
+	List	   *truncate_list = NIL;	/* not_empty, as TRUNCATE names them */
 	ListCell   *lc;
 	MemoryContext outer = CurrentMemoryContext;
 
@@ -162,15 +168,19 @@ check_target_tables(List *rels, bool schema_existing, bool check_rows,
 		char	   *q;
 		Oid			relid;
 		MemoryContext spi;
+		bool		mapped;
+		bool		seen = false;
+		ListCell   *lc2;
 
 		if (!r->in_scope || r->relkind != 'r')
 			continue;
+		relid = ingest_target_relid(r->nspname, r->relname, r->root_nsp,
+									r->root_rel, NoLock, &mapped);
 		/* the names outlive SPI_finish */
 		spi = MemoryContextSwitchTo(outer);
-		q = ingest_qualified(r->nspname, r->relname);
+		q = OidIsValid(relid) ? ingest_relid_name(relid) :
+			ingest_qualified(r->nspname, r->relname);
 		MemoryContextSwitchTo(spi);
-		relid = RangeVarGetRelid(makeRangeVar(r->nspname, r->relname, -1),
-								 NoLock, true);
 		if (!OidIsValid(relid))
 		{
 			spi = MemoryContextSwitchTo(outer);
@@ -179,14 +189,27 @@ check_target_tables(List *rels, bool schema_existing, bool check_rows,
 			MemoryContextSwitchTo(spi);
 			continue;
 		}
+		ingest_check_target(relid, GetUserId(), needed);
 		if (!check_rows)
 			continue;
-		if (SPI_execute(psprintf("SELECT 1 FROM ONLY %s LIMIT 1", q), true, 1) < 0)
+		/* leaves of one source tree may map to the same target table */
+		foreach(lc2, not_empty)
+			if (strcmp((char *) lfirst(lc2), q) == 0)
+				seen = true;
+		if (seen)
+			continue;
+		if (SPI_execute(psprintf("SELECT 1 FROM %s%s LIMIT 1",
+								 get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+								 q), true, 1) < 0)
 			elog(ERROR, "could not read %s", q);
 		if (SPI_processed > 0)
 		{
 			spi = MemoryContextSwitchTo(outer);
 			not_empty = lappend(not_empty, q);
+			truncate_list = lappend(truncate_list,
+									psprintf("%s%s",
+											 get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+											 q));
 			MemoryContextSwitchTo(spi);
 		}
 	}
@@ -212,9 +235,9 @@ check_target_tables(List *rels, bool schema_existing, bool check_rows,
 		StringInfoData sql;
 
 		initStringInfo(&sql);
-		appendStringInfoString(&sql, "TRUNCATE ONLY ");
-		foreach(lc, not_empty)
-			appendStringInfo(&sql, "%s%s", lc == list_head(not_empty) ? "" : ", ",
+		appendStringInfoString(&sql, "TRUNCATE ");
+		foreach(lc, truncate_list)
+			appendStringInfo(&sql, "%s%s", lc == list_head(truncate_list) ? "" : ", ",
 							 (char *) lfirst(lc));
 		if (SPI_execute(sql.data, false, 0) < 0)
 			elog(ERROR, "could not empty the target tables");
@@ -568,7 +591,9 @@ ingest_start(PG_FUNCTION_ARGS)
 	}
 	emptied = check_target_tables(rels, strcmp(schema, "existing") == 0,
 								  strcmp(mode, "cdc") != 0,
-								  strcmp(existing_rows, "truncate") == 0);
+								  strcmp(existing_rows, "truncate") == 0,
+								  strcmp(mode, "full-load") == 0 ? ACL_INSERT :
+								  ACL_INSERT | ACL_UPDATE | ACL_DELETE);
 
 	/* record it */
 	{

@@ -1,0 +1,206 @@
+/*-------------------------------------------------------------------------
+ *
+ * target.c
+ *	  The target side of a migrated table: which table of this server a
+ *	  source table's rows go to, and whether the migration may write there.
+ *
+ * A source table goes to the table of the same name here.  A leaf
+ * partition of the source that does not exist here goes to the table named
+ * like its partition root (the source partitioned, the target a plain or
+ * differently partitioned table): ingest.copy_item records the root of
+ * each leaf (root_nspname, root_relname), and wal2json names the leaf in
+ * every change.  Several leaves then share one target table.
+ *
+ * ingest_check_target() is the one check made before a migration writes
+ * into a table: by ingest.start for schema => 'existing', by the copy
+ * worker before each item and by the applier each time it opens a table
+ * anew (its cache is reset by relcache invalidation, which a GRANT or
+ * REVOKE sends).  It refuses, naming the table:
+ *	 - a relation that is not a table;
+ *	 - a member of an extension (pg_depend deptype 'e'), such as
+ *	   pg_ingest's own ingest.events: an extension's objects are never a
+ *	   destination, whatever the source calls its schemas;
+ *	 - a table Citus distributes (listed in pg_dist_partition, when that
+ *	   catalog exists): COPY and the executor's simple insert would write
+ *	   into the coordinator's shell table, not the shards;
+ *	 - a table on which the role lacks a privilege the work needs (INSERT
+ *	   for the copy, INSERT, UPDATE, DELETE or TRUNCATE as changes need
+ *	   them), or to which row-level security applies for that role, as
+ *	   native logical replication's apply refuses it (TargetPrivilegesCheck
+ *	   in worker.c).
+ *
+ * Locking: the callers hold the lock they write with (or none at start).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+
+#include "target.h"
+
+/*
+ * ingest_target_relid
+ *		The table of this server that rows of source table nspname.relname
+ *		go to, locked in lockmode: the table of that name, or, for a leaf
+ *		partition of the source that is not here, the table named like its
+ *		partition root (*mapped is then true).  InvalidOid if neither
+ *		exists.
+ */
+Oid
+ingest_target_relid(const char *nspname, const char *relname,
+					const char *root_nspname, const char *root_relname,
+					LOCKMODE lockmode, bool *mapped)
+{
+	Oid			relid;
+
+	*mapped = false;
+	relid = RangeVarGetRelid(makeRangeVar(pstrdup(nspname), pstrdup(relname), -1),
+							 lockmode, true);
+	if (OidIsValid(relid) || root_relname == NULL || root_nspname == NULL)
+		return relid;
+	relid = RangeVarGetRelid(makeRangeVar(pstrdup(root_nspname), pstrdup(root_relname), -1),
+							 lockmode, true);
+	*mapped = OidIsValid(relid);
+	return relid;
+}
+
+/* schema.table of a relation of this server, quoted. */
+char *
+ingest_relid_name(Oid relid)
+{
+	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+	char	   *relname = get_rel_name(relid);
+
+	if (nspname == NULL || relname == NULL)
+		return psprintf("relation %u", relid);
+	return quote_qualified_identifier(nspname, relname);
+}
+
+static const char *
+privilege_name(AclMode mode)
+{
+	switch (mode)
+	{
+		case ACL_INSERT:
+			return "INSERT";
+		case ACL_UPDATE:
+			return "UPDATE";
+		case ACL_DELETE:
+			return "DELETE";
+		case ACL_TRUNCATE:
+			return "TRUNCATE";
+		case ACL_SELECT:
+			return "SELECT";
+	}
+	return "?";
+}
+
+/* Whether Citus lists the table in pg_dist_partition (distributed or reference). */
+static bool
+citus_table(Oid relid)
+{
+	Oid			catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+	AttrNumber	attnum;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	if (!OidIsValid(catalog))
+		return false;
+	attnum = get_attnum(catalog, "logicalrelid");
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("catalog pg_catalog.pg_dist_partition has no column logicalrelid"),
+				 errdetail("pg_ingest refuses Citus tables and cannot tell whether this one is.")));
+	rel = table_open(catalog, AccessShareLock);
+	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * ingest_check_target
+ *		Error out unless role roleid may have a migration write into table
+ *		relid with the privileges in needed (ACL_INSERT, ACL_UPDATE,
+ *		ACL_DELETE, ACL_TRUNCATE).  See the header comment.
+ */
+void
+ingest_check_target(Oid relid, Oid roleid, AclMode needed)
+{
+	char		relkind = get_rel_relkind(relid);
+	char	   *name = ingest_relid_name(relid);
+	Oid			extension;
+	static const AclMode modes[] = {ACL_INSERT, ACL_UPDATE, ACL_DELETE, ACL_TRUNCATE};
+	int			i;
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot migrate rows into %s: it is not a table", name)));
+
+	extension = getExtensionOfObject(RelationRelationId, relid);
+	if (OidIsValid(extension))
+	{
+		char	   *extname = get_extension_name(extension);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot migrate rows into table %s: it belongs to extension \"%s\"",
+						name, extname ? extname : "?"),
+				 errdetail("An extension's own objects are never the destination of a migration."),
+				 errhint("Leave the source table out with exclude_tables or exclude_schemas.")));
+	}
+
+	if (citus_table(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot migrate rows into table %s: it is a Citus distributed or reference table",
+						name),
+				 errdetail("Rows would be written into the coordinator's shell table instead of the shards."),
+				 errhint("Migrate into a server without Citus, or leave the table out with exclude_tables.")));
+
+	for (i = 0; i < lengthof(modes); i++)
+	{
+		if ((needed & modes[i]) == 0)
+			continue;
+		if (pg_class_aclcheck(relid, roleid, modes[i]) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s: role \"%s\" lacks privilege %s",
+							name, GetUserNameFromId(roleid, false), privilege_name(modes[i])),
+					 errdetail("A migration writes as its owner, with the privileges native logical replication needs."),
+					 errhint("GRANT %s ON %s TO %s, or run the migration as the table's owner.",
+							 privilege_name(modes[i]), name,
+							 quote_identifier(GetUserNameFromId(roleid, false)))));
+	}
+
+	if (check_enable_rls(relid, roleid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot migrate rows into table %s: row-level security applies to role \"%s\"",
+						name, GetUserNameFromId(roleid, false)),
+				 errdetail("Native logical replication refuses the same: its policies would filter or reject migrated rows."),
+				 errhint("Run the migration as the table's owner or as a role with BYPASSRLS, or disable row-level security on the table.")));
+}

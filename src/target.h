@@ -1,0 +1,21 @@
+/*-------------------------------------------------------------------------
+ *
+ * target.h
+ *	  Which table of this server a source table's rows go to, and whether
+ *	  a migration may write there (target.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_INGEST_TARGET_H
+#define PG_INGEST_TARGET_H
+
+#include "nodes/parsenodes.h"
+#include "storage/lockdefs.h"
+
+extern Oid	ingest_target_relid(const char *nspname, const char *relname,
+								const char *root_nspname, const char *root_relname,
+								LOCKMODE lockmode, bool *mapped);
+extern void ingest_check_target(Oid relid, Oid roleid, AclMode needed);
+extern char *ingest_relid_name(Oid relid);
+
+#endif							/* PG_INGEST_TARGET_H */
