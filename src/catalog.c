@@ -313,7 +313,7 @@ ingest_set_phase(IngestMigration *m, const char *phase)
 	char	   *old = m->phase;
 
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET phase = $2, updated_at = now(),"
+	ingest_catalog_exec("UPDATE ingest.migration SET phase = $2, updated_at = now(), crashes = 0,"
 						" finished_at = CASE WHEN $2 IN ('completed', 'aborted')"
 						"  THEN now() END,"
 						" copy_started_at = CASE WHEN $2 = 'copying'"

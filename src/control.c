@@ -668,7 +668,7 @@ ingest_resume(PG_FUNCTION_ARGS)
 
 		/* attempts start over */
 		ingest_catalog_begin();
-		ingest_catalog_exec("UPDATE ingest.migration SET restarts = 0, last_error = NULL WHERE id = $1",
+		ingest_catalog_exec("UPDATE ingest.migration SET restarts = 0, crashes = 0, last_error = NULL WHERE id = $1",
 							1, types, vals, NULL);
 		ingest_catalog_exec("UPDATE ingest.copy_item SET state = 'pending', attempts = 0"
 							" WHERE migration_id = $1 AND state = 'failed'", 1, types, vals, NULL);

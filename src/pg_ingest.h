@@ -50,6 +50,8 @@ extern int	ingest_apply_batch_size;
 extern int	ingest_apply_batch_delay;
 extern int	ingest_sequence_margin;
 extern bool ingest_drop_slot_at_stop;
+extern int	ingest_max_crashes;
+extern char *ingest_debug_crash_worker;
 
 /* What a background worker of pg_ingest does. */
 typedef enum IngestWorkerKind
@@ -161,6 +163,7 @@ extern void ingest_wake_workers(int migration, IngestWorkerKind kind);
 extern void ingest_wake_supervisor(void);
 extern const char *ingest_worker_kind_name(IngestWorkerKind kind);
 extern bool ingest_sleep_ms(long ms);
+extern int	ingest_worker_job(void);
 extern void ingest_worker_init(Datum main_arg, IngestWorkerKind kind,
 							   int *slot_out, int32 *migration_id_out);
 

@@ -58,6 +58,7 @@ CREATE TABLE @extschema@.migration (
 	snapshot_lsn pg_lsn,			-- its consistent point: sync LSN of what is copied under it
 	postdata_loaded bool NOT NULL DEFAULT false,
 	restarts int NOT NULL DEFAULT 0,	-- coordinator restarts after errors
+	crashes int NOT NULL DEFAULT 0,		-- server crash-restarts in a row while it ran (pg_ingest.max_crashes)
 	slot_lsn pg_lsn,				-- consistent point of the slot: the stream starts there
 	stop_lsn pg_lsn,				-- ingest.stop_at
 	applied_lsn pg_lsn,				-- where the stream ended (live figures are in shared memory)
