@@ -215,7 +215,8 @@ extern IngestMigration *ingest_load_migration(int32 id);
 extern IngestMigration *ingest_load_migration_by_name(const char *name,
 													  bool unfinished_only,
 													  bool missing_ok);
-extern void ingest_set_phase(IngestMigration *m, const char *phase);
+extern bool ingest_set_phase(IngestMigration *m, const char *phase,
+							 const char *expected);
 extern void ingest_event(int32 migration_id, const char *level,
 						 const char *kind, const char *object,
 						 const char *message, const char *detail);
@@ -227,7 +228,7 @@ extern void ingest_notify(IngestMigration *m, const char *event,
 extern char *ingest_notify_payload(const char *name, const char *phase,
 								   const char *event, XLogRecPtr lsn,
 								   const char *message);
-extern void ingest_fail_migration(IngestMigration *m, const char *message);
+extern bool ingest_fail_migration(IngestMigration *m, const char *message);
 extern bool ingest_phase_is_terminal(const char *phase);
 extern int	ingest_phase_rank(const char *phase);
 
