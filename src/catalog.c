@@ -9,8 +9,14 @@
  * ingest_catalog_begin() and ingest_catalog_end(), which switch to the
  * owner of schema ingest (SECURITY_LOCAL_USERID_CHANGE) and pin
  * search_path to pg_catalog, so that nothing the user's schema defines
- * (operators, functions) can run with the owner's rights.  An error in
- * between needs no cleanup: transaction abort restores both.
+ * (operators, functions) can run with the owner's rights.
+ *
+ * The switch belongs to the (sub)transaction that made it.  An error in
+ * between needs no cleanup of the user or the GUCs: the abort of that
+ * (sub)transaction restores both; the transaction callbacks below then
+ * forget the switch, so the next call switches again (without them, one
+ * lock_timeout inside a catalog call left every later call of the session
+ * running as the caller: "permission denied for table migration").
  *
  * Callers must be in a transaction.  Memory returned by the query helpers
  * lives in SPI's context until ingest_catalog_end(); copy what is kept.
@@ -43,6 +49,31 @@ static int	catalog_depth = 0;
 static Oid	saved_userid;
 static int	saved_sec_context;
 static int	saved_nestlevel;
+static SubTransactionId saved_subid;	/* where the switch was made */
+static bool catalog_callbacks = false;
+
+/* A transaction that ends has undone the switch: forget it. */
+static void
+catalog_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		catalog_depth = 0;
+}
+
+/* So has a subtransaction that aborts, if the switch was made in it. */
+static void
+catalog_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (catalog_depth == 0)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB && saved_subid == mySubid)
+		catalog_depth = 0;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB && saved_subid == mySubid)
+		saved_subid = parentSubid;
+}
 
 /* owner of schema ingest, i.e. of the extension's tables */
 static Oid
@@ -67,10 +98,17 @@ catalog_owner(void)
 void
 ingest_catalog_begin(void)
 {
+	if (!catalog_callbacks)
+	{
+		RegisterXactCallback(catalog_xact_callback, NULL);
+		RegisterSubXactCallback(catalog_subxact_callback, NULL);
+		catalog_callbacks = true;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (catalog_depth++ > 0)
 		return;
+	saved_subid = GetCurrentSubTransactionId();
 	GetUserIdAndSecContext(&saved_userid, &saved_sec_context);
 	SetUserIdAndSecContext(catalog_owner(),
 						   saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);

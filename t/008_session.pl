@@ -78,4 +78,35 @@ my ($ret, $out, $err) = $target->psql('postgres',
 	"UPDATE ingest.migration SET phase = 'bogus' WHERE name = 's'");
 like($err, qr/violates check constraint "migration_phase_check"/, 'phases are checked');
 
+# --- an error inside a catalog call leaves the next call as it should be -----
+# A user's operator that would run if a catalog call ran with the caller's
+# search_path.
+$target->safe_psql('postgres', q{
+	CREATE ROLE op IN ROLE ingest_admin;
+	CREATE SCHEMA evil;
+	GRANT USAGE ON SCHEMA evil TO PUBLIC;
+	CREATE FUNCTION evil.eq(text, text) RETURNS bool LANGUAGE plpgsql AS
+	  $$ BEGIN RAISE WARNING 'user code ran in a catalog call as %', current_user;
+	     RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
+	CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eq);
+});
+for my $role ('op', 'the superuser')
+{
+	my $holder = $target->background_psql('postgres');
+	$holder->query_safe('BEGIN; LOCK TABLE ingest.migration IN ACCESS EXCLUSIVE MODE');
+	my $session = $target->background_psql('postgres', on_error_stop => 0);
+	$session->query_safe(($role eq 'op' ? 'SET ROLE op;' : '')
+		  . " SET search_path = evil, pg_catalog; SET lock_timeout = '200ms'");
+	my ($out, $failed) = $session->query("SELECT ingest.wait('s', 'failed', '1 s')");
+	like($session->{stderr}, qr/canceling statement due to lock timeout/,
+		"$role: a catalog call fails on lock_timeout");
+	$session->{stderr} = '';
+	$holder->query_safe('ROLLBACK');
+	$holder->quit;
+	($out, $failed) = $session->query("SELECT ingest.wait('s', 'failed', '1 s')");
+	is($out, 't', "$role: the next catalog call works");
+	is($session->{stderr}, '', "$role: as the catalog's owner, with its search_path");
+	$session->quit;
+}
+
 done_testing();
