@@ -46,6 +46,8 @@ int			ingest_apply_batch_size = 100;
 int			ingest_apply_batch_delay = 200;
 int			ingest_sequence_margin = 0;
 bool		ingest_drop_slot_at_stop = true;
+int			ingest_max_crashes = 3;
+char	   *ingest_debug_crash_worker = NULL;
 
 IngestSharedState *IngestShared = NULL;
 
@@ -162,6 +164,22 @@ _PG_init(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.max_crashes",
+							"Server crash-restarts in a row a migration survives before it fails instead of being relaunched.",
+							"A crash of any process restarts the whole server; the migrations running then count one crash each, and a phase reached resets the count.",
+							&ingest_max_crashes,
+							3, 0, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ingest.debug_crash_worker",
+							   "For tests only: workers of this kind (coordinator, copy, index, receiver, applier) crash at start.",
+							   "The worker calls abort() once it is connected, which makes the server restart: the test of pg_ingest.max_crashes.",
+							   &ingest_debug_crash_worker,
+							   "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
 	{

@@ -1189,7 +1189,6 @@ done:	;
 		ingest_fail_migration(m, edata->context ?
 							  psprintf("%s (%s)", edata->message, edata->context) :
 							  edata->message);
-		ingest_notify(m, "failed", edata->message);
 		ingest_xact_commit();
 		failed = true;
 	}

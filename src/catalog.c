@@ -9,8 +9,14 @@
  * ingest_catalog_begin() and ingest_catalog_end(), which switch to the
  * owner of schema ingest (SECURITY_LOCAL_USERID_CHANGE) and pin
  * search_path to pg_catalog, so that nothing the user's schema defines
- * (operators, functions) can run with the owner's rights.  An error in
- * between needs no cleanup: transaction abort restores both.
+ * (operators, functions) can run with the owner's rights.
+ *
+ * The switch belongs to the (sub)transaction that made it.  An error in
+ * between needs no cleanup of the user or the GUCs: the abort of that
+ * (sub)transaction restores both; the transaction callbacks below then
+ * forget the switch, so the next call switches again (without them, one
+ * lock_timeout inside a catalog call left every later call of the session
+ * running as the caller: "permission denied for table migration").
  *
  * Callers must be in a transaction.  Memory returned by the query helpers
  * lives in SPI's context until ingest_catalog_end(); copy what is kept.
@@ -43,6 +49,31 @@ static int	catalog_depth = 0;
 static Oid	saved_userid;
 static int	saved_sec_context;
 static int	saved_nestlevel;
+static SubTransactionId saved_subid;	/* where the switch was made */
+static bool catalog_callbacks = false;
+
+/* A transaction that ends has undone the switch: forget it. */
+static void
+catalog_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		catalog_depth = 0;
+}
+
+/* So has a subtransaction that aborts, if the switch was made in it. */
+static void
+catalog_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (catalog_depth == 0)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB && saved_subid == mySubid)
+		catalog_depth = 0;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB && saved_subid == mySubid)
+		saved_subid = parentSubid;
+}
 
 /* owner of schema ingest, i.e. of the extension's tables */
 static Oid
@@ -67,10 +98,17 @@ catalog_owner(void)
 void
 ingest_catalog_begin(void)
 {
+	if (!catalog_callbacks)
+	{
+		RegisterXactCallback(catalog_xact_callback, NULL);
+		RegisterSubXactCallback(catalog_subxact_callback, NULL);
+		catalog_callbacks = true;
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (catalog_depth++ > 0)
 		return;
+	saved_subid = GetCurrentSubTransactionId();
 	GetUserIdAndSecContext(&saved_userid, &saved_sec_context);
 	SetUserIdAndSecContext(catalog_owner(),
 						   saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
@@ -301,54 +339,121 @@ ingest_event(int32 migration_id, const char *level, const char *kind,
 	ingest_catalog_end();
 }
 
-/*
- * ingest_set_phase
- *		Move a migration to a new phase, with its event.
- */
-void
-ingest_set_phase(IngestMigration *m, const char *phase)
+/* The migration's phase as committed, into m->phase. */
+static void
+reload_phase(IngestMigration *m)
 {
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		vals[2] = {Int32GetDatum(m->id), CStringGetTextDatum(phase)};
-	char	   *old = m->phase;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+	SPITupleTable *tab;
+	char	   *phase = NULL;
 
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET phase = $2, updated_at = now(),"
-						" finished_at = CASE WHEN $2 IN ('completed', 'aborted')"
-						"  THEN now() END,"
-						" copy_started_at = CASE WHEN $2 = 'copying'"
-						"  THEN COALESCE(copy_started_at, now()) ELSE copy_started_at END,"
-						" copy_finished_at = CASE WHEN $2 IN ('indexing', 'finalizing', 'completed')"
-						"  THEN COALESCE(copy_finished_at, now()) ELSE copy_finished_at END"
-						" WHERE id = $1",
-						2, types, vals, NULL);
+	tab = ingest_catalog_query("SELECT phase FROM ingest.migration WHERE id = $1",
+							   1, types, vals, NULL);
+	if (SPI_processed == 1)
+		phase = MemoryContextStrdup(TopMemoryContext, ingest_getstr(tab, 0, 1));
 	ingest_catalog_end();
+	if (phase)
+		m->phase = phase;
+}
+
+/*
+ * ingest_set_phase
+ *		Move a migration to a new phase, with its event, if it is in one of
+ *		the expected phases (a comma-separated list): a compare-and-set, so
+ *		that two writers never overwrite each other (a pause by the
+ *		coordinator's caught-up, a failure by a stop request).  Returns
+ *		whether it moved; if not, m->phase is the phase it is in.
+ *
+ * Every writer of ingest.migration.phase goes through here or through
+ * ingest_fail_migration, each with the phases it may move from:
+ *	coordinator		the phase it is working on -> the next one;
+ *					catching_up, streaming -> stopping (stop request);
+ *					stopping -> completed; catching_up -> streaming
+ *	pause			catching_up, streaming -> paused
+ *	resume			paused, failed -> the phase to resume
+ *	abort worker	any unfinished phase, failed -> aborted
+ *	failure			any unfinished phase -> failed
+ * A phase reached resets the crash count (supervisor.c).
+ */
+bool
+ingest_set_phase(IngestMigration *m, const char *phase, const char *expected)
+{
+	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
+	Datum		vals[3];
+	char	   *old = m->phase ? pstrdup(m->phase) : NULL;
+	uint64		n;
+
+	vals[0] = Int32GetDatum(m->id);
+	vals[1] = CStringGetTextDatum(phase);
+	vals[2] = CStringGetTextDatum(expected);
+	ingest_catalog_begin();
+	n = ingest_catalog_exec("UPDATE ingest.migration SET phase = $2, updated_at = now(), crashes = 0,"
+							" finished_at = CASE WHEN $2 IN ('completed', 'aborted')"
+							"  THEN now() END,"
+							" copy_started_at = CASE WHEN $2 = 'copying'"
+							"  THEN COALESCE(copy_started_at, now()) ELSE copy_started_at END,"
+							" copy_finished_at = CASE WHEN $2 IN ('indexing', 'finalizing', 'completed')"
+							"  THEN COALESCE(copy_finished_at, now()) ELSE copy_finished_at END"
+							" WHERE id = $1 AND phase = ANY (pg_catalog.string_to_array($3, ','))",
+							3, types, vals, NULL);
+	ingest_catalog_end();
+	if (n == 0)
+	{
+		reload_phase(m);
+		return false;
+	}
 	m->phase = MemoryContextStrdup(TopMemoryContext, phase);
 	ingest_event(m->id, "INFO", "phase", NULL,
 				 psprintf("phase %s", phase),
 				 old ? psprintf("previous phase: %s", old) : NULL);
 	ingest_notify(m, "phase", psprintf("phase %s", phase));
+	return true;
 }
+
+/* Phases a migration can fail or be aborted from. */
+#define UNFINISHED_PHASES \
+	"starting,schema,copying,indexing,finalizing,catching_up,streaming,stopping,paused"
 
 /*
  * ingest_fail_migration
  *		Mark a migration failed; the caller stops its work.
+ *
+ * Only a migration still unfinished fails, once: the phase event and the
+ * "failed" notification go out with that change alone.  A failure of a
+ * migration failed already is recorded as an error, and one that ended
+ * meanwhile (completed, aborted) only in the server log.
  */
-void
+bool
 ingest_fail_migration(IngestMigration *m, const char *message)
 {
-	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		vals[2] = {Int32GetDatum(m->id), CStringGetTextDatum(message)};
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+	uint64		n;
 
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET resume_phase = CASE WHEN phase"
-						"  NOT IN ('failed', 'paused') THEN phase ELSE resume_phase END,"
-						" phase = 'failed', updated_at = now() WHERE id = $1",
-						2, types, vals, NULL);
+	n = ingest_catalog_exec("UPDATE ingest.migration SET resume_phase = CASE WHEN phase"
+							"  <> 'paused' THEN phase ELSE resume_phase END,"
+							" phase = 'failed', updated_at = now() WHERE id = $1"
+							" AND phase = ANY (pg_catalog.string_to_array('" UNFINISHED_PHASES "', ','))",
+							1, types, vals, NULL);
 	ingest_catalog_end();
+	if (n == 0)
+	{
+		reload_phase(m);
+		if (strcmp(m->phase, "failed") == 0)
+			ingest_event(m->id, "ERROR", "failure", NULL, message, NULL);
+		else
+			ereport(LOG,
+					(errmsg("pg_ingest migration \"%s\" is %s already: %s",
+							m->name, m->phase, message)));
+		return false;
+	}
 	m->phase = MemoryContextStrdup(TopMemoryContext, "failed");
 	ingest_event(m->id, "ERROR", "failure", NULL, message, NULL);
 	ingest_notify(m, "failed", message);
+	return true;
 }
 
 /* ingest_event in a transaction of its own (workers between transactions). */

@@ -238,7 +238,13 @@ ingest_abort_main(Datum main_arg)
 		ingest_xact_commit();
 		proc_exit(0);
 	}
-	ingest_set_phase(m, "aborted");
+	if (!ingest_set_phase(m, "aborted",
+						  "starting,schema,copying,indexing,finalizing,catching_up,"
+						  "streaming,stopping,paused,failed"))
+	{
+		ingest_xact_commit();
+		proc_exit(0);
+	}
 	ingest_xact_commit();
 
 	/* what it made on the source, and its origin and spool here */
@@ -393,9 +399,15 @@ cdc_migration(const char *name, const char *what)
 	return m;
 }
 
+/*
+ * Move a migration from the phase the caller saw (m->phase) to phase;
+ * error out if it moved meanwhile.
+ */
 static void
 set_phase_locked(IngestMigration *m, const char *phase, const char *resume_phase)
 {
+	char	   *seen = pstrdup(m->phase);
+
 	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
 	Datum		vals[3];
 	char		nulls[3] = {' ', ' ', ' '};
@@ -410,7 +422,12 @@ set_phase_locked(IngestMigration *m, const char *phase, const char *resume_phase
 	ingest_catalog_exec("UPDATE ingest.migration SET resume_phase = COALESCE($3, resume_phase)"
 						" WHERE id = $1", 3, types, vals, nulls);
 	ingest_catalog_end();
-	ingest_set_phase(m, phase);
+	if (!ingest_set_phase(m, phase, seen))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" moved from phase %s to %s meanwhile",
+						m->name, seen, m->phase),
+				 errhint("Look at ingest.status and try again if it still applies.")));
 }
 
 static void
@@ -668,7 +685,7 @@ ingest_resume(PG_FUNCTION_ARGS)
 
 		/* attempts start over */
 		ingest_catalog_begin();
-		ingest_catalog_exec("UPDATE ingest.migration SET restarts = 0, last_error = NULL WHERE id = $1",
+		ingest_catalog_exec("UPDATE ingest.migration SET restarts = 0, crashes = 0, last_error = NULL WHERE id = $1",
 							1, types, vals, NULL);
 		ingest_catalog_exec("UPDATE ingest.copy_item SET state = 'pending', attempts = 0"
 							" WHERE migration_id = $1 AND state = 'failed'", 1, types, vals, NULL);

@@ -128,7 +128,7 @@ current_phase(void)
 static void
 set_phase(const char *phase)
 {
-	IN_TRANSACTION(ingest_set_phase(m, phase));
+	IN_TRANSACTION(ingest_set_phase(m, phase, m->phase));
 }
 
 static bool
@@ -515,7 +515,7 @@ phase_starting_cdc(void)
 				 psprintf("mode cdc: %d tables taken as they are on the target, changes from %X/%X on",
 						  id, LSN_FORMAT_ARGS(m->slot_lsn)),
 				 NULL);
-	ingest_set_phase(m, "catching_up");
+	ingest_set_phase(m, "catching_up", "starting");
 	ingest_xact_commit();
 }
 
@@ -624,7 +624,7 @@ phase_starting(void)
 	ingest_xact_start();
 	store_copy_items(rels, block_size);
 	ingest_store_schema_items(m->id, items);
-	ingest_set_phase(m, "schema");
+	ingest_set_phase(m, "schema", "starting");
 	ingest_xact_commit();
 }
 
@@ -1128,7 +1128,7 @@ record_stop_request(void)
 	ingest_event(m->id, "INFO", "stop", NULL,
 				 psprintf("stop at %X/%X", LSN_FORMAT_ARGS(lsn)), NULL);
 	if (strcmp(m->phase, "stopping") != 0)
-		ingest_set_phase(m, "stopping");
+		ingest_set_phase(m, "stopping", "catching_up,streaming");
 	ingest_xact_commit();
 	m->stop_lsn = lsn;
 	ingest_wake_workers(my_slot, INGEST_WORKER_APPLIER);
@@ -1172,7 +1172,7 @@ phase_streaming(void)
 		if (strcmp(phase, "catching_up") == 0 && caught_up())
 		{
 			IN_TRANSACTION(
-						   ingest_set_phase(m, "streaming");
+						   ingest_set_phase(m, "streaming", "catching_up");
 						   ingest_event(m->id, "INFO", "caught_up", NULL,
 										psprintf("caught up: applied up to %X/%X",
 												 LSN_FORMAT_ARGS(pg_atomic_read_u64(&me->applied_lsn))),

@@ -50,6 +50,8 @@ extern int	ingest_apply_batch_size;
 extern int	ingest_apply_batch_delay;
 extern int	ingest_sequence_margin;
 extern bool ingest_drop_slot_at_stop;
+extern int	ingest_max_crashes;
+extern char *ingest_debug_crash_worker;
 
 /* What a background worker of pg_ingest does. */
 typedef enum IngestWorkerKind
@@ -161,6 +163,7 @@ extern void ingest_wake_workers(int migration, IngestWorkerKind kind);
 extern void ingest_wake_supervisor(void);
 extern const char *ingest_worker_kind_name(IngestWorkerKind kind);
 extern bool ingest_sleep_ms(long ms);
+extern int	ingest_worker_job(void);
 extern void ingest_worker_init(Datum main_arg, IngestWorkerKind kind,
 							   int *slot_out, int32 *migration_id_out);
 
@@ -212,7 +215,8 @@ extern IngestMigration *ingest_load_migration(int32 id);
 extern IngestMigration *ingest_load_migration_by_name(const char *name,
 													  bool unfinished_only,
 													  bool missing_ok);
-extern void ingest_set_phase(IngestMigration *m, const char *phase);
+extern bool ingest_set_phase(IngestMigration *m, const char *phase,
+							 const char *expected);
 extern void ingest_event(int32 migration_id, const char *level,
 						 const char *kind, const char *object,
 						 const char *message, const char *detail);
@@ -224,7 +228,7 @@ extern void ingest_notify(IngestMigration *m, const char *event,
 extern char *ingest_notify_payload(const char *name, const char *phase,
 								   const char *event, XLogRecPtr lsn,
 								   const char *message);
-extern void ingest_fail_migration(IngestMigration *m, const char *message);
+extern bool ingest_fail_migration(IngestMigration *m, const char *message);
 extern bool ingest_phase_is_terminal(const char *phase);
 extern int	ingest_phase_rank(const char *phase);
 

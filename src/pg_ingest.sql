@@ -54,17 +54,23 @@ CREATE TABLE @extschema@.migration (
 	exclude_extensions text[],
 	existing_rows text NOT NULL DEFAULT 'refuse',	-- refuse, truncate: target tables with rows at start
 	untracked_tables text NOT NULL DEFAULT 'refuse',	-- refuse, copy_only: tables whose changes cannot be decoded
-	phase text NOT NULL DEFAULT 'starting',
+	phase text NOT NULL DEFAULT 'starting'
+		CONSTRAINT migration_phase_check CHECK (phase IN ('starting', 'schema', 'copying',
+			'indexing', 'finalizing', 'catching_up', 'streaming', 'stopping', 'paused',
+			'completed', 'failed', 'aborted')),
 	slot_name text,					-- replication slot on the source
 	snapshot_name text,				-- snapshot the copy workers import now
 	snapshot_lsn pg_lsn,			-- its consistent point: sync LSN of what is copied under it
 	postdata_loaded bool NOT NULL DEFAULT false,
 	restarts int NOT NULL DEFAULT 0,	-- coordinator restarts after errors
+	crashes int NOT NULL DEFAULT 0,		-- server crash-restarts in a row while it ran (pg_ingest.max_crashes)
 	slot_lsn pg_lsn,				-- consistent point of the slot: the stream starts there
 	stop_lsn pg_lsn,				-- ingest.stop_at
 	applied_lsn pg_lsn,				-- where the stream ended (live figures are in shared memory)
 	source_encoding name,			-- the source's server_encoding: wal2json writes in it
-	resume_phase text,				-- where ingest.resume goes back to (pause, failure)
+	resume_phase text				-- where ingest.resume goes back to (pause, failure)
+		CONSTRAINT migration_resume_phase_check CHECK (resume_phase IN ('starting', 'schema',
+			'copying', 'indexing', 'finalizing', 'catching_up', 'streaming', 'stopping')),
 	started_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	copy_started_at timestamptz,

@@ -13,6 +13,16 @@
  * finished and asks for their coordinators: a restart of the target
  * resumes them on its own.
  *
+ * No worker failure may loop the server: a worker that crashes (a signal,
+ * abort(), any exit code but 0 and 1) makes the postmaster restart every
+ * process, shared memory included, so nothing in memory survives to count
+ * crashes.  The supervisor tells a start after a crash from a clean one by
+ * RUNNING_FILE, and then the scan counts one crash for every unfinished
+ * migration in ingest.migration.crashes, committed and flushed before it
+ * asks for the coordinator.  Past pg_ingest.max_crashes crashes in a row
+ * the migration is failed instead, with the reason, and stays so until
+ * ingest.resume; a phase reached (catalog.c) resets the count.
+ *
  * Locking: IngestShared->lock for the migration slots and the database
  * list.
  *
@@ -25,6 +35,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -47,14 +58,24 @@
 #define DATABASES_DIR	"pg_ingest"
 #define DATABASES_FILE	"pg_ingest/databases"
 
+/*
+ * Exists while a supervisor runs; removed when it exits normally.  Found at
+ * start, it tells that the server went through a crash (or an immediate
+ * shutdown), which killed the supervisor without letting it exit.
+ */
+#define RUNNING_FILE	"pg_ingest/supervisor.running"
+
 /* Longest delay between two launches of a failing coordinator. */
 #define MAX_RELAUNCH_DELAY_S 300
 
 static BackgroundWorkerHandle **coordinators;	/* per migration slot */
 
+static bool after_crash = false;
+
 static void
 supervisor_on_exit(int code, Datum arg)
 {
+	(void) unlink(RUNNING_FILE);
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
 	if (IngestShared->supervisor_pid == MyProcPid)
 	{
@@ -179,8 +200,8 @@ scan_databases(void)
 			i--;
 			continue;
 		}
-		if (!ingest_start_worker(INGEST_WORKER_SCAN, i, 0, dboid, 0,
-								 InvalidOid, &handle))
+		if (!ingest_start_worker(INGEST_WORKER_SCAN, i, after_crash ? 1 : 0,
+								 dboid, 0, InvalidOid, &handle))
 		{
 			ereport(LOG,
 					(errmsg("pg_ingest could not start the scan of database %u: no background worker slot free",
@@ -295,8 +316,27 @@ ingest_supervisor_main(Datum main_arg)
 	LWLockRelease(IngestShared->lock);
 	before_shmem_exit(supervisor_on_exit, (Datum) 0);
 
+	/* a start after a crash, and from now on a running supervisor */
+	{
+		struct stat st;
+		FILE	   *f;
+
+		if (stat(RUNNING_FILE, &st) == 0)
+			after_crash = true;
+		if (MakePGDirectory(DATABASES_DIR) < 0 && errno != EEXIST)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", DATABASES_DIR)));
+		else if ((f = AllocateFile(RUNNING_FILE, "w")) == NULL || FreeFile(f) != 0)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not write \"%s\": %m", RUNNING_FILE)));
+	}
+
 	if (IngestShared->ndatabases == 0)
 		load_databases();
+	else
+		after_crash = false;	/* the supervisor alone restarted: no crash */
 	scan_databases();
 
 	for (;;)
@@ -333,6 +373,9 @@ ingest_scan_main(Datum main_arg)
 	int			nslots = 0;
 
 	ingest_worker_init(main_arg, INGEST_WORKER_SCAN, &index, &unused);
+	after_crash = ingest_worker_job() == 1;
+	/* the crash count must be on disk before the relaunch it allows */
+	SetConfigOption("synchronous_commit", "on", PGC_USERSET, PGC_S_OVERRIDE);
 
 	ingest_xact_start();
 	if (!OidIsValid(get_extension_oid("pg_ingest", true)))
@@ -355,14 +398,42 @@ ingest_scan_main(Datum main_arg)
 	else
 	{
 		ingest_catalog_begin();
-		tab = ingest_catalog_query("SELECT id, owner FROM ingest.migration"
+		tab = ingest_catalog_query("SELECT id, owner, crashes FROM ingest.migration"
 								   " WHERE phase NOT IN ('completed', 'aborted', 'failed')"
 								   " ORDER BY id", 0, NULL, NULL, NULL);
-		for (i = 0; i < SPI_processed; i++)
+		for (i = 0; i < tab->numvals; i++)
 		{
 			int32		id = (int32) ingest_getint(tab, i, 1, 0);
 			Oid			owner = (Oid) ingest_getint(tab, i, 2, 0);
+			int			crashes = (int) ingest_getint(tab, i, 3, 0);
 			int			slot;
+
+			if (after_crash)
+			{
+				Oid			types[1] = {INT4OID};
+				Datum		vals[1] = {Int32GetDatum(id)};
+
+				crashes++;
+				ingest_catalog_exec("UPDATE ingest.migration SET crashes = crashes + 1"
+									" WHERE id = $1", 1, types, vals, NULL);
+				if (crashes > ingest_max_crashes)
+				{
+					IngestMigration *m = ingest_load_migration(id);
+
+					ingest_fail_migration(m,
+										  psprintf("the server crashed %d times in a row while the migration ran; it is not relaunched (pg_ingest.max_crashes = %d)",
+												   crashes, ingest_max_crashes));
+					ereport(LOG,
+							(errmsg("pg_ingest migration \"%s\" failed: the server crashed %d times in a row while it ran",
+									m->name, crashes),
+							 errhint("See the server log for the process that crashed; ingest.resume('%s') tries again.",
+									 m->name)));
+					continue;
+				}
+				ereport(LOG,
+						(errmsg("pg_ingest relaunches migration %d after a server crash (%d of pg_ingest.max_crashes = %d)",
+								id, crashes, ingest_max_crashes)));
+			}
 
 			slot = ingest_reserve_migration_slot(MyDatabaseId, id, owner, false);
 			LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);

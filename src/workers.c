@@ -686,6 +686,26 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 		proc_exit(0);
 	}
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+
+	/* for tests: pg_ingest.debug_crash_worker */
+	if (ingest_debug_crash_worker &&
+		strcmp(ingest_debug_crash_worker, ingest_worker_kind_name(kind)) == 0)
+	{
+		ereport(LOG,
+				(errmsg("pg_ingest %s of migration %d crashes as pg_ingest.debug_crash_worker asks",
+						ingest_worker_kind_name(kind), args.migration_id)));
+		abort();
+	}
+}
+
+/* The job number the worker was started with (a scan: 1 after a crash). */
+int
+ingest_worker_job(void)
+{
+	IngestWorkerArgs args;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	return args.job;
 }
 
 /*
