@@ -72,6 +72,25 @@ SELECT status, detail, hint FROM ingest.preflight(:'src') WHERE check_name = 'le
 \c regress_ingest_src
 SELECT pg_drop_replication_slot('pg_ingest_regress_leftover');
 
+-- What no migration carries: an unlogged table's changes, a large object,
+-- rows added to an extension's configuration table (here made one by hand).
+CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY);
+SELECT lo_from_bytea(0, 'large') > 0 AS lo_made;
+CREATE EXTENSION seg;
+CREATE TABLE public.seg_config (id int PRIMARY KEY, v text);
+ALTER EXTENSION seg ADD TABLE public.seg_config;
+UPDATE pg_extension SET extconfig = ARRAY['public.seg_config'::regclass::oid],
+       extcondition = ARRAY['WHERE id > 10'] WHERE extname = 'seg';
+INSERT INTO public.seg_config VALUES (1, 'the extension''s'), (11, 'a user''s'), (12, 'a user''s');
+\c contrib_regression
+SELECT check_name, status, regexp_replace(detail, '\d+ (bytes|kB)', 'SIZE') AS detail, hint
+  FROM ingest.preflight(:'src')
+ WHERE check_name IN ('replica_identity', 'unlogged_tables', 'large_objects', 'extension_config_rows');
+\c regress_ingest_src
+DROP TABLE public.scratch;
+SELECT count(lo_unlink(oid)) AS unlinked FROM pg_largeobject_metadata;
+DROP EXTENSION seg;
+
 -- A prepared transaction: reported, and it holds back the creation of
 -- the test slot, which gives up after pg_ingest.preflight_timeout.
 BEGIN;

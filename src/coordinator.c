@@ -325,9 +325,9 @@ sequence_items(PGconn *conn, List *rels)
 
 		it->stage = STAGE_LAST;
 		it->kind = "setval";
-		it->statement = psprintf("SELECT pg_catalog.setval(%s, %s, %s)",
+		it->statement = psprintf("SELECT pg_catalog.setval(%s, %s::pg_catalog.int8, %s)",
 								 quote_literal_cstr(PQgetvalue(res, i, 0)),
-								 PQgetvalue(res, i, 1),
+								 quote_literal_cstr(PQgetvalue(res, i, 1)),
 								 PQgetvalue(res, i, 2)[0] == 't' ? "true" : "false");
 		items = lappend(items, it);
 	}

@@ -10,6 +10,12 @@
  * those that could no longer run.  Nothing here raises an ERROR because of
  * the source: only bad calls (NULL, no privilege) and interrupts do.
  *
+ * Rows also say what a migration will not carry: the UPDATEs and DELETEs
+ * of tables without a key or replica identity, the changes of unlogged
+ * tables (ingest.start refuses both in a CDC mode unless untracked_tables
+ * => 'copy_only'), large objects and user rows of extension configuration
+ * tables (WARN).
+ *
  * The wal2json check really creates a temporary logical slot on the source
  * over a replication connection, peeks at it with the options the change
  * receiver uses, and drops it; a slot's creation waits for the source's
@@ -36,6 +42,7 @@
 
 #include "conn.h"
 #include "pg_ingest.h"
+#include "source.h"
 
 PG_FUNCTION_INFO_V1(ingest_preflight);
 
@@ -59,6 +66,7 @@ typedef struct Preflight
 	List	   *tables_rel;		/* ... and relation names */
 	List	   *unreadable;		/* quoted names lacking SELECT */
 	List	   *no_identity;	/* quoted names with no replica identity */
+	List	   *unlogged;		/* quoted names of unlogged tables */
 } Preflight;
 
 static void emit(Preflight *pf, const char *check, const char *status,
@@ -77,6 +85,8 @@ static void check_wal2json(Preflight *pf);
 static void load_source_tables(Preflight *pf);
 static void check_select_privileges(Preflight *pf);
 static void check_replica_identity(Preflight *pf);
+static void check_unlogged_tables(Preflight *pf);
+static void check_not_carried(Preflight *pf);
 static void check_prepared_transactions(Preflight *pf);
 static void check_leftover_slots(Preflight *pf);
 static void check_target_workers(Preflight *pf);
@@ -129,6 +139,8 @@ ingest_preflight(PG_FUNCTION_ARGS)
 			load_source_tables(&pf);
 			check_select_privileges(&pf);
 			check_replica_identity(&pf);
+			check_unlogged_tables(&pf);
+			check_not_carried(&pf);
 			check_prepared_transactions(&pf);
 			check_leftover_slots(&pf);
 			check_target_workers(&pf);
@@ -583,7 +595,8 @@ load_source_tables(Preflight *pf)
 					   "   OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
 					   "       WHERE i.indrelid = c.oid AND i.indisprimary))"
 					   "   OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
-					   "       WHERE i.indrelid = c.oid AND i.indisreplident)))"
+					   "       WHERE i.indrelid = c.oid AND i.indisreplident))),"
+					   "  c.relkind = 'r' AND c.relpersistence = 'u'"
 					   " FROM pg_catalog.pg_class c"
 					   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 					   " WHERE c.relkind IN ('r', 'p', 'S') AND c.relpersistence <> 't'"
@@ -619,6 +632,8 @@ load_source_tables(Preflight *pf)
 			pf->unreadable = lappend(pf->unreadable, qualified(nsp, rel));
 		if (PQgetvalue(res, i, 4)[0] == 't')
 			pf->no_identity = lappend(pf->no_identity, qualified(nsp, rel));
+		if (PQgetvalue(res, i, 5)[0] == 't')
+			pf->unlogged = lappend(pf->unlogged, qualified(nsp, rel));
 	}
 	PQclear(res);
 }
@@ -648,14 +663,93 @@ check_replica_identity(Preflight *pf)
 		(void) source_query(pf, "replica_identity", NULL);
 	else if (pf->no_identity != NIL)
 		emit(pf, "replica_identity", "WARN",
-			 psprintf("%d table(s) have neither a primary key nor a replica identity, so their UPDATEs and DELETEs cannot be replicated: %s",
+			 psprintf("%d table(s) have neither a primary key nor a replica identity, so their UPDATEs and DELETEs cannot be replicated; ingest.start refuses them in a CDC mode: %s",
 					  list_length(pf->no_identity),
 					  name_list(pf->no_identity, LIST_MAX)),
-			 psprintf("ALTER TABLE %s REPLICA IDENTITY FULL; (and likewise for each table listed) on the source, or add a primary key.",
+			 psprintf("ALTER TABLE %s REPLICA IDENTITY FULL; (and likewise for each table listed) on the source, or add a primary key; or leave them out (exclude_tables), or pass untracked_tables => 'copy_only' to copy them without their later UPDATEs and DELETEs.",
 					  (char *) linitial(pf->no_identity)));
 	else
 		emit(pf, "replica_identity", "PASS",
 			 "every table has a primary key or a replica identity", NULL);
+}
+
+static void
+check_unlogged_tables(Preflight *pf)
+{
+	if (pf->lost)
+		(void) source_query(pf, "unlogged_tables", NULL);
+	else if (pf->unlogged != NIL)
+		emit(pf, "unlogged_tables", "WARN",
+			 psprintf("%d unlogged table(s): they are copied, but logical decoding sees none of their later changes; ingest.start refuses them in a CDC mode: %s",
+					  list_length(pf->unlogged), name_list(pf->unlogged, LIST_MAX)),
+			 psprintf("ALTER TABLE %s SET LOGGED; (and likewise for each table listed) on the source; or leave them out (exclude_tables), or pass untracked_tables => 'copy_only' to copy them once.",
+					  (char *) linitial(pf->unlogged)));
+	else
+		emit(pf, "unlogged_tables", "PASS", "no unlogged tables", NULL);
+}
+
+/*
+ * check_not_carried
+ *		What no migration copies: large objects, and user rows of extension
+ *		configuration tables (ingest.start records them as warnings too).
+ */
+static void
+check_not_carried(Preflight *pf)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *items = NIL;
+	List	   *config = NIL;
+	NotCarried *lo = NULL;
+	ListCell   *lc;
+	char	   *failed = NULL;
+
+	if (pf->lost)
+	{
+		(void) source_query(pf, "large_objects", NULL);
+		(void) source_query(pf, "extension_config_rows", NULL);
+		return;
+	}
+	PG_TRY();
+	{
+		items = ingest_source_not_carried(pf->conn, pf->info->password, NIL);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		failed = edata->message;
+	}
+	PG_END_TRY();
+	if (failed)
+	{
+		emit(pf, "large_objects", "FAIL", failed, NULL);
+		emit(pf, "extension_config_rows", "FAIL", failed, NULL);
+		return;
+	}
+	foreach(lc, items)
+	{
+		NotCarried *nc = lfirst(lc);
+
+		if (strcmp(nc->object, "large objects") == 0)
+			lo = nc;
+		else
+			config = lappend(config, nc->brief);
+	}
+	if (lo)
+		emit(pf, "large_objects", "WARN", lo->message, lo->detail);
+	else
+		emit(pf, "large_objects", "PASS", "the source has no large objects", NULL);
+	if (config != NIL)
+		emit(pf, "extension_config_rows", "WARN",
+			 psprintf("%d extension configuration table(s) hold rows added on the source, which are not migrated: %s",
+					  list_length(config), name_list(config, LIST_MAX)),
+			 "CREATE EXTENSION makes the extension's own rows on the target; copy the others separately, or leave the extension out (exclude_extensions).");
+	else
+		emit(pf, "extension_config_rows", "PASS",
+			 "no extension configuration table holds rows added on the source", NULL);
 }
 
 static void
@@ -711,8 +805,8 @@ check_leftover_slots(Preflight *pf)
 			 psprintf("%d inactive pg_ingest slot(s) on the source hold back its WAL: %s%s",
 					  list_length(inactive), name_list(inactive, LIST_MAX),
 					  active ? psprintf(" (and %d in use)", list_length(active)) : ""),
-			 psprintf("If no migration needs it: SELECT pg_drop_replication_slot('%s'); on the source, or ingest.cleanup() on the target that created it.",
-					  (char *) linitial(inactive)));
+			 psprintf("If no migration needs it: SELECT pg_drop_replication_slot(%s); on the source, or ingest.cleanup() on the target that created it.",
+					  quote_literal_cstr(linitial(inactive))));
 	else if (active != NIL)
 		emit(pf, "leftover_slots", "PASS",
 			 psprintf("no leftover slots; %d pg_ingest slot(s) in use by running migrations: %s",

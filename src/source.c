@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 
@@ -369,16 +370,146 @@ ingest_source_extensions(PGconn *conn, const char *password)
 						 "list the extensions", password);
 }
 
-/* Materialized views the source has populated, as qualified names. */
+/* Materialized views the source has populated, as names quoted here. */
 List *
 ingest_source_matviews(PGconn *conn, const char *password)
 {
-	return single_column(conn,
-						 "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
-						 " FROM pg_catalog.pg_class c"
-						 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-						 " WHERE c.relkind = 'm' AND c.relispopulated",
-						 "list materialized views", password);
+	PGresult   *res = ingest_exec(conn,
+								  "SELECT n.nspname, c.relname"
+								  " FROM pg_catalog.pg_class c"
+								  " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+								  " WHERE c.relkind = 'm' AND c.relispopulated",
+								  PGRES_TUPLES_OK, "list materialized views", password);
+	List	   *out = NIL;
+	int			i;
+
+	for (i = 0; i < PQntuples(res); i++)
+		out = lappend(out, ingest_qualified(PQgetvalue(res, i, 0),
+											PQgetvalue(res, i, 1)));
+	PQclear(res);
+	return out;
+}
+
+/* sql is one SELECT statement (checked with this server's parser). */
+static bool
+single_select(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		ok = false;
+
+	PG_TRY();
+	{
+		List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+		ok = list_length(raw) == 1 &&
+			IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * ingest_source_not_carried
+ *		What a migration does not copy at all: the source's large objects,
+ *		and the user rows of extension configuration tables (those the
+ *		extension's condition selects, as pg_dump counts them; the target's
+ *		CREATE EXTENSION makes the extension's own).  Extensions in
+ *		exclude_extensions, and pg_ingest, are left out.
+ */
+List *
+ingest_source_not_carried(PGconn *conn, const char *password,
+						  List *exclude_extensions)
+{
+	List	   *out = NIL;
+	PGresult   *res;
+	int64		n;
+	int			i;
+
+	res = ingest_exec(conn,
+					  "SELECT count(*), pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size("
+					  "'pg_catalog.pg_largeobject'::pg_catalog.regclass))"
+					  " FROM pg_catalog.pg_largeobject_metadata",
+					  PGRES_TUPLES_OK, "count the large objects", password);
+	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (n > 0)
+	{
+		NotCarried *nc = palloc0(sizeof(NotCarried));
+
+		nc->object = "large objects";
+		nc->brief = psprintf("%lld large object(s)", (long long) n);
+		nc->message = psprintf("%lld large object(s) of the source (pg_largeobject: %s) are not migrated",
+							   (long long) n, PQgetvalue(res, 0, 1));
+		nc->detail = "pg_ingest does not copy large objects: move them separately (lo_export and lo_import, or pg_dump's large objects).";
+		out = lappend(out, nc);
+	}
+	PQclear(res);
+
+	res = ingest_exec(conn,
+					  "SELECT e.extname, n.nspname, c.relname, COALESCE(x.cond, '')"
+					  " FROM pg_catalog.pg_extension e"
+					  " CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig),"
+					  "  pg_catalog.unnest(e.extcondition)) AS x(cfg, cond)"
+					  " JOIN pg_catalog.pg_class c ON c.oid = x.cfg AND c.relkind = 'r'"
+					  " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+					  " ORDER BY 1, 2, 3",
+					  PGRES_TUPLES_OK, "list the extension configuration tables",
+					  password);
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		char	   *ext = PQgetvalue(res, i, 0);
+		char	   *q = ingest_qualified(PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+		char	   *sql;
+		bool		plain;
+		PGresult   *cnt;
+		ListCell   *lc;
+		bool		excluded = strcmp(ext, "pg_ingest") == 0;
+		NotCarried *nc;
+
+		foreach(lc, exclude_extensions)
+			excluded |= strcmp(lfirst(lc), ext) == 0;
+		if (excluded)
+			continue;
+
+		/*
+		 * The extension's own condition (a WHERE clause, as pg_dump uses
+		 * it), run where it comes from, and only as one SELECT.
+		 */
+		sql = psprintf("SELECT count(*) FROM ONLY %s %s", q, PQgetvalue(res, i, 3));
+		plain = single_select(sql);
+		cnt = plain ? ingest_query(conn, sql, -1, NULL) : NULL;
+		nc = palloc0(sizeof(NotCarried));
+		nc->object = q;
+		nc->detail = "CREATE EXTENSION makes the extension's own rows here; rows added on the source must be copied separately.";
+		if (cnt != NULL && PQresultStatus(cnt) == PGRES_TUPLES_OK)
+		{
+			n = strtoll(PQgetvalue(cnt, 0, 0), NULL, 10);
+			if (n == 0)
+			{
+				PQclear(cnt);
+				continue;
+			}
+			nc->brief = psprintf("%s (%lld rows)", q, (long long) n);
+			nc->message = psprintf("%lld user row(s) of configuration table %s of extension \"%s\" are not migrated",
+								   (long long) n, q, ext);
+		}
+		else
+		{
+			nc->brief = psprintf("%s (rows not counted)", q);
+			nc->message = psprintf("user rows of configuration table %s of extension \"%s\" are not migrated (could not count them: %s)",
+								   q, ext,
+								   plain ? ingest_result_message(conn, cnt, password) :
+								   "its condition is not a WHERE clause");
+		}
+		PQclear(cnt);
+		out = lappend(out, nc);
+	}
+	PQclear(res);
+	return out;
 }
 
 static bool

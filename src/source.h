@@ -51,6 +51,17 @@ typedef struct IngestFilters
 	List	   *exclude_extensions; /* of char * */
 } IngestFilters;
 
+/* Something of the source a migration does not copy at all. */
+typedef struct NotCarried
+{
+	char	   *object;			/* for ingest.events.object */
+	char	   *brief;			/* short, for lists */
+	char	   *message;
+	char	   *detail;
+} NotCarried;
+
+extern List *ingest_source_not_carried(PGconn *conn, const char *password,
+									   List *exclude_extensions);
 extern IngestFilters *ingest_filters_from_arrays(ArrayType *include_schemas,
 												 ArrayType *exclude_schemas,
 												 ArrayType *include_tables,

@@ -252,10 +252,7 @@ typedef struct SourceFacts
 	char	   *system_identifier;	/* NULL if the source does not say */
 	Oid			database_oid;
 	char	   *database_name;
-	int64		large_objects;
-	char	   *large_object_size;
-	List	   *config_objects; /* extension configuration tables with rows */
-	List	   *config_messages;
+	List	   *not_carried;	/* of NotCarried */
 } SourceFacts;
 
 static void
@@ -263,7 +260,6 @@ read_source_facts(PGconn *conn, IngestConnInfo *info, IngestFilters *filters,
 				  SourceFacts *f)
 {
 	PGresult   *res;
-	int			i;
 
 	memset(f, 0, sizeof(SourceFacts));
 
@@ -285,67 +281,8 @@ read_source_facts(PGconn *conn, IngestConnInfo *info, IngestFilters *filters,
 	}
 	PQclear(res);
 
-	res = ingest_exec(conn,
-					  "SELECT count(*), pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size("
-					  "'pg_catalog.pg_largeobject'::pg_catalog.regclass))"
-					  " FROM pg_catalog.pg_largeobject_metadata",
-					  PGRES_TUPLES_OK, "count the large objects", info->password);
-	f->large_objects = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	f->large_object_size = pstrdup(PQgetvalue(res, 0, 1));
-	PQclear(res);
-
-	/*
-	 * Rows of extension configuration tables: pg_dump dumps those its
-	 * condition selects as the user's; the copy does not take them.
-	 */
-	res = ingest_exec(conn,
-					  "SELECT e.extname, n.nspname, c.relname, COALESCE(x.cond, '')"
-					  " FROM pg_catalog.pg_extension e"
-					  " CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(cfg, cond)"
-					  " JOIN pg_catalog.pg_class c ON c.oid = x.cfg AND c.relkind = 'r'"
-					  " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-					  " ORDER BY 1, 2, 3",
-					  PGRES_TUPLES_OK, "list the extension configuration tables",
-					  info->password);
-	for (i = 0; i < PQntuples(res); i++)
-	{
-		char	   *ext = PQgetvalue(res, i, 0);
-		char	   *q = ingest_qualified(PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
-		char	   *cond = PQgetvalue(res, i, 3);
-		PGresult   *cnt;
-		ListCell   *lc;
-		bool		excluded = false;
-
-		foreach(lc, filters->exclude_extensions)
-			excluded |= strcmp(lfirst(lc), ext) == 0;
-		if (excluded || strcmp(ext, "pg_ingest") == 0)
-			continue;
-		/* the extension's own condition, run where it comes from */
-		cnt = ingest_query(conn, psprintf("SELECT count(*) FROM ONLY %s %s", q, cond),
-						   -1, NULL);
-		if (cnt != NULL && PQresultStatus(cnt) == PGRES_TUPLES_OK)
-		{
-			int64		n = strtoll(PQgetvalue(cnt, 0, 0), NULL, 10);
-
-			if (n > 0)
-			{
-				f->config_objects = lappend(f->config_objects, q);
-				f->config_messages = lappend(f->config_messages,
-											 psprintf("%lld user row(s) of configuration table %s of extension \"%s\" are not migrated",
-													  (long long) n, q, ext));
-			}
-		}
-		else
-		{
-			f->config_objects = lappend(f->config_objects, q);
-			f->config_messages = lappend(f->config_messages,
-										 psprintf("user rows of configuration table %s of extension \"%s\" are not migrated (the source user cannot count them: %s)",
-												  q, ext,
-												  ingest_result_message(conn, cnt, info->password)));
-		}
-		PQclear(cnt);
-	}
-	PQclear(res);
+	f->not_carried = ingest_source_not_carried(conn, info->password,
+											   filters->exclude_extensions);
 }
 
 /* The source is this very database: the copy would wait on itself. */
@@ -362,8 +299,7 @@ check_not_this_database(SourceFacts *f)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the source is this database (\"%s\")",
 						f->database_name ? f->database_name : "?"),
-				 errdetail("The source connection reaches this server (system identifier %s) and this database.",
-						   sysid),
+				 errdetail("The source connection reaches this server (same system identifier) and this database (same OID)."),
 				 errhint("Run ingest.start in the database to migrate into; another database of this server can be the source."),
 				 errhidestmt(true)));
 }
@@ -654,14 +590,13 @@ ingest_start(PG_FUNCTION_ARGS)
 					 psprintf("later changes of %s are not carried: %s (untracked_tables => 'copy_only')",
 							  (char *) lfirst(lc), (char *) lfirst(lc2)),
 					 NULL);
-	if (facts.large_objects > 0)
-		ingest_event(id, "WARNING", "not carried", "large objects",
-					 psprintf("%lld large object(s) of the source (pg_largeobject: %s) are not migrated",
-							  (long long) facts.large_objects, facts.large_object_size),
-					 "pg_ingest does not copy large objects: move them separately (e.g. pg_dump --large-objects).");
-	forboth(lc, facts.config_objects, lc2, facts.config_messages)
-		ingest_event(id, "WARNING", "not carried", lfirst(lc), lfirst(lc2),
-					 "The extension's own rows come from CREATE EXTENSION here; rows added on the source must be copied separately.");
+	foreach(lc, facts.not_carried)
+	{
+		NotCarried *nc = lfirst(lc);
+
+		ingest_event(id, "WARNING", "not carried", nc->object, nc->message,
+					 nc->detail);
+	}
 	if (ntables == 0)
 		ereport(NOTICE,
 				(errmsg("the source has no table to copy; only its schema will be migrated")));
