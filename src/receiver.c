@@ -22,8 +22,18 @@
  * It also reads the source's current WAL position every few seconds, for
  * ingest.status.
  *
+ * The link to the source is public (ingest._receiver(), ingest.status):
+ * whether the stream is connected, the last contact with the source, and
+ * while it is down why (scrubbed of the password) and since when.  A
+ * migration is never caught up while its stream is down.  A stream that
+ * keeps failing logs a WARNING and records a WARNING event at every
+ * attempt; one that has failed for pg_ingest.stream_failure_timeout, or
+ * fails for a reason that waiting does not cure (its slot was dropped or
+ * invalidated on the source), fails the migration with the reason.
+ *
  * Locking: the receiver is the only writer of the receiver fields of its
- * migration slot (atomics).
+ * migration slot: the atomics, and receiver_connected, last_contact,
+ * failing_since and stream_error, which it writes under IngestShared->lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +42,7 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_bswap.h"
@@ -55,6 +66,12 @@ PG_FUNCTION_INFO_V1(ingest_receiver_status);
 /* Between looks at the source's current WAL position. */
 #define SOURCE_LSN_INTERVAL_MS 3000
 
+/* Between publications of the last contact with the source. */
+#define CONTACT_INTERVAL_MS 500
+
+/* GUC: how long a stream may keep failing before the migration fails (s) */
+int			ingest_stream_failure_timeout = 600;
+
 static IngestMigration *m;
 static IngestConnInfo *info;
 static IngestMigrationSlot *me;
@@ -67,6 +84,62 @@ static PGconn *sql = NULL;		/* for pg_current_wal_lsn() */
 static bool at_boundary = true; /* last message received ended a transaction */
 static int	failures = 0;		/* connection failures in a row */
 static XLogRecPtr keepalive_end = InvalidXLogRecPtr;
+static TimestampTz contact_published = 0;
+
+/*
+ * ingest_receiver_define_gucs
+ *		The receiver's settings; called from _PG_init.
+ */
+void
+ingest_receiver_define_gucs(void)
+{
+	DefineCustomIntVariable("pg_ingest.stream_failure_timeout",
+							"How long a replication stream may keep failing before its migration fails.",
+							"While the source cannot be reached the receiver retries with a growing delay; after this long the migration fails with the reason.",
+							&ingest_stream_failure_timeout,
+							600, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+/* Publish the state of the link to the source (under the lock). */
+static void
+set_link(bool connected, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	me->receiver_connected = connected;
+	if (connected)
+	{
+		me->last_contact = now;
+		me->failing_since = 0;
+		me->stream_error[0] = '\0';
+	}
+	else if (error != NULL)
+	{
+		if (me->failing_since == 0)
+			me->failing_since = now;
+		strlcpy(me->stream_error, error, sizeof(me->stream_error));
+		/* a multibyte character cut at the end is dropped */
+		me->stream_error[pg_mbcliplen(me->stream_error, strlen(me->stream_error),
+									  sizeof(me->stream_error) - 1)] = '\0';
+	}
+	LWLockRelease(IngestShared->lock);
+	contact_published = now;
+}
+
+/* The source just spoke: publish it, at most every CONTACT_INTERVAL_MS. */
+static void
+note_contact(TimestampTz now)
+{
+	if (!TimestampDifferenceExceeds(contact_published, now, CONTACT_INTERVAL_MS))
+		return;
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	me->last_contact = now;
+	LWLockRelease(IngestShared->lock);
+	contact_published = now;
+}
 
 static int64
 recv_int64(const char *p)
@@ -258,7 +331,7 @@ receive(void)
 					psprintf("streaming slot %s from %X/%X", m->slot_name,
 							 LSN_FORMAT_ARGS(start)),
 					NULL);
-	me->receiver_connected = true;
+	set_link(true, NULL);
 	failures = 0;
 
 	for (;;)
@@ -296,6 +369,8 @@ receive(void)
 		}
 
 		len = ingest_get_copy_data(stream, &buf, 100L);
+		if (len > 0)
+			note_contact(GetCurrentTimestamp());
 		if (len > 0 && buf[0] == 'w' && len >= 25)
 		{
 			XLogRecPtr	lsn = (XLogRecPtr) recv_int64(buf + 1);
@@ -385,15 +460,19 @@ receive(void)
  *		Whether a migration's target has caught up with its source:
  *		everything received is applied and the applier is idle, or the
  *		last transaction applied committed on the source less than
- *		pg_ingest.caught_up_threshold ago.  The coordinator's switch to
- *		streaming and ingest.status's caught_up both ask this, so that they
- *		never disagree; the threshold is read here, in C, in its unit.
+ *		pg_ingest.caught_up_threshold ago; never while the stream is down,
+ *		since what the source did meanwhile is not known.  The
+ *		coordinator's switch to streaming and ingest.status's caught_up
+ *		both ask this, so that they never disagree; the threshold is read
+ *		here, in C, in its unit.  Caller holds IngestShared->lock.
  */
 bool
 ingest_stream_caught_up(IngestMigrationSlot *s, TimestampTz now)
 {
 	TimestampTz commit = (TimestampTz) pg_atomic_read_u64(&s->applied_commit_ts);
 
+	if (!s->receiver_connected)
+		return false;
 	if (s->apply_idle &&
 		pg_atomic_read_u64(&s->applied_lsn) >= pg_atomic_read_u64(&s->received_lsn))
 		return true;
@@ -403,7 +482,9 @@ ingest_stream_caught_up(IngestMigrationSlot *s, TimestampTz now)
 
 /*
  * ingest._receiver() - the stream of this database's migrations as the
- * receiver sees it, from shared memory: caught_up (see above).
+ * receiver sees it, from shared memory: whether it is connected, the last
+ * contact with the source, since when and why it has been failing, and
+ * caught_up (see above).
  */
 Datum
 ingest_receiver_status(PG_FUNCTION_ARGS)
@@ -419,13 +500,20 @@ ingest_receiver_status(PG_FUNCTION_ARGS)
 	for (i = 0; i < ingest_max_migrations; i++)
 	{
 		IngestMigrationSlot *s = &IngestShared->migrations[i];
-		Datum		values[2];
-		bool		nulls[2] = {false};
+		Datum		values[6];
+		bool		nulls[6] = {false};
 
 		if (s->dboid != MyDatabaseId || s->reserved)
 			continue;
 		values[0] = Int32GetDatum(s->migration_id);
-		values[1] = BoolGetDatum(ingest_stream_caught_up(s, now));
+		values[1] = BoolGetDatum(s->receiver_connected);
+		values[2] = TimestampTzGetDatum(s->last_contact);
+		nulls[2] = s->last_contact == 0;
+		values[3] = TimestampTzGetDatum(s->failing_since);
+		nulls[3] = s->failing_since == 0;
+		values[4] = CStringGetTextDatum(s->stream_error);
+		nulls[4] = s->stream_error[0] == '\0';
+		values[5] = BoolGetDatum(ingest_stream_caught_up(s, now));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(IngestShared->lock);
@@ -435,7 +523,38 @@ ingest_receiver_status(PG_FUNCTION_ARGS)
 static void
 receiver_on_exit(int code, Datum arg)
 {
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
 	me->receiver_connected = false;
+	LWLockRelease(IngestShared->lock);
+}
+
+/*
+ * Whether waiting cannot cure a failure of the stream: the slot is gone
+ * (dropped on the source: undefined object) or can no longer be used
+ * (invalidated, or the source lost what logical decoding needs).
+ */
+static bool
+permanent_failure(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
+		edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+}
+
+/* Fail the migration, unless it has ended some other way meanwhile. */
+static void
+fail_stream(const char *message)
+{
+	IngestMigration *now;
+
+	ingest_xact_start();
+	now = ingest_load_migration(m->id);
+	if (!ingest_phase_is_terminal(now->phase))
+	{
+		m->phase = now->phase;
+		ingest_fail_migration(m, message);
+	}
+	ingest_xact_commit();
+	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
 }
 
 /*
@@ -468,6 +587,8 @@ ingest_receiver_main(Datum main_arg)
 								ALLOCSET_DEFAULT_SIZES);
 	while (!me->stop_streaming)
 	{
+		volatile bool gave_up = false;
+
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
 		{
@@ -477,18 +598,26 @@ ingest_receiver_main(Datum main_arg)
 		{
 			ErrorData  *edata;
 			long		delay;
+			char	   *message;
+			TimestampTz since;
 
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
 			FlushErrorState();
 			ingest_xact_abort();
-			me->receiver_connected = false;
+			message = ingest_scrub(edata->message, info->password);
+			/* recovered from, but never silently: the server log has it */
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("pg_ingest receiver of migration \"%s\": %s", m->name, message),
+					 edata->detail ? errdetail_internal("%s", ingest_scrub(edata->detail, info->password)) : 0));
 			if (stream)
 				ingest_disconnect(stream);
 			stream = NULL;
 			if (sql)
 				ingest_disconnect(sql);
 			sql = NULL;
+			set_link(false, message);
 
 			/*
 			 * Keep the transactions received whole and drop the one cut
@@ -500,15 +629,37 @@ ingest_receiver_main(Datum main_arg)
 			at_boundary = true;
 			MemoryContextSwitchTo(cxt);
 			failures++;
-			delay = Min(60000L, (long) Max(ingest_retry_delay, 100) << Min(failures - 1, 8));
-			ingest_event_tx(m->id, failures == 1 ? "WARNING" : "INFO", "stream", NULL,
-							psprintf("replication stream lost, reconnecting in %ld ms: %s",
-									 delay, edata->message),
-							NULL);
-			(void) ingest_sleep_ms(delay);
+
+			LWLockAcquire(IngestShared->lock, LW_SHARED);
+			since = me->failing_since;
+			LWLockRelease(IngestShared->lock);
+			if (permanent_failure(edata))
+			{
+				fail_stream(psprintf("the replication stream failed: %s", message));
+				gave_up = true;
+			}
+			else if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(),
+												ingest_stream_failure_timeout * 1000))
+			{
+				fail_stream(psprintf("the replication stream has failed for %ld s (%d attempts; pg_ingest.stream_failure_timeout is %d s): %s",
+									 (long) ((GetCurrentTimestamp() - since) / USECS_PER_SEC),
+									 failures, ingest_stream_failure_timeout, message));
+				gave_up = true;
+			}
+			else
+			{
+				delay = Min(60000L, (long) Max(ingest_retry_delay, 100) << Min(failures - 1, 8));
+				ingest_event_tx(m->id, "WARNING", "stream", NULL,
+								psprintf("replication stream lost, reconnecting in %ld ms (attempt %d): %s",
+										 delay, failures, message),
+								NULL);
+				(void) ingest_sleep_ms(delay);
+			}
 		}
 		PG_END_TRY();
 		MemoryContextReset(cxt);
+		if (gave_up)
+			break;
 	}
 	ingest_spool_close_writer(&spool);
 	proc_exit(0);
