@@ -52,6 +52,7 @@ CREATE TABLE @extschema@.migration (
 	include_tables text[],
 	exclude_tables text[],
 	exclude_extensions text[],
+	untracked_tables text NOT NULL DEFAULT 'refuse',	-- refuse, copy_only: changes wal2json cannot carry
 	phase text NOT NULL DEFAULT 'starting',
 	slot_name text,					-- replication slot on the source
 	snapshot_name text,				-- snapshot the copy workers import now

@@ -31,6 +31,15 @@
  * fails for a reason that waiting does not cure (its slot was dropped or
  * invalidated on the source), fails the migration with the reason.
  *
+ * wal2json leaves out, with only a WARNING sent to the client as a notice,
+ * an UPDATE or DELETE on a table that has neither a key nor a replica
+ * identity (and a change with no tuple data).  The stream connection's
+ * notices come here (never raw into the server log): such a change fails
+ * the migration, naming the table, unless the migration was started with
+ * untracked_tables = 'copy_only', in which case the table gets one WARNING
+ * event (its later changes are not carried).  Other notices of the source
+ * are logged at LOG.
+ *
  * Locking: the receiver is the only writer of the receiver fields of its
  * migration slot: the atomics, and receiver_connected, last_contact,
  * failing_since and stream_error, which it writes under IngestShared->lock.
@@ -40,6 +49,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -87,6 +97,22 @@ static XLogRecPtr keepalive_end = InvalidXLogRecPtr;
 static TimestampTz contact_published = 0;
 
 /*
+ * Notices of the stream connection, kept by the notice receiver (inside
+ * libpq, where nothing may throw) until the receiver's loop looks at them.
+ */
+#define MAX_NOTICES 16
+typedef struct SourceNotice
+{
+	char		severity[16];	/* not localized */
+	char		message[512];
+} SourceNotice;
+static SourceNotice notices[MAX_NOTICES];
+static int	n_notices = 0;
+static int	notices_lost = 0;
+static bool migration_failed = false;	/* by this receiver: do not retry */
+static List *untracked_warned = NIL;	/* tables warned about (copy_only) */
+
+/*
  * ingest_receiver_define_gucs
  *		The receiver's settings; called from _PG_init.
  */
@@ -100,6 +126,180 @@ ingest_receiver_define_gucs(void)
 							600, 1, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+}
+
+/* libpq's notice receiver of the stream connection: keep it for later. */
+static void
+stream_notice(void *arg, const PGresult *res)
+{
+	const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	if (message == NULL)
+		return;
+	if (n_notices >= MAX_NOTICES)
+	{
+		notices_lost++;
+		return;
+	}
+	strlcpy(notices[n_notices].severity, severity ? severity : "NOTICE",
+			sizeof(notices[n_notices].severity));
+	strlcpy(notices[n_notices].message, message, sizeof(notices[n_notices].message));
+	n_notices++;
+}
+
+/* A notice's text in this database's encoding, whatever the source sent. */
+static char *
+notice_text(char *message)
+{
+	int			len = strlen(message);
+	char	   *text;
+
+	if (pg_verify_mbstr(GetDatabaseEncoding(), message, len, true))
+		return pstrdup(message);
+	text = ingest_w2j_convert(message, len, true);
+	if (text != NULL && text != message)
+		return text;
+	/* neither: keep the ASCII, mark the rest */
+	text = pstrdup(message);
+	for (char *p = text; *p; p++)
+		if (IS_HIGHBIT_SET(*p))
+			*p = '?';
+	return text;
+}
+
+/*
+ * The table named by a wal2json warning about a change it left out ("no
+ * tuple identifier for UPDATE in table "s"."t"", "no old tuple data for
+ * DELETE ...", "no tuple data for INSERT ..."), as wal2json wrote it; NULL
+ * for any other message.  *action gets the command.
+ */
+static char *
+untracked_table(const char *message, char **action)
+{
+	static const char *const prefixes[] = {
+		"no tuple identifier for ", "no old tuple data for ", "no tuple data for "
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(prefixes); i++)
+	{
+		const char *rest;
+		const char *table;
+
+		if (strncmp(message, prefixes[i], strlen(prefixes[i])) != 0)
+			continue;
+		rest = message + strlen(prefixes[i]);
+		table = strstr(rest, " in table ");
+		if (table == NULL)
+			return NULL;
+		*action = pnstrdup(rest, table - rest);
+		return pstrdup(table + strlen(" in table "));
+	}
+	return NULL;
+}
+
+/* The migration's untracked_tables, read anew (the operator may change it). */
+static char *
+untracked_policy(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+	SPITupleTable *tab;
+	char	   *policy = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	ingest_xact_start();
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT untracked_tables FROM ingest.migration WHERE id = $1",
+							   1, types, vals, NULL);
+	if (SPI_processed == 1)
+	{
+		char	   *v = ingest_getstr(tab, 0, 1);
+
+		if (v)
+			policy = MemoryContextStrdup(cxt, v);
+	}
+	ingest_catalog_end();
+	ingest_xact_commit();
+	return policy ? policy : pstrdup("refuse");
+}
+
+static bool
+string_in(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp(lfirst(lc), s) == 0)
+			return true;
+	return false;
+}
+
+static void fail_stream(const char *message);
+
+/*
+ * Act on the notices of the stream connection: a change wal2json left out
+ * fails the migration (an ERROR, after which this receiver stops), or with
+ * untracked_tables = 'copy_only' is one WARNING event per table; anything
+ * else the source says is logged.
+ */
+static void
+handle_notices(void)
+{
+	int			i;
+
+	for (i = 0; i < n_notices; i++)
+	{
+		char	   *text = notice_text(notices[i].message);
+		char	   *action = NULL;
+		char	   *table = untracked_table(text, &action);
+
+		if (table == NULL)
+		{
+			ereport(LOG,
+					(errmsg("pg_ingest receiver of migration \"%s\": the source says: %s: %s",
+							m->name, notices[i].severity,
+							ingest_scrub(text, info->password))));
+			continue;
+		}
+		if (strcmp(untracked_policy(), "copy_only") == 0)
+		{
+			MemoryContext old;
+
+			if (string_in(untracked_warned, table))
+				continue;
+			ingest_event_tx(m->id, "WARNING", "untracked", table,
+							psprintf("changes to table %s are not carried: it has neither a primary key nor a replica identity on the source (untracked_tables is copy_only); the first left out is an %s",
+									 table, action),
+							psprintf("wal2json: %s", text));
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			untracked_warned = lappend(untracked_warned, pstrdup(table));
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		n_notices = 0;
+		fail_stream(psprintf("an %s on table %s cannot be carried: the table has neither a primary key nor a replica identity on the source (wal2json: %s)",
+							 action, table, text));
+		migration_failed = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("an %s on table %s cannot be carried: the table has neither a primary key nor a replica identity on the source",
+						action, table),
+				 errhint("Give the table a primary key or REPLICA IDENTITY FULL on the source and start the migration again, or start it with untracked_tables => 'copy_only'.")));
+	}
+	n_notices = 0;
+	if (notices_lost > 0)
+	{
+		int			lost = notices_lost;
+
+		notices_lost = 0;
+		fail_stream(psprintf("%d notices of the source were lost: a change left out by wal2json may be among them", lost));
+		migration_failed = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%d notices of the source were lost", lost)));
+	}
 }
 
 /* Publish the state of the link to the source (under the lock). */
@@ -251,6 +451,8 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 
 	stream = ingest_connect_or_error(info, INGEST_CONN_REPLICATION,
 									 psprintf("pg_ingest %s receiver", m->name));
+	n_notices = notices_lost = 0;
+	PQsetNoticeReceiver(stream, stream_notice, NULL);
 	cmd = psprintf("START_REPLICATION SLOT %s LOGICAL %X/%X ("
 				   "\"format-version\" '2', \"include-xids\" '1',"
 				   " \"include-timestamp\" '1', \"include-lsn\" '1',"
@@ -438,6 +640,8 @@ receive(void)
 							ingest_scrub(ingest_conn_error(stream), info->password))));
 		if (buf)
 			PQfreemem(buf);
+		if (n_notices > 0 || notices_lost > 0)
+			handle_notices();
 
 		now = GetCurrentTimestamp();
 		if (bytes_since_sync >= 16 * 1024 * 1024 ||
@@ -633,7 +837,9 @@ ingest_receiver_main(Datum main_arg)
 			LWLockAcquire(IngestShared->lock, LW_SHARED);
 			since = me->failing_since;
 			LWLockRelease(IngestShared->lock);
-			if (permanent_failure(edata))
+			if (migration_failed)
+				gave_up = true;
+			else if (permanent_failure(edata))
 			{
 				fail_stream(psprintf("the replication stream failed: %s", message));
 				gave_up = true;

@@ -179,6 +179,56 @@ is($target->safe_psql('postgres',
 		"SELECT string_agg(DISTINCT message, E'\\n') FROM poll_errors"),
 	'', 'no monitoring view or function raised an ERROR in any phase');
 
+# --- changes wal2json leaves out never vanish ------------------------------
+# A table with a key at the start loses its replica identity afterwards:
+# wal2json then drops its UPDATEs and DELETEs with only a WARNING notice.
+$source->safe_psql('app', q{
+	CREATE TABLE ident_t (id int PRIMARY KEY, v text);
+	INSERT INTO ident_t SELECT g, 'a' FROM generate_series(1, 10) g;
+});
+$target->safe_psql('postgres', q{
+	CREATE TABLE ident_t (id int PRIMARY KEY, v text);
+	INSERT INTO ident_t SELECT g, 'a' FROM generate_series(1, 10) g;
+});
+$log_offset = -s $target->logfile;
+$target->safe_psql('postgres',
+	"SELECT ingest.start('$conn', name => 'untracked', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'postgres', 'untracked', 'streaming'), 'a cdc migration streams');
+$source->safe_psql('app', q{
+	ALTER TABLE ident_t REPLICA IDENTITY NOTHING;
+	UPDATE ident_t SET v = 'b' WHERE id = 1;
+});
+ok(wait_phase($target, 'postgres', 'untracked', 'failed'),
+	'an UPDATE wal2json cannot identify fails the migration');
+like($target->safe_psql('postgres', "SELECT last_error FROM ingest.status WHERE name = 'untracked'"),
+	qr/an UPDATE on table "public"\."ident_t" cannot be carried/, 'last_error names the table');
+$target->safe_psql('postgres', "SELECT ingest.abort('untracked')");
+
+$target->safe_psql('postgres',
+	"SELECT ingest.start('$conn', name => 'copyonly', mode => 'cdc', schema => 'existing')");
+$target->safe_psql('postgres',
+	"UPDATE ingest.migration SET untracked_tables = 'copy_only' WHERE name = 'copyonly' AND finished_at IS NULL");
+ok(wait_phase($target, 'postgres', 'copyonly', 'streaming'), 'a cdc migration with untracked_tables copy_only streams');
+$source->safe_psql('app', q{
+	UPDATE ident_t SET v = 'c' WHERE id = 2;
+	DELETE FROM ident_t WHERE id = 3;
+	INSERT INTO ticket_log (id) VALUES (-2);
+});
+my $mark = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
+ok( poll_until($target, 'postgres',
+		"SELECT applied_lsn >= '$mark' FROM ingest.status WHERE name = 'copyonly'",
+		't', 'the changes after the untracked ones to be applied'),
+	'with copy_only the migration goes on');
+is($target->safe_psql('postgres',
+		"SELECT string_agg(format('%s %s', level, object), ',') FROM ingest.events"
+		  . " WHERE name = 'copyonly' AND kind = 'untracked'"),
+	'WARNING "public"."ident_t"', 'and records one WARNING event for the table');
+is($target->safe_psql('postgres', "SELECT phase FROM ingest.status WHERE name = 'copyonly'"),
+	'streaming', 'still streaming');
+$target->safe_psql('postgres', "SELECT ingest.abort('copyonly')");
+ok(!$target->log_contains(qr/^WARNING:  no tuple identifier/m, $log_offset),
+	'wal2json\'s raw WARNING is not in the target\'s log');
+
 # --- a stream that cannot come back fails the migration, with the reason --
 $target->safe_psql('postgres',
 	"SELECT ingest.start('$conn', name => 'gone', mode => 'cdc', schema => 'existing')");
