@@ -29,6 +29,7 @@
 #include "utils/guc.h"
 
 #include "src/pg_ingest.h"
+#include "src/receiver.h"
 
 PG_MODULE_MAGIC;
 
@@ -108,6 +109,8 @@ _PG_init(void)
 							0, -1, 64,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
+
+	ingest_receiver_define_gucs();
 
 	DefineCustomIntVariable("pg_ingest.caught_up_threshold",
 							"Lag under which a migration counts as caught up (ingest.status.caught_up).",

@@ -26,6 +26,11 @@
  * target database's encoding, no statement or idle timeouts), because COPY
  * text and wal2json output depend on them.
  *
+ * The source's notices (and the message of a session it ends) are logged
+ * at LOG through our own notice receiver, scrubbed, never written raw to
+ * the server's stderr; the change receiver installs its own, since a
+ * notice of wal2json's means a change left out (receiver.c).
+ *
  * Locking: none.  A connection belongs to the process that opened it and
  * counts against fd.c's external file descriptors.
  *
@@ -62,6 +67,7 @@ static bool is_libpq_keyword(const char *word, int len);
 static char *scrub_parse_error(const char *message);
 static int	wait_socket(PGconn *conn, int io_flags, long timeout_ms);
 static void append_conninfo_value(StringInfo buf, const char *value);
+static void log_notice(void *arg, const PGresult *res);
 
 /*
  * ingest_conninfo_parse
@@ -538,7 +544,29 @@ ingest_connect(IngestConnInfo *info, IngestConnKind kind, const char *appname,
 		*errmsg_out = ingest_scrub(failure, info->password);
 		return NULL;
 	}
+	/* the source's notices go to the log as ours, never raw to stderr */
+	PQsetNoticeReceiver(conn, log_notice, (void *) info->password);
 	return conn;
+}
+
+/*
+ * The notice receiver of every source connection: a notice (or a message
+ * of the source's that ends the session) is logged at LOG, scrubbed.  A
+ * caller that must act on notices installs its own (receiver.c).
+ */
+static void
+log_notice(void *arg, const PGresult *res)
+{
+	const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *password = (const char *) arg;
+
+	if (message == NULL)
+		return;
+	ereport(LOG,
+			(errmsg("pg_ingest: the source says: %s: %s",
+					severity ? severity : "NOTICE",
+					password ? ingest_scrub(message, password) : message)));
 }
 
 /*

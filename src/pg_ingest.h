@@ -101,6 +101,10 @@ typedef struct IngestMigrationSlot
 	bool		paused;			/* applier: apply nothing for now */
 	bool		apply_idle;		/* applier: nothing to apply */
 	bool		reached_stop;	/* applier: the stop LSN is reached */
+	/* receiver.c: the link to the source, under the lock (see receiver.h) */
+	TimestampTz last_contact;	/* last message from the source */
+	TimestampTz failing_since;	/* first failure of the current outage, or 0 */
+	char		stream_error[256];	/* why the stream is down (scrubbed), or "" */
 
 	/* atomics from here on; a slot is cleared up to this field */
 	pg_atomic_uint64 bytes_received;	/* source bytes of all copies */

@@ -174,10 +174,13 @@ RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'ingest_stream';
 
--- The stream as the receiver sees it (shared memory): caught_up is
--- computed in C, where pg_ingest.caught_up_threshold is read in its unit.
+-- The stream as the receiver sees it (shared memory): whether it is
+-- connected to the source, the last contact, since when and why it fails;
+-- caught_up is computed in C, where pg_ingest.caught_up_threshold is read
+-- in its unit, and is never true while the stream is down.
 CREATE FUNCTION @extschema@._receiver(
-	OUT migration_id int, OUT caught_up bool)
+	OUT migration_id int, OUT connected bool, OUT last_contact timestamptz,
+	OUT failing_since timestamptz, OUT stream_error text, OUT caught_up bool)
 RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'ingest_receiver_status';
@@ -242,7 +245,8 @@ SELECT m.name,
 	END AS eta,
 	i.indexes_total,
 	i.indexes_done,
-	m.last_error,
+	-- why it failed; while it runs, why its stream cannot reach the source
+	COALESCE(m.last_error, r.stream_error) AS last_error,
 	m.errors,
 	m.slot_name,
 	s.received_lsn,
@@ -251,15 +255,21 @@ SELECT m.name,
 	-- the source is at least where the stream has got to, whenever it was polled
 	CASE WHEN s.source_lsn IS NOT NULL AND s.applied_lsn IS NOT NULL
 		 THEN GREATEST(GREATEST(s.source_lsn, s.received_lsn) - s.applied_lsn, 0) END AS lag_bytes,
+	-- while the stream is down, at least the time since the last contact
 	CASE WHEN s.migration_id IS NULL OR s.applied_lsn IS NULL THEN NULL
-		 WHEN s.apply_idle AND s.applied_lsn >= s.received_lsn THEN 0.0
-		 ELSE round(GREATEST(extract(epoch FROM now() - s.applied_commit_time), 0), 3) END AS lag_seconds,
+		 ELSE round(GREATEST(
+			CASE WHEN s.apply_idle AND s.applied_lsn >= s.received_lsn THEN 0.0
+				 ELSE extract(epoch FROM now() - s.applied_commit_time) END,
+			CASE WHEN NOT r.connected THEN extract(epoch FROM now() - r.last_contact) END,
+			0), 3) END AS lag_seconds,
 	round(s.apply_rate::numeric, 1) AS apply_rate,
 	-- the same test as the coordinator's, in C (no GUC text parsed here)
 	CASE WHEN s.migration_id IS NULL OR s.applied_lsn IS NULL THEN NULL
 		 ELSE r.caught_up END AS caught_up,
 	m.stop_lsn,
-	s.spool_bytes
+	s.spool_bytes,
+	r.connected AS source_connected,
+	r.last_contact AS source_last_contact
 FROM @extschema@.migration m
 LEFT JOIN LATERAL (
 	SELECT count(*) FILTER (WHERE p.first) AS tables_total,

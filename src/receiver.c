@@ -22,16 +22,37 @@
  * It also reads the source's current WAL position every few seconds, for
  * ingest.status.
  *
+ * The link to the source is public (ingest._receiver(), ingest.status):
+ * whether the stream is connected, the last contact with the source, and
+ * while it is down why (scrubbed of the password) and since when.  A
+ * migration is never caught up while its stream is down.  A stream that
+ * keeps failing logs a WARNING and records a WARNING event at every
+ * attempt; one that has failed for pg_ingest.stream_failure_timeout, or
+ * fails for a reason that waiting does not cure (its slot was dropped or
+ * invalidated on the source), fails the migration with the reason.
+ *
+ * wal2json leaves out, with only a WARNING sent to the client as a notice,
+ * an UPDATE or DELETE on a table that has neither a key nor a replica
+ * identity (and a change with no tuple data).  The stream connection's
+ * notices come here (never raw into the server log): such a change fails
+ * the migration, naming the table, unless the migration was started with
+ * untracked_tables = 'copy_only', in which case the table gets one WARNING
+ * event (its later changes are not carried).  Other notices of the source
+ * are logged at LOG.
+ *
  * Locking: the receiver is the only writer of the receiver fields of its
- * migration slot (atomics).
+ * migration slot: the atomics, and receiver_connected, last_contact,
+ * failing_since and stream_error, which it writes under IngestShared->lock.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_bswap.h"
@@ -55,6 +76,12 @@ PG_FUNCTION_INFO_V1(ingest_receiver_status);
 /* Between looks at the source's current WAL position. */
 #define SOURCE_LSN_INTERVAL_MS 3000
 
+/* Between publications of the last contact with the source. */
+#define CONTACT_INTERVAL_MS 500
+
+/* GUC: how long a stream may keep failing before the migration fails (s) */
+int			ingest_stream_failure_timeout = 600;
+
 static IngestMigration *m;
 static IngestConnInfo *info;
 static IngestMigrationSlot *me;
@@ -67,6 +94,252 @@ static PGconn *sql = NULL;		/* for pg_current_wal_lsn() */
 static bool at_boundary = true; /* last message received ended a transaction */
 static int	failures = 0;		/* connection failures in a row */
 static XLogRecPtr keepalive_end = InvalidXLogRecPtr;
+static TimestampTz contact_published = 0;
+
+/*
+ * Notices of the stream connection, kept by the notice receiver (inside
+ * libpq, where nothing may throw) until the receiver's loop looks at them.
+ */
+#define MAX_NOTICES 16
+typedef struct SourceNotice
+{
+	char		severity[16];	/* not localized */
+	char		message[512];
+} SourceNotice;
+static SourceNotice notices[MAX_NOTICES];
+static int	n_notices = 0;
+static int	notices_lost = 0;
+static bool migration_failed = false;	/* by this receiver: do not retry */
+static List *untracked_warned = NIL;	/* tables warned about (copy_only) */
+
+/*
+ * ingest_receiver_define_gucs
+ *		The receiver's settings; called from _PG_init.
+ */
+void
+ingest_receiver_define_gucs(void)
+{
+	DefineCustomIntVariable("pg_ingest.stream_failure_timeout",
+							"How long a replication stream may keep failing before its migration fails.",
+							"While the source cannot be reached the receiver retries with a growing delay; after this long the migration fails with the reason.",
+							&ingest_stream_failure_timeout,
+							600, 1, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+/* libpq's notice receiver of the stream connection: keep it for later. */
+static void
+stream_notice(void *arg, const PGresult *res)
+{
+	const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	if (message == NULL)
+		return;
+	if (n_notices >= MAX_NOTICES)
+	{
+		notices_lost++;
+		return;
+	}
+	strlcpy(notices[n_notices].severity, severity ? severity : "NOTICE",
+			sizeof(notices[n_notices].severity));
+	strlcpy(notices[n_notices].message, message, sizeof(notices[n_notices].message));
+	n_notices++;
+}
+
+/* A notice's text in this database's encoding, whatever the source sent. */
+static char *
+notice_text(char *message)
+{
+	int			len = strlen(message);
+	char	   *text;
+
+	if (pg_verify_mbstr(GetDatabaseEncoding(), message, len, true))
+		return pstrdup(message);
+	text = ingest_w2j_convert(message, len, true);
+	if (text != NULL && text != message)
+		return text;
+	/* neither: keep the ASCII, mark the rest */
+	text = pstrdup(message);
+	for (char *p = text; *p; p++)
+		if (IS_HIGHBIT_SET(*p))
+			*p = '?';
+	return text;
+}
+
+/*
+ * The table named by a wal2json warning about a change it left out ("no
+ * tuple identifier for UPDATE in table "s"."t"", "no old tuple data for
+ * DELETE ...", "no tuple data for INSERT ..."), as wal2json wrote it; NULL
+ * for any other message.  *action gets the command.
+ */
+static char *
+untracked_table(const char *message, char **action)
+{
+	static const char *const prefixes[] = {
+		"no tuple identifier for ", "no old tuple data for ", "no tuple data for "
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(prefixes); i++)
+	{
+		const char *rest;
+		const char *table;
+
+		if (strncmp(message, prefixes[i], strlen(prefixes[i])) != 0)
+			continue;
+		rest = message + strlen(prefixes[i]);
+		table = strstr(rest, " in table ");
+		if (table == NULL)
+			return NULL;
+		*action = pnstrdup(rest, table - rest);
+		return pstrdup(table + strlen(" in table "));
+	}
+	return NULL;
+}
+
+/* The migration's untracked_tables, read anew (the operator may change it). */
+static char *
+untracked_policy(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+	SPITupleTable *tab;
+	char	   *policy = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	ingest_xact_start();
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT untracked_tables FROM ingest.migration WHERE id = $1",
+							   1, types, vals, NULL);
+	if (SPI_processed == 1)
+	{
+		char	   *v = ingest_getstr(tab, 0, 1);
+
+		if (v)
+			policy = MemoryContextStrdup(cxt, v);
+	}
+	ingest_catalog_end();
+	ingest_xact_commit();
+	return policy ? policy : pstrdup("refuse");
+}
+
+static bool
+string_in(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp(lfirst(lc), s) == 0)
+			return true;
+	return false;
+}
+
+static void fail_stream(const char *message);
+
+/*
+ * Act on the notices of the stream connection: a change wal2json left out
+ * fails the migration (an ERROR, after which this receiver stops), or with
+ * untracked_tables = 'copy_only' is one WARNING event per table; anything
+ * else the source says is logged.
+ */
+static void
+handle_notices(void)
+{
+	int			i;
+
+	for (i = 0; i < n_notices; i++)
+	{
+		char	   *text = notice_text(notices[i].message);
+		char	   *action = NULL;
+		char	   *table = untracked_table(text, &action);
+
+		if (table == NULL)
+		{
+			ereport(LOG,
+					(errmsg("pg_ingest receiver of migration \"%s\": the source says: %s: %s",
+							m->name, notices[i].severity,
+							ingest_scrub(text, info->password))));
+			continue;
+		}
+		if (strcmp(untracked_policy(), "copy_only") == 0)
+		{
+			MemoryContext old;
+
+			if (string_in(untracked_warned, table))
+				continue;
+			ingest_event_tx(m->id, "WARNING", "untracked", table,
+							psprintf("changes to table %s are not carried: it has neither a primary key nor a replica identity on the source (untracked_tables is copy_only); the first left out is an %s",
+									 table, action),
+							psprintf("wal2json: %s", text));
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			untracked_warned = lappend(untracked_warned, pstrdup(table));
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		n_notices = 0;
+		fail_stream(psprintf("an %s on table %s cannot be carried: the table has neither a primary key nor a replica identity on the source (wal2json: %s)",
+							 action, table, text));
+		migration_failed = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("an %s on table %s cannot be carried: the table has neither a primary key nor a replica identity on the source",
+						action, table),
+				 errhint("Give the table a primary key or REPLICA IDENTITY FULL on the source and start the migration again, or start it with untracked_tables => 'copy_only'.")));
+	}
+	n_notices = 0;
+	if (notices_lost > 0)
+	{
+		int			lost = notices_lost;
+
+		notices_lost = 0;
+		fail_stream(psprintf("%d notices of the source were lost: a change left out by wal2json may be among them", lost));
+		migration_failed = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%d notices of the source were lost", lost)));
+	}
+}
+
+/* Publish the state of the link to the source (under the lock). */
+static void
+set_link(bool connected, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	me->receiver_connected = connected;
+	if (connected)
+	{
+		me->last_contact = now;
+		me->failing_since = 0;
+		me->stream_error[0] = '\0';
+	}
+	else if (error != NULL)
+	{
+		if (me->failing_since == 0)
+			me->failing_since = now;
+		strlcpy(me->stream_error, error, sizeof(me->stream_error));
+		/* a multibyte character cut at the end is dropped */
+		me->stream_error[pg_mbcliplen(me->stream_error, strlen(me->stream_error),
+									  sizeof(me->stream_error) - 1)] = '\0';
+	}
+	LWLockRelease(IngestShared->lock);
+	contact_published = now;
+}
+
+/* The source just spoke: publish it, at most every CONTACT_INTERVAL_MS. */
+static void
+note_contact(TimestampTz now)
+{
+	if (!TimestampDifferenceExceeds(contact_published, now, CONTACT_INTERVAL_MS))
+		return;
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	me->last_contact = now;
+	LWLockRelease(IngestShared->lock);
+	contact_published = now;
+}
 
 static int64
 recv_int64(const char *p)
@@ -178,6 +451,8 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 
 	stream = ingest_connect_or_error(info, INGEST_CONN_REPLICATION,
 									 psprintf("pg_ingest %s receiver", m->name));
+	n_notices = notices_lost = 0;
+	PQsetNoticeReceiver(stream, stream_notice, NULL);
 	cmd = psprintf("START_REPLICATION SLOT %s LOGICAL %X/%X ("
 				   "\"format-version\" '2', \"include-xids\" '1',"
 				   " \"include-timestamp\" '1', \"include-lsn\" '1',"
@@ -258,7 +533,7 @@ receive(void)
 					psprintf("streaming slot %s from %X/%X", m->slot_name,
 							 LSN_FORMAT_ARGS(start)),
 					NULL);
-	me->receiver_connected = true;
+	set_link(true, NULL);
 	failures = 0;
 
 	for (;;)
@@ -296,6 +571,8 @@ receive(void)
 		}
 
 		len = ingest_get_copy_data(stream, &buf, 100L);
+		if (len > 0)
+			note_contact(GetCurrentTimestamp());
 		if (len > 0 && buf[0] == 'w' && len >= 25)
 		{
 			XLogRecPtr	lsn = (XLogRecPtr) recv_int64(buf + 1);
@@ -363,6 +640,8 @@ receive(void)
 							ingest_scrub(ingest_conn_error(stream), info->password))));
 		if (buf)
 			PQfreemem(buf);
+		if (n_notices > 0 || notices_lost > 0)
+			handle_notices();
 
 		now = GetCurrentTimestamp();
 		if (bytes_since_sync >= 16 * 1024 * 1024 ||
@@ -385,15 +664,19 @@ receive(void)
  *		Whether a migration's target has caught up with its source:
  *		everything received is applied and the applier is idle, or the
  *		last transaction applied committed on the source less than
- *		pg_ingest.caught_up_threshold ago.  The coordinator's switch to
- *		streaming and ingest.status's caught_up both ask this, so that they
- *		never disagree; the threshold is read here, in C, in its unit.
+ *		pg_ingest.caught_up_threshold ago; never while the stream is down,
+ *		since what the source did meanwhile is not known.  The
+ *		coordinator's switch to streaming and ingest.status's caught_up
+ *		both ask this, so that they never disagree; the threshold is read
+ *		here, in C, in its unit.  Caller holds IngestShared->lock.
  */
 bool
 ingest_stream_caught_up(IngestMigrationSlot *s, TimestampTz now)
 {
 	TimestampTz commit = (TimestampTz) pg_atomic_read_u64(&s->applied_commit_ts);
 
+	if (!s->receiver_connected)
+		return false;
 	if (s->apply_idle &&
 		pg_atomic_read_u64(&s->applied_lsn) >= pg_atomic_read_u64(&s->received_lsn))
 		return true;
@@ -403,7 +686,9 @@ ingest_stream_caught_up(IngestMigrationSlot *s, TimestampTz now)
 
 /*
  * ingest._receiver() - the stream of this database's migrations as the
- * receiver sees it, from shared memory: caught_up (see above).
+ * receiver sees it, from shared memory: whether it is connected, the last
+ * contact with the source, since when and why it has been failing, and
+ * caught_up (see above).
  */
 Datum
 ingest_receiver_status(PG_FUNCTION_ARGS)
@@ -419,13 +704,20 @@ ingest_receiver_status(PG_FUNCTION_ARGS)
 	for (i = 0; i < ingest_max_migrations; i++)
 	{
 		IngestMigrationSlot *s = &IngestShared->migrations[i];
-		Datum		values[2];
-		bool		nulls[2] = {false};
+		Datum		values[6];
+		bool		nulls[6] = {false};
 
 		if (s->dboid != MyDatabaseId || s->reserved)
 			continue;
 		values[0] = Int32GetDatum(s->migration_id);
-		values[1] = BoolGetDatum(ingest_stream_caught_up(s, now));
+		values[1] = BoolGetDatum(s->receiver_connected);
+		values[2] = TimestampTzGetDatum(s->last_contact);
+		nulls[2] = s->last_contact == 0;
+		values[3] = TimestampTzGetDatum(s->failing_since);
+		nulls[3] = s->failing_since == 0;
+		values[4] = CStringGetTextDatum(s->stream_error);
+		nulls[4] = s->stream_error[0] == '\0';
+		values[5] = BoolGetDatum(ingest_stream_caught_up(s, now));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(IngestShared->lock);
@@ -435,7 +727,38 @@ ingest_receiver_status(PG_FUNCTION_ARGS)
 static void
 receiver_on_exit(int code, Datum arg)
 {
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
 	me->receiver_connected = false;
+	LWLockRelease(IngestShared->lock);
+}
+
+/*
+ * Whether waiting cannot cure a failure of the stream: the slot is gone
+ * (dropped on the source: undefined object) or can no longer be used
+ * (invalidated, or the source lost what logical decoding needs).
+ */
+static bool
+permanent_failure(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
+		edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+}
+
+/* Fail the migration, unless it has ended some other way meanwhile. */
+static void
+fail_stream(const char *message)
+{
+	IngestMigration *now;
+
+	ingest_xact_start();
+	now = ingest_load_migration(m->id);
+	if (!ingest_phase_is_terminal(now->phase))
+	{
+		m->phase = now->phase;
+		ingest_fail_migration(m, message);
+	}
+	ingest_xact_commit();
+	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
 }
 
 /*
@@ -468,6 +791,8 @@ ingest_receiver_main(Datum main_arg)
 								ALLOCSET_DEFAULT_SIZES);
 	while (!me->stop_streaming)
 	{
+		volatile bool gave_up = false;
+
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
 		{
@@ -477,18 +802,26 @@ ingest_receiver_main(Datum main_arg)
 		{
 			ErrorData  *edata;
 			long		delay;
+			char	   *message;
+			TimestampTz since;
 
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
 			FlushErrorState();
 			ingest_xact_abort();
-			me->receiver_connected = false;
+			message = ingest_scrub(edata->message, info->password);
+			/* recovered from, but never silently: the server log has it */
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("pg_ingest receiver of migration \"%s\": %s", m->name, message),
+					 edata->detail ? errdetail_internal("%s", ingest_scrub(edata->detail, info->password)) : 0));
 			if (stream)
 				ingest_disconnect(stream);
 			stream = NULL;
 			if (sql)
 				ingest_disconnect(sql);
 			sql = NULL;
+			set_link(false, message);
 
 			/*
 			 * Keep the transactions received whole and drop the one cut
@@ -500,15 +833,39 @@ ingest_receiver_main(Datum main_arg)
 			at_boundary = true;
 			MemoryContextSwitchTo(cxt);
 			failures++;
-			delay = Min(60000L, (long) Max(ingest_retry_delay, 100) << Min(failures - 1, 8));
-			ingest_event_tx(m->id, failures == 1 ? "WARNING" : "INFO", "stream", NULL,
-							psprintf("replication stream lost, reconnecting in %ld ms: %s",
-									 delay, edata->message),
-							NULL);
-			(void) ingest_sleep_ms(delay);
+
+			LWLockAcquire(IngestShared->lock, LW_SHARED);
+			since = me->failing_since;
+			LWLockRelease(IngestShared->lock);
+			if (migration_failed)
+				gave_up = true;
+			else if (permanent_failure(edata))
+			{
+				fail_stream(psprintf("the replication stream failed: %s", message));
+				gave_up = true;
+			}
+			else if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(),
+												ingest_stream_failure_timeout * 1000))
+			{
+				fail_stream(psprintf("the replication stream has failed for %ld s (%d attempts; pg_ingest.stream_failure_timeout is %d s): %s",
+									 (long) ((GetCurrentTimestamp() - since) / USECS_PER_SEC),
+									 failures, ingest_stream_failure_timeout, message));
+				gave_up = true;
+			}
+			else
+			{
+				delay = Min(60000L, (long) Max(ingest_retry_delay, 100) << Min(failures - 1, 8));
+				ingest_event_tx(m->id, "WARNING", "stream", NULL,
+								psprintf("replication stream lost, reconnecting in %ld ms (attempt %d): %s",
+										 delay, failures, message),
+								NULL);
+				(void) ingest_sleep_ms(delay);
+			}
 		}
 		PG_END_TRY();
 		MemoryContextReset(cxt);
+		if (gave_up)
+			break;
 	}
 	ingest_spool_close_writer(&spool);
 	proc_exit(0);

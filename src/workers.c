@@ -173,6 +173,8 @@ ingest_clear_migration_slot(IngestMigrationSlot *s, bool init)
 	s->numeric_probed = false;
 	s->receiver_connected = s->stop_streaming = s->paused = false;
 	s->apply_idle = s->reached_stop = false;
+	s->last_contact = s->failing_since = 0;
+	s->stream_error[0] = '\0';
 	for (i = 0; i < lengthof(counters); i++)
 	{
 		if (init)

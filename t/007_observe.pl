@@ -115,6 +115,44 @@ $source->safe_psql('app', q{
 $pgbench->finish;
 like($pgbench_out, qr/number of transactions actually processed: [1-9]/, 'pgbench wrote');
 
+# --- the source goes away while the migration streams --------------------
+ok( poll_until($target, 'postgres',
+		"SELECT source_connected AND caught_up FROM ingest.status WHERE name = 'obs'",
+		't', 'the stream to be connected and caught up'),
+	'connected and caught up before the outage');
+my $log_offset = -s $target->logfile;
+$source->stop('fast');
+ok( poll_until($target, 'postgres',
+		"SELECT format('%s %s %s %s', source_connected, caught_up, last_error IS NOT NULL, lag_seconds > 0)"
+		  . " FROM ingest.status WHERE name = 'obs'",
+		'f f t t', 'the status to show the source unreachable'),
+	'while the source is down: not connected, not caught up, an error, a lag');
+my $down = $target->safe_psql('postgres',
+	"SELECT format('%s|%s|%s', phase, last_error, source_last_contact IS NOT NULL) FROM ingest.status WHERE name = 'obs'");
+like($down, qr/^streaming\|.*(connect|connection|terminat).*\|t$/s,
+	'the phase stays streaming, last_error says why, the last contact is known');
+unlike($down, qr/S3cret-Pass/, 'the error holds no password');
+ok( poll_until($target, 'postgres',
+		"SELECT count(*) > 1 FROM ingest.events WHERE name = 'obs' AND kind = 'stream' AND level = 'WARNING'"
+		  . " AND message LIKE 'replication stream lost%'",
+		't', 'a second WARNING event of the outage'),
+	'every failed attempt is a WARNING event');
+ok($target->wait_for_log(qr/WARNING:  pg_ingest receiver of migration "obs": /, $log_offset),
+	'and a WARNING in the server log');
+$source->start;
+ok( poll_until($target, 'postgres',
+		"SELECT format('%s %s', source_connected, last_error IS NULL) FROM ingest.status WHERE name = 'obs'",
+		't t', 'the stream to come back'),
+	'the stream comes back by itself once the source is up: connected, no error');
+$source->safe_psql('app', "INSERT INTO ticket_log (id) VALUES (-1)");
+my $after = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
+ok( poll_until($target, 'postgres',
+		"SELECT applied_lsn >= '$after' AND caught_up FROM ingest.status WHERE name = 'obs'",
+		't', 'a change made after the outage to be applied'),
+	'changes made after the outage are applied and it is caught up again')
+  or diag($target->safe_psql('postgres', "SELECT row_to_json(s) FROM ingest.status s WHERE name = 'obs'")
+	  . "\n" . $target->safe_psql('postgres', "SELECT row_to_json(s) FROM ingest._stream() s"));
+
 # --- cutover -------------------------------------------------------------
 my $cut = $target->safe_psql('postgres', "SELECT ingest.cutover('obs')");
 like($cut, qr{^[0-9A-F]+/[0-9A-F]+$}, 'cutover returns the stop LSN');
@@ -140,5 +178,98 @@ for my $phase (qw(copying streaming completed))
 is($target->safe_psql('postgres',
 		"SELECT string_agg(DISTINCT message, E'\\n') FROM poll_errors"),
 	'', 'no monitoring view or function raised an ERROR in any phase');
+
+# --- changes wal2json leaves out never vanish ------------------------------
+# A table with a key at the start loses its replica identity afterwards:
+# wal2json then drops its UPDATEs and DELETEs with only a WARNING notice.
+$source->safe_psql('app', q{
+	CREATE TABLE ident_t (id int PRIMARY KEY, v text);
+	INSERT INTO ident_t SELECT g, 'a' FROM generate_series(1, 10) g;
+});
+$target->safe_psql('postgres', q{
+	CREATE TABLE ident_t (id int PRIMARY KEY, v text);
+	INSERT INTO ident_t SELECT g, 'a' FROM generate_series(1, 10) g;
+});
+$log_offset = -s $target->logfile;
+$target->safe_psql('postgres',
+	"SELECT ingest.start('$conn', name => 'untracked', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'postgres', 'untracked', 'streaming'), 'a cdc migration streams');
+$source->safe_psql('app', q{
+	ALTER TABLE ident_t REPLICA IDENTITY NOTHING;
+	UPDATE ident_t SET v = 'b' WHERE id = 1;
+});
+ok(wait_phase($target, 'postgres', 'untracked', 'failed'),
+	'an UPDATE wal2json cannot identify fails the migration');
+like($target->safe_psql('postgres', "SELECT last_error FROM ingest.status WHERE name = 'untracked'"),
+	qr/an UPDATE on table "public"\."ident_t" cannot be carried/, 'last_error names the table');
+$target->safe_psql('postgres', "SELECT ingest.abort('untracked')");
+
+$target->safe_psql('postgres',
+	"SELECT ingest.start('$conn', name => 'copyonly', mode => 'cdc', schema => 'existing')");
+$target->safe_psql('postgres',
+	"UPDATE ingest.migration SET untracked_tables = 'copy_only' WHERE name = 'copyonly' AND finished_at IS NULL");
+ok(wait_phase($target, 'postgres', 'copyonly', 'streaming'), 'a cdc migration with untracked_tables copy_only streams');
+$source->safe_psql('app', q{
+	UPDATE ident_t SET v = 'c' WHERE id = 2;
+	DELETE FROM ident_t WHERE id = 3;
+	INSERT INTO ticket_log (id) VALUES (-2);
+});
+my $mark = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
+ok( poll_until($target, 'postgres',
+		"SELECT applied_lsn >= '$mark' FROM ingest.status WHERE name = 'copyonly'",
+		't', 'the changes after the untracked ones to be applied'),
+	'with copy_only the migration goes on');
+is($target->safe_psql('postgres',
+		"SELECT string_agg(format('%s %s', level, object), ',') FROM ingest.events"
+		  . " WHERE name = 'copyonly' AND kind = 'untracked'"),
+	'WARNING "public"."ident_t"', 'and records one WARNING event for the table');
+is($target->safe_psql('postgres', "SELECT phase FROM ingest.status WHERE name = 'copyonly'"),
+	'streaming', 'still streaming');
+$target->safe_psql('postgres', "SELECT ingest.abort('copyonly')");
+ok(!$target->log_contains(qr/^WARNING:  no tuple identifier/m, $log_offset),
+	'wal2json\'s raw WARNING is not in the target\'s log');
+
+# --- a stream that cannot come back fails the migration, with the reason --
+$target->safe_psql('postgres',
+	"SELECT ingest.start('$conn', name => 'gone', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'postgres', 'gone', 'streaming'), 'a cdc migration streams');
+# the receiver reconnects at once: terminate its walsender until the slot can go
+$source->safe_psql('app', q{
+	DO $$
+	BEGIN
+		FOR i IN 1 .. 200 LOOP
+			BEGIN
+				PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots
+				  WHERE slot_name LIKE 'pg_ingest%' AND active;
+				PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+				  WHERE slot_name LIKE 'pg_ingest%';
+				EXIT;
+			EXCEPTION WHEN object_in_use THEN
+				PERFORM pg_sleep(0.01);
+			END;
+		END LOOP;
+	END
+	$$;
+});
+ok(wait_phase($target, 'postgres', 'gone', 'failed'), 'its slot dropped on the source, the migration fails');
+like($target->safe_psql('postgres', "SELECT last_error FROM ingest.status WHERE name = 'gone'"),
+	qr/replication slot "pg_ingest_[^"]*" does not exist/, 'last_error names the missing slot');
+$target->safe_psql('postgres', "SELECT ingest.abort('gone')");
+
+$target->append_conf('postgresql.conf', "pg_ingest.stream_failure_timeout = '2s'\n");
+$target->reload;
+$target->safe_psql('postgres',
+	"SELECT ingest.start('$conn', name => 'outlast', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'postgres', 'outlast', 'streaming'), 'another cdc migration streams');
+$source->stop('fast');
+ok(wait_phase($target, 'postgres', 'outlast', 'failed'),
+	'a source down for longer than pg_ingest.stream_failure_timeout fails the migration');
+like($target->safe_psql('postgres', "SELECT last_error FROM ingest.status WHERE name = 'outlast'"),
+	qr/the replication stream has failed for \d+ s \(\d+ attempts; pg_ingest.stream_failure_timeout is 2 s\)/,
+	'last_error says for how long and why');
+$source->start;
+$target->safe_psql('postgres', "SELECT ingest.abort('outlast')");
+is($source->safe_psql('app', "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pg_ingest%'"),
+	'0', 'no slot left on the source');
 
 done_testing();
