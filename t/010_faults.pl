@@ -211,7 +211,15 @@ sub drive
 	{
 		my $p = phase($db);
 		return 1 if $p eq $phase;
-		return 1 if $phase eq 'streaming' && $p eq 'completed';
+		return 1 if $phase eq 'streaming' && ($p eq 'completed' || $p eq 'stopping');
+		# streaming again when it should complete (resumed, or a cutover lost
+		# with a restart): cut over again
+		if ($phase eq 'completed' && $p eq 'streaming' && $r->{cutovers}++ < 3)
+		{
+			my ($ret, $out, $err) = try_psql($target, $db, "SELECT ingest.cutover('f', '2 min')");
+			push @{ $r->{notes} }, "cutover: $err" if $ret != 0;
+			next;
+		}
 		if ($p eq 'failed' || $p eq 'aborted')
 		{
 			my ($ret, $err);
@@ -278,11 +286,28 @@ my %inject = (
 	},
 	target_immediate => sub {
 		my ($db) = @_;
-		my $phase = (qw(copying indexing streaming))[ int(rand(3)) ];
+		my $phase = (qw(copying indexing streaming stopping))[ int(rand(4)) ];
 		my $cond = $phase eq 'copying'
 		  ? "EXISTS (SELECT 1 FROM ingest._live() WHERE kind = 'copy')" : undef;
-		return (0, "no $phase phase") unless wait_for_phase($db, $phase, 120, $cond);
+		my $cutover;
+		if ($phase eq 'stopping')
+		{
+			# in the middle of the cutover
+			return (0, 'no streaming phase') unless wait_for_phase($db, 'streaming', 180);
+			stop_pgbench();
+			my ($o, $e);
+			$cutover = IPC::Run::start(
+				[ 'psql', '-X', '-d', $target->connstr($db), '-c', "SELECT ingest.cutover('f', '2 min')" ],
+				'>', \$o, '2>', \$e);
+		}
+		my $at = wait_for_phase($db, $phase, 120, $cond);
+		if (!$at)
+		{
+			$cutover->finish if $cutover;
+			return (0, "no $phase phase");
+		}
 		$target->stop('immediate');
+		$cutover->finish if $cutover;
 		$target->start;
 		return (1, "target stopped -m immediate in $phase");
 	},
@@ -337,6 +362,19 @@ my %inject = (
 	},
 );
 
+# The source database of every run is a copy of this one.
+create_db($source, 'faults_template', 'migrator');
+{
+	local $ENV{PGPASSWORD} = 'S3cret-Pass';
+	my ($out, $err);
+	IPC::Run::run(
+		[ 'pgbench', '-i', '-q', '-s', $scale, '--foreign-keys',
+		  source_connstr($source, password => undef, dbname => 'faults_template') ],
+		'>', \$out, '2>', \$err)
+	  or die "pgbench -i failed: $err";
+}
+$source->safe_psql('faults_template', "SET ROLE migrator; $schema_sql");
+
 # --- one run ---------------------------------------------------------------
 
 sub one_run
@@ -346,19 +384,10 @@ sub one_run
 	my $sdb = "src$n";
 	my $tdb = "tgt$n";
 	my %r = (notes => []);
+	my $t0 = time;
 	diag("run $n: fault $kind, run seed $rseed");
 
-	create_db($source, $sdb, 'migrator');
-	{
-		local $ENV{PGPASSWORD} = 'S3cret-Pass';
-		my ($out, $err);
-		IPC::Run::run(
-			[ 'pgbench', '-i', '-q', '-s', $scale, '--foreign-keys',
-			  source_connstr($source, password => undef, dbname => $sdb) ],
-			'>', \$out, '2>', \$err)
-		  or die "pgbench -i failed: $err";
-	}
-	$source->safe_psql($sdb, "SET ROLE migrator; $schema_sql");
+	$source->safe_psql('postgres', "CREATE DATABASE $sdb TEMPLATE faults_template OWNER migrator");
 	create_db($target, $tdb);
 	$target->safe_psql($tdb, 'CREATE EXTENSION pg_ingest');
 
@@ -386,7 +415,7 @@ sub one_run
 
 	my $ok = drive($tdb, \%r, 'streaming');
 	# let the stream carry some of pgbench's writes made after the fault
-	if ($ok)
+	if ($ok && phase($tdb) eq 'streaming')
 	{
 		my $lsn = $source->safe_psql($sdb, 'SELECT pg_current_wal_lsn()');
 		poll_value($target, $tdb,
@@ -394,18 +423,8 @@ sub one_run
 	}
 	stop_pgbench();
 
-	if ($ok)
-	{
-		my ($ret, $out, $err) = try_psql($target, $tdb, "SELECT ingest.cutover('f', '2 min')");
-		if ($ret != 0)
-		{
-			push @{ $r{notes} }, "cutover: $err";
-			$ok = drive($tdb, \%r, 'streaming');
-			($ret, $out, $err) = try_psql($target, $tdb, "SELECT ingest.cutover('f', '2 min')") if $ok;
-			push @{ $r{notes} }, "cutover again: $err" if $ok && $ret != 0;
-		}
-		$ok = phase($tdb) eq 'completed';
-	}
+	# cut over (drive does, from streaming), resuming once after a failure
+	$ok &&= drive($tdb, \%r, 'completed');
 
 	my $differ = 0;
 	if ($ok)
@@ -453,7 +472,7 @@ sub one_run
 
 	my $result = !$ok ? 'NEEDS OPERATOR' : $differ ? 'DIFFERS' : $extra > 0 ? 'EXTRA CRASH'
 	  : $r{resumed} ? ($allow_resume ? 'ok after resume' : 'NEEDED RESUME') : 'ok';
-	diag("run $n: $result ($kind; $where)" . join('', map { "\n  $_" } @{ $r{notes} }));
+	diag(sprintf("run %d: %s (%s; %s; %.0f s)", $n, $result, $kind, $where, time - $t0) . join("", map { "\n  $_" } @{ $r{notes} }));
 	if ($result ne 'ok')
 	{
 		diag("run $n: events of the migration:\n" . events($tdb));
