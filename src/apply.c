@@ -915,16 +915,36 @@ change_error_context(void *arg)
 }
 
 /*
+ * Make what was applied durable: the workers commit asynchronously.
+ *
+ * Not XLogFlush(GetXLogInsertRecPtr()): when the insert position sits at
+ * the start of a WAL page, GetXLogInsertRecPtr() points past that page's
+ * header, beyond anything written, and XLogFlush() fails with "xlog flush
+ * request ... is not satisfied".  The flush goes to ends of commit records
+ * really written instead: the local commit of the origin's last advance
+ * (replorigin_session_get_progress(true) flushes up to it), which is the
+ * last batch applied, by this process or by an applier of this migration
+ * before it (whose spool segments this one may remove); and this process's
+ * last commit (XactLastCommitEnd), whatever it wrote.
+ */
+static void
+flush_applied(void)
+{
+	(void) replorigin_session_get_progress(true);
+	if (XactLastCommitEnd != InvalidXLogRecPtr)
+		XLogFlush(XactLastCommitEnd);
+}
+
+/*
  * Remove the spool segments the reader is done with.  Everything read from
- * them is committed (no batch open), and made durable first: the workers
- * commit asynchronously.
+ * them is committed (no batch open), and made durable first.
  */
 static void
 remove_applied_segments(void)
 {
 	if (batch.open || reader.segno <= removed_before)
 		return;
-	XLogFlush(GetXLogInsertRecPtr());
+	flush_applied();
 	ingest_spool_remove_before(spool_dir, reader.segno);
 	removed_before = reader.segno;
 }
@@ -936,7 +956,7 @@ remove_applied_segments(void)
 static void
 reach_stop(void)
 {
-	XLogFlush(GetXLogInsertRecPtr());
+	flush_applied();
 	me->reached_stop = true;
 	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
 }

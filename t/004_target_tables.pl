@@ -11,6 +11,9 @@
 # - Tables the workers must never write into: a Citus table (listed in
 #   pg_dist_partition, simulated here) and an extension's member, refused
 #   at start and by the copy worker.
+# - The applier makes what it applied durable without asking to flush WAL
+#   past what was written: it reaches its stop while the target's WAL
+#   insert position sits at the start of a page.
 
 use strict;
 use warnings;
@@ -24,6 +27,7 @@ use IngestTest;
 
 my $source = new_source('source');
 my $target = new_target('target',
+	autovacuum              => 'off',
 	'pg_ingest.retry_delay' => "'100ms'",
 	'pg_ingest.max_retries' => 1);
 my $conn = source_connstr($source);
@@ -252,5 +256,80 @@ like($err, qr/ERROR:  cannot migrate/, 'with an ERROR');
 ($ret, $out, $err) = $target->psql('never',
 	"\\set VERBOSITY verbose\nSELECT ingest.start('$conn', name => 's_dist', schema => 'existing', include_tables => '{never.dist}')");
 like($err, qr/ERROR:  0A000: /, 'a Citus table is refused with feature_not_supported');
+
+# --- the applier's flush with the WAL insert position on a page boundary ---
+$source->safe_psql('app', q{
+	CREATE TABLE public.tiny (id int PRIMARY KEY);
+	ALTER TABLE public.tiny OWNER TO migrator;
+});
+create_db($target, 'wal');
+$target->safe_psql('wal', q{
+	CREATE EXTENSION pg_ingest;
+	CREATE TABLE public.tiny (id int PRIMARY KEY);
+});
+$target->safe_psql('wal',
+	"SELECT ingest.start('$conn', name => 'wal', mode => 'cdc', schema => 'existing', include_tables => '{public.tiny}')");
+ok(wait_phase($target, 'wal', 'wal', 'streaming'), 'a migration streams');
+$source->safe_psql('app', 'INSERT INTO public.tiny VALUES (1)');
+ok(poll_until($target, 'wal', 'SELECT count(*) FROM public.tiny', '1', 'the row'),
+	'and applies');
+
+# Nothing else may write WAL on the target meanwhile: the coordinator is
+# stopped (the applier acts on a stop request from shared memory alone).
+my $coordinator = $target->safe_psql('wal',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ingest coordinator' AND datname = 'wal'");
+like($coordinator, qr/^\d+$/, 'the coordinator runs');
+kill 'STOP', $coordinator;
+# Emit non-transactional messages until the insert position is the first
+# byte after a page header: pg_current_wal_insert_lsn() is then 24 bytes
+# past the boundary, which was not written.  Then ask for a stop that is
+# already passed: the applier stops, making what it applied durable.
+# Whatever the statements read is read once before (a read may prune a
+# page, which writes WAL).
+my $at_boundary = $target->safe_psql('wal', q{
+	SELECT count(*) FROM ingest.migration;
+	DO $$
+	BEGIN
+		PERFORM set_config('pad.at_boundary', 'false', false);
+		PERFORM ingest.stop_at('0/10', 'nosuch');
+	EXCEPTION WHEN OTHERS THEN
+		NULL;
+	END $$;
+	PREPARE stop AS SELECT ingest.stop_at('0/10', 'wal');
+	DO $$
+	DECLARE
+		pos bigint;
+		room int;
+		tries int := 0;
+	BEGIN
+		LOOP
+			pos := pg_current_wal_insert_lsn() - '0/0'::pg_lsn;
+			EXIT WHEN pos % 8192 = 24 OR tries > 50;
+			room := 8192 - (pos % 8192)::int;
+			-- record: 24 header, 2 or 5 data header, 24 message header,
+			-- "p" and its NUL, the content; MAXALIGNed
+			IF room < 64 THEN
+				PERFORM pg_logical_emit_message(false, 'p', repeat('x', 100));
+			ELSIF room - 52 < 230 THEN
+				PERFORM pg_logical_emit_message(false, 'p', repeat('x', room - 52));
+			ELSE
+				PERFORM pg_logical_emit_message(false, 'p', repeat('x', room - 55));
+			END IF;
+			tries := tries + 1;
+		END LOOP;
+		PERFORM set_config('pad.at_boundary', (pos % 8192 = 24)::text, false);
+	END $$;
+	EXECUTE stop;
+	SELECT current_setting('pad.at_boundary');
+});
+like($at_boundary, qr/^true$/m, 'the WAL insert position was on a page boundary');
+kill 'CONT', $coordinator;
+poll_until($target, 'wal',
+	"SELECT phase IN ('completed', 'failed') FROM ingest.status WHERE name = 'wal'",
+	't', 'the migration to end');
+is($target->safe_psql('wal', "SELECT phase FROM ingest.status WHERE name = 'wal'"),
+	'completed', 'the migration completes')
+  or diag(events('wal', 'wal'));
+unlike(events('wal', 'wal'), qr/xlog flush request/, 'no flush request past the written WAL');
 
 done_testing();
