@@ -51,8 +51,8 @@
  * parsed it (wal2json.c).  Values are read with the DateStyle, IntervalStyle
  * and lc_monetary the source sessions write them in (conn.c).
  *
- * A change that cannot be applied fails the migration: last_error and the
- * event say which table, which LSN and which values.  Nothing is skipped;
+ * A change that cannot be applied fails the migration: last_error, the
+ * event and the server log say which table, which LSN and which values.  Nothing is skipped;
  * ingest.resume() starts again from the same change.
  *
  * With wal2json before 2.6, NaN and Infinity in numeric, real and double
@@ -1201,6 +1201,8 @@ done:	;
 		ErrorData  *edata;
 
 		MemoryContextSwitchTo(TopMemoryContext);
+		/* the server log has it too, with its context */
+		EmitErrorReport();
 		edata = CopyErrorData();
 		FlushErrorState();
 		ingest_xact_abort();

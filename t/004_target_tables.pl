@@ -7,7 +7,7 @@
 # - Privileges and row-level security of the migration's owner, a member
 #   of ingest_admin who is not a superuser: refused at start, and a REVOKE
 #   after the start fails the migration, naming the table and privilege,
-#   with nothing written.
+#   with nothing written; the error is in the server log too.
 # - Tables the workers must never write into: a Citus table (listed in
 #   pg_dist_partition, simulated here) and an extension's member, refused
 #   at start and by the copy worker.
@@ -193,6 +193,7 @@ $source->safe_psql('app', "INSERT INTO priv.t VALUES (1, 'granted')");
 ok(poll_until($target, 'priv', 'SELECT count(*) FROM priv.t', '1', 'the first row'),
 	'a change is applied');
 
+my $log_offset = -s $target->logfile;
 $target->safe_psql('priv', 'REVOKE INSERT ON priv.t FROM mig');
 $source->safe_psql('app', "INSERT INTO priv.t VALUES (2, 'revoked')");
 ok(wait_phase($target, 'priv', 'p3', 'failed'), 'after a REVOKE, the next INSERT fails the migration');
@@ -200,6 +201,9 @@ like( $target->safe_psql('priv', "SELECT last_error FROM ingest.migration WHERE 
 	qr/permission denied for table priv\.t: role "mig" lacks privilege INSERT/,
 	'naming the table and the privilege');
 is($target->safe_psql('priv', 'SELECT count(*) FROM priv.t'), '1', 'and nothing is written');
+ok( $target->wait_for_log(qr/ERROR:  permission denied for table priv\.t: role "mig" lacks privilege INSERT/,
+		$log_offset),
+	"the applier's error is in the server log");
 $target->safe_psql('priv', "SELECT ingest.abort('p3')");
 
 # --- Citus tables and extension members: at start and in the copy worker ---
@@ -230,6 +234,7 @@ for my $case (
 		qr/cannot migrate rows into table never\.owned: it belongs to extension "pg_ingest"/ ])
 {
 	my ($t, $register, $msg) = @$case;
+	my $log_offset = -s $target->logfile;
 	my $holder = $target->background_psql('never');
 	$holder->query_safe("BEGIN; LOCK TABLE never.$t IN SHARE MODE");
 	$target->safe_psql('never',
@@ -245,6 +250,7 @@ for my $case (
 	like($target->safe_psql('never', "SELECT last_error FROM ingest.migration WHERE name = 'w_$t'"),
 		$msg, 'naming it');
 	is($target->safe_psql('never', "SELECT count(*) FROM never.$t"), '0', 'nothing is written');
+	ok($target->log_contains($msg, $log_offset), "the copy worker's error is in the server log");
 	$target->safe_psql('never', "SELECT ingest.abort('w_$t')");
 
 	# now at start
