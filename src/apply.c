@@ -94,6 +94,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -586,6 +587,37 @@ find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
 	*part = st->rri;
 	if (st->proute)
 	{
+		PartitionKey pkey = RelationGetPartitionKey(rel);
+		int			i;
+		int			j;
+
+		/*
+		 * The identity must hold the partition key to say where the row is
+		 * (a source table whose key lacks the target's partition key sends
+		 * only its key): else the migration fails here, not on a row not
+		 * found.  Partitions of partitions check theirs in
+		 * ExecFindPartition(), which fails on a row that fits none.
+		 */
+		for (i = 0; i < pkey->partnatts; i++)
+		{
+			const char *att;
+			bool		sent = false;
+
+			if (pkey->partattrs[i] == 0)
+				continue;		/* an expression */
+			att = NameStr(TupleDescAttr(RelationGetDescr(rel), pkey->partattrs[i] - 1)->attname);
+			for (j = 0; j < c->nidentity; j++)
+				sent |= strcmp(c->identity[j].name, att) == 0;
+			if (!sent)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the source's key of %s.%s lacks column \"%s\" of the partition key of %s",
+								quote_identifier(NameStr(r->nspname)),
+								quote_identifier(NameStr(r->relname)),
+								att, ingest_relid_name(RelationGetRelid(rel))),
+						 errdetail("Without it, the partition that holds the row to change is unknown."),
+						 errhint("ALTER TABLE ... REPLICA IDENTITY FULL on the source, or add the column to its primary key.")));
+		}
 		*part = route(st, key, &key);
 		searchrel = (*part)->ri_RelationDesc;
 		keyidx = RelationGetReplicaIndex(searchrel);

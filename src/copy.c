@@ -385,7 +385,7 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	freeze = truncate && relkind != RELKIND_PARTITIONED_TABLE;
 
 	/* what COPY FROM and TRUNCATE would check, and more (target.c) */
-	ingest_check_target(relid, GetUserId(), ACL_INSERT | (truncate ? ACL_TRUNCATE : 0));
+	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0));
 
 	if (truncate)
 	{

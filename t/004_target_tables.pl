@@ -149,6 +149,30 @@ like( $target->safe_psql('parts', "SELECT last_error FROM ingest.migration WHERE
 	'naming the leaf and the table');
 $target->safe_psql('parts', "SELECT ingest.abort('leaf')");
 
+# a source key without the target's partition key cannot say where a row is
+$source->safe_psql('app', q{
+	CREATE TABLE public.by_id (id int PRIMARY KEY, region text, v text);
+	ALTER TABLE public.by_id OWNER TO migrator;
+});
+$target->safe_psql('parts', q{
+	CREATE TABLE public.by_id (id int, region text, v text, PRIMARY KEY (id, region))
+		PARTITION BY LIST (region);
+	CREATE TABLE public.by_id_eu PARTITION OF public.by_id FOR VALUES IN ('eu');
+});
+$target->safe_psql('parts',
+	"SELECT ingest.start('$conn', name => 'by_id', mode => 'cdc', schema => 'existing',"
+	  . " include_tables => '{public.by_id}')");
+ok(wait_phase($target, 'parts', 'by_id', 'streaming'), 'a cdc migration into a table partitioned on a non-key column streams');
+$source->safe_psql('app', q{
+	INSERT INTO public.by_id VALUES (1, 'eu', 'x');
+	UPDATE public.by_id SET v = 'y' WHERE id = 1;
+});
+ok(wait_phase($target, 'parts', 'by_id', 'failed'), 'an UPDATE whose key lacks the partition key fails the migration');
+like( $target->safe_psql('parts', "SELECT last_error FROM ingest.migration WHERE name = 'by_id'"),
+	qr/the source's key of public\.by_id lacks column "region" of the partition key of public\.by_id/,
+	'saying which column is missing');
+$target->safe_psql('parts', "SELECT ingest.abort('by_id')");
+
 # --- privileges and row-level security ------------------------------------
 $source->safe_psql('app', q{
 	SET ROLE migrator;
