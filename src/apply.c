@@ -51,8 +51,8 @@
  * parsed it (wal2json.c).  Values are read with the DateStyle, IntervalStyle
  * and lc_monetary the source sessions write them in (conn.c).
  *
- * A change that cannot be applied fails the migration: last_error and the
- * event say which table, which LSN and which values.  Nothing is skipped;
+ * A change that cannot be applied fails the migration: last_error, the
+ * event and the server log say which table, which LSN and which values.  Nothing is skipped;
  * ingest.resume() starts again from the same change.
  *
  * With wal2json before 2.6, NaN and Infinity in numeric, real and double
@@ -94,6 +94,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/pg_lsn.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -586,6 +587,37 @@ find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
 	*part = st->rri;
 	if (st->proute)
 	{
+		PartitionKey pkey = RelationGetPartitionKey(rel);
+		int			i;
+		int			j;
+
+		/*
+		 * The identity must hold the partition key to say where the row is
+		 * (a source table whose key lacks the target's partition key sends
+		 * only its key): else the migration fails here, not on a row not
+		 * found.  Partitions of partitions check theirs in
+		 * ExecFindPartition(), which fails on a row that fits none.
+		 */
+		for (i = 0; i < pkey->partnatts; i++)
+		{
+			const char *att;
+			bool		sent = false;
+
+			if (pkey->partattrs[i] == 0)
+				continue;		/* an expression */
+			att = NameStr(TupleDescAttr(RelationGetDescr(rel), pkey->partattrs[i] - 1)->attname);
+			for (j = 0; j < c->nidentity; j++)
+				sent |= strcmp(c->identity[j].name, att) == 0;
+			if (!sent)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the source's key of %s.%s lacks column \"%s\" of the partition key of %s",
+								quote_identifier(NameStr(r->nspname)),
+								quote_identifier(NameStr(r->relname)),
+								att, ingest_relid_name(RelationGetRelid(rel))),
+						 errdetail("Without it, the partition that holds the row to change is unknown."),
+						 errhint("ALTER TABLE ... REPLICA IDENTITY FULL on the source, or add the column to its primary key.")));
+		}
 		*part = route(st, key, &key);
 		searchrel = (*part)->ri_RelationDesc;
 		keyidx = RelationGetReplicaIndex(searchrel);
@@ -915,16 +947,36 @@ change_error_context(void *arg)
 }
 
 /*
+ * Make what was applied durable: the workers commit asynchronously.
+ *
+ * Not XLogFlush(GetXLogInsertRecPtr()): when the insert position sits at
+ * the start of a WAL page, GetXLogInsertRecPtr() points past that page's
+ * header, beyond anything written, and XLogFlush() fails with "xlog flush
+ * request ... is not satisfied".  The flush goes to ends of commit records
+ * really written instead: the local commit of the origin's last advance
+ * (replorigin_session_get_progress(true) flushes up to it), which is the
+ * last batch applied, by this process or by an applier of this migration
+ * before it (whose spool segments this one may remove); and this process's
+ * last commit (XactLastCommitEnd), whatever it wrote.
+ */
+static void
+flush_applied(void)
+{
+	(void) replorigin_session_get_progress(true);
+	if (XactLastCommitEnd != InvalidXLogRecPtr)
+		XLogFlush(XactLastCommitEnd);
+}
+
+/*
  * Remove the spool segments the reader is done with.  Everything read from
- * them is committed (no batch open), and made durable first: the workers
- * commit asynchronously.
+ * them is committed (no batch open), and made durable first.
  */
 static void
 remove_applied_segments(void)
 {
 	if (batch.open || reader.segno <= removed_before)
 		return;
-	XLogFlush(GetXLogInsertRecPtr());
+	flush_applied();
 	ingest_spool_remove_before(spool_dir, reader.segno);
 	removed_before = reader.segno;
 }
@@ -936,7 +988,7 @@ remove_applied_segments(void)
 static void
 reach_stop(void)
 {
-	XLogFlush(GetXLogInsertRecPtr());
+	flush_applied();
 	me->reached_stop = true;
 	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
 }
@@ -1181,6 +1233,8 @@ done:	;
 		ErrorData  *edata;
 
 		MemoryContextSwitchTo(TopMemoryContext);
+		/* the server log has it too, with its context */
+		EmitErrorReport();
 		edata = CopyErrorData();
 		FlushErrorState();
 		ingest_xact_abort();

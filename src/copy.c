@@ -24,7 +24,8 @@
  * owner, no extension member, no Citus table.  A worker that dies leaves no half
  * item behind: the transaction aborts and the item is pending again.  An
  * item that fails is retried pg_ingest.max_retries times with a growing
- * delay, each attempt in ingest.events, then fails the migration.
+ * delay, each attempt in ingest.events and the server log, then fails the
+ * migration.
  *
  * The worker runs as the migration's owner with session_replication_role
  * = replica, so triggers and foreign keys of the target do not fire for
@@ -384,7 +385,7 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	freeze = truncate && relkind != RELKIND_PARTITIONED_TABLE;
 
 	/* what COPY FROM and TRUNCATE would check, and more (target.c) */
-	ingest_check_target(relid, GetUserId(), ACL_INSERT | (truncate ? ACL_TRUNCATE : 0));
+	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0));
 
 	if (truncate)
 	{
@@ -644,6 +645,8 @@ ingest_copy_main(Datum main_arg)
 			bool		go_on;
 
 			MemoryContextSwitchTo(cxt);
+			/* to the server log too: the retry may hide it */
+			EmitErrorReport();
 			edata = CopyErrorData();
 			FlushErrorState();
 			ingest_xact_abort();

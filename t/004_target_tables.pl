@@ -7,10 +7,13 @@
 # - Privileges and row-level security of the migration's owner, a member
 #   of ingest_admin who is not a superuser: refused at start, and a REVOKE
 #   after the start fails the migration, naming the table and privilege,
-#   with nothing written.
+#   with nothing written; the error is in the server log too.
 # - Tables the workers must never write into: a Citus table (listed in
 #   pg_dist_partition, simulated here) and an extension's member, refused
 #   at start and by the copy worker.
+# - The applier makes what it applied durable without asking to flush WAL
+#   past what was written: it reaches its stop while the target's WAL
+#   insert position sits at the start of a page.
 
 use strict;
 use warnings;
@@ -24,6 +27,7 @@ use IngestTest;
 
 my $source = new_source('source');
 my $target = new_target('target',
+	autovacuum              => 'off',
 	'pg_ingest.retry_delay' => "'100ms'",
 	'pg_ingest.max_retries' => 1);
 my $conn = source_connstr($source);
@@ -145,6 +149,30 @@ like( $target->safe_psql('parts', "SELECT last_error FROM ingest.migration WHERE
 	'naming the leaf and the table');
 $target->safe_psql('parts', "SELECT ingest.abort('leaf')");
 
+# a source key without the target's partition key cannot say where a row is
+$source->safe_psql('app', q{
+	CREATE TABLE public.by_id (id int PRIMARY KEY, region text, v text);
+	ALTER TABLE public.by_id OWNER TO migrator;
+});
+$target->safe_psql('parts', q{
+	CREATE TABLE public.by_id (id int, region text, v text, PRIMARY KEY (id, region))
+		PARTITION BY LIST (region);
+	CREATE TABLE public.by_id_eu PARTITION OF public.by_id FOR VALUES IN ('eu');
+});
+$target->safe_psql('parts',
+	"SELECT ingest.start('$conn', name => 'by_id', mode => 'cdc', schema => 'existing',"
+	  . " include_tables => '{public.by_id}')");
+ok(wait_phase($target, 'parts', 'by_id', 'streaming'), 'a cdc migration into a table partitioned on a non-key column streams');
+$source->safe_psql('app', q{
+	INSERT INTO public.by_id VALUES (1, 'eu', 'x');
+	UPDATE public.by_id SET v = 'y' WHERE id = 1;
+});
+ok(wait_phase($target, 'parts', 'by_id', 'failed'), 'an UPDATE whose key lacks the partition key fails the migration');
+like( $target->safe_psql('parts', "SELECT last_error FROM ingest.migration WHERE name = 'by_id'"),
+	qr/the source's key of public\.by_id lacks column "region" of the partition key of public\.by_id/,
+	'saying which column is missing');
+$target->safe_psql('parts', "SELECT ingest.abort('by_id')");
+
 # --- privileges and row-level security ------------------------------------
 $source->safe_psql('app', q{
 	SET ROLE migrator;
@@ -189,6 +217,7 @@ $source->safe_psql('app', "INSERT INTO priv.t VALUES (1, 'granted')");
 ok(poll_until($target, 'priv', 'SELECT count(*) FROM priv.t', '1', 'the first row'),
 	'a change is applied');
 
+my $log_offset = -s $target->logfile;
 $target->safe_psql('priv', 'REVOKE INSERT ON priv.t FROM mig');
 $source->safe_psql('app', "INSERT INTO priv.t VALUES (2, 'revoked')");
 ok(wait_phase($target, 'priv', 'p3', 'failed'), 'after a REVOKE, the next INSERT fails the migration');
@@ -196,6 +225,9 @@ like( $target->safe_psql('priv', "SELECT last_error FROM ingest.migration WHERE 
 	qr/permission denied for table priv\.t: role "mig" lacks privilege INSERT/,
 	'naming the table and the privilege');
 is($target->safe_psql('priv', 'SELECT count(*) FROM priv.t'), '1', 'and nothing is written');
+ok( $target->wait_for_log(qr/ERROR:  permission denied for table priv\.t: role "mig" lacks privilege INSERT/,
+		$log_offset),
+	"the applier's error is in the server log");
 $target->safe_psql('priv', "SELECT ingest.abort('p3')");
 
 # --- Citus tables and extension members: at start and in the copy worker ---
@@ -226,6 +258,7 @@ for my $case (
 		qr/cannot migrate rows into table never\.owned: it belongs to extension "pg_ingest"/ ])
 {
 	my ($t, $register, $msg) = @$case;
+	my $log_offset = -s $target->logfile;
 	my $holder = $target->background_psql('never');
 	$holder->query_safe("BEGIN; LOCK TABLE never.$t IN SHARE MODE");
 	$target->safe_psql('never',
@@ -241,6 +274,7 @@ for my $case (
 	like($target->safe_psql('never', "SELECT last_error FROM ingest.migration WHERE name = 'w_$t'"),
 		$msg, 'naming it');
 	is($target->safe_psql('never', "SELECT count(*) FROM never.$t"), '0', 'nothing is written');
+	ok($target->log_contains($msg, $log_offset), "the copy worker's error is in the server log");
 	$target->safe_psql('never', "SELECT ingest.abort('w_$t')");
 
 	# now at start
@@ -252,5 +286,80 @@ like($err, qr/ERROR:  cannot migrate/, 'with an ERROR');
 ($ret, $out, $err) = $target->psql('never',
 	"\\set VERBOSITY verbose\nSELECT ingest.start('$conn', name => 's_dist', schema => 'existing', include_tables => '{never.dist}')");
 like($err, qr/ERROR:  0A000: /, 'a Citus table is refused with feature_not_supported');
+
+# --- the applier's flush with the WAL insert position on a page boundary ---
+$source->safe_psql('app', q{
+	CREATE TABLE public.tiny (id int PRIMARY KEY);
+	ALTER TABLE public.tiny OWNER TO migrator;
+});
+create_db($target, 'wal');
+$target->safe_psql('wal', q{
+	CREATE EXTENSION pg_ingest;
+	CREATE TABLE public.tiny (id int PRIMARY KEY);
+});
+$target->safe_psql('wal',
+	"SELECT ingest.start('$conn', name => 'wal', mode => 'cdc', schema => 'existing', include_tables => '{public.tiny}')");
+ok(wait_phase($target, 'wal', 'wal', 'streaming'), 'a migration streams');
+$source->safe_psql('app', 'INSERT INTO public.tiny VALUES (1)');
+ok(poll_until($target, 'wal', 'SELECT count(*) FROM public.tiny', '1', 'the row'),
+	'and applies');
+
+# Nothing else may write WAL on the target meanwhile: the coordinator is
+# stopped (the applier acts on a stop request from shared memory alone).
+my $coordinator = $target->safe_psql('wal',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ingest coordinator' AND datname = 'wal'");
+like($coordinator, qr/^\d+$/, 'the coordinator runs');
+kill 'STOP', $coordinator;
+# Emit non-transactional messages until the insert position is the first
+# byte after a page header: pg_current_wal_insert_lsn() is then 24 bytes
+# past the boundary, which was not written.  Then ask for a stop that is
+# already passed: the applier stops, making what it applied durable.
+# Whatever the statements read is read once before (a read may prune a
+# page, which writes WAL).
+my $at_boundary = $target->safe_psql('wal', q{
+	SELECT count(*) FROM ingest.migration;
+	DO $$
+	BEGIN
+		PERFORM set_config('pad.at_boundary', 'false', false);
+		PERFORM ingest.stop_at('0/10', 'nosuch');
+	EXCEPTION WHEN OTHERS THEN
+		NULL;
+	END $$;
+	PREPARE stop AS SELECT ingest.stop_at('0/10', 'wal');
+	DO $$
+	DECLARE
+		pos bigint;
+		room int;
+		tries int := 0;
+	BEGIN
+		LOOP
+			pos := pg_current_wal_insert_lsn() - '0/0'::pg_lsn;
+			EXIT WHEN pos % 8192 = 24 OR tries > 50;
+			room := 8192 - (pos % 8192)::int;
+			-- record: 24 header, 2 or 5 data header, 24 message header,
+			-- "p" and its NUL, the content; MAXALIGNed
+			IF room < 64 THEN
+				PERFORM pg_logical_emit_message(false, 'p', repeat('x', 100));
+			ELSIF room - 52 < 230 THEN
+				PERFORM pg_logical_emit_message(false, 'p', repeat('x', room - 52));
+			ELSE
+				PERFORM pg_logical_emit_message(false, 'p', repeat('x', room - 55));
+			END IF;
+			tries := tries + 1;
+		END LOOP;
+		PERFORM set_config('pad.at_boundary', (pos % 8192 = 24)::text, false);
+	END $$;
+	EXECUTE stop;
+	SELECT current_setting('pad.at_boundary');
+});
+like($at_boundary, qr/^true$/m, 'the WAL insert position was on a page boundary');
+kill 'CONT', $coordinator;
+poll_until($target, 'wal',
+	"SELECT phase IN ('completed', 'failed') FROM ingest.status WHERE name = 'wal'",
+	't', 'the migration to end');
+is($target->safe_psql('wal', "SELECT phase FROM ingest.status WHERE name = 'wal'"),
+	'completed', 'the migration completes')
+  or diag(events('wal', 'wal'));
+unlike(events('wal', 'wal'), qr/xlog flush request/, 'no flush request past the written WAL');
 
 done_testing();
