@@ -109,8 +109,7 @@ ingest_wait(PG_FUNCTION_ARGS)
 		int			want = ingest_phase_rank(phase);
 		int			have = ingest_phase_rank(m->phase);
 
-		if (ingest_find_migration_slot(MyDatabaseId, m->id) >= 0 &&
-			IngestShared->migrations[ingest_find_migration_slot(MyDatabaseId, m->id)].reserved)
+		if (ingest_slot_reserved(MyDatabaseId, m->id))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration \"%s\" was started in this transaction, which must commit before it runs",
@@ -479,11 +478,10 @@ request_stop(IngestMigration *m, XLogRecPtr lsn, bool at_commit)
 				 errmsg("migration \"%s\" has no running workers", m->name)));
 	if (at_commit)
 		ingest_stop_lsn_at_commit(slot, lsn);
-	else
-	{
-		pg_atomic_write_u64(&IngestShared->migrations[slot].stop_request, lsn);
-		wake_coordinator(m);
-	}
+	else if (!ingest_request_stop_now(MyDatabaseId, m->id, lsn))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" has no running workers", m->name)));
 }
 
 /*

@@ -225,11 +225,11 @@ open_stream(XLogRecPtr start)
 			ingest_disconnect(stream);
 		stream = NULL;
 		/* wal2json before 2.6: the applier reads NaN and Infinity back */
-		me->numeric_as_string = false;
+		ingest_slot_set_flag(&me->numeric_as_string, false);
 		start_stream(start, false);
 	}
 	PG_END_TRY();
-	me->numeric_probed = true;
+	ingest_slot_set_flag(&me->numeric_probed, true);
 }
 
 /* Stream until an error; appends to the spool, confirms what is durable. */
@@ -253,7 +253,7 @@ receive(void)
 					psprintf("streaming slot %s from %X/%X", m->slot_name,
 							 LSN_FORMAT_ARGS(start)),
 					NULL);
-	me->receiver_connected = true;
+	ingest_slot_set_flag(&me->receiver_connected, true);
 	failures = 0;
 
 	for (;;)
@@ -378,7 +378,7 @@ receive(void)
 static void
 receiver_on_exit(int code, Datum arg)
 {
-	me->receiver_connected = false;
+	ingest_slot_set_flag(&me->receiver_connected, false);
 }
 
 /*
@@ -425,7 +425,7 @@ ingest_receiver_main(Datum main_arg)
 			edata = CopyErrorData();
 			FlushErrorState();
 			ingest_xact_abort();
-			me->receiver_connected = false;
+			ingest_slot_set_flag(&me->receiver_connected, false);
 			if (stream)
 				ingest_disconnect(stream);
 			stream = NULL;
