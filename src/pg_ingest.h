@@ -277,6 +277,7 @@ struct IngestConnInfo;
 extern bool ingest_drop_source_slot(IngestMigration *m, struct IngestConnInfo *info,
 									char **error);
 extern void ingest_drop_local(IngestMigration *m);
+extern void ingest_forget_password(IngestMigration *m);
 extern Datum ingest_wait(PG_FUNCTION_ARGS);
 extern Datum ingest_stop_at(PG_FUNCTION_ARGS);
 
