@@ -697,7 +697,8 @@ ingest_attach_worker(IngestWorkerKind kind, int migration, int job,
 /*
  * ingest_worker_init
  *		What every dynamic worker of pg_ingest does first: signals, the
- *		database connection (as the migration's owner), its worker slot.
+ *		database connection (as the migration's owner), search_path pinned
+ *		to pg_catalog, its worker slot.
  */
 void
 ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
@@ -719,6 +720,14 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 	 * WAL flush.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Nothing a user's schema defines (functions, operators, tables that
+	 * shadow others) may be picked up by name in a worker, whatever
+	 * search_path the database or the role sets: every name a worker uses
+	 * is qualified or in pg_catalog.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 	*slot_out = DatumGetInt32(main_arg);
 	*migration_id_out = args.migration_id;
 	if (kind != INGEST_WORKER_SCAN && kind != INGEST_WORKER_ABORT &&

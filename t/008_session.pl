@@ -134,4 +134,24 @@ is( $target->safe_psql('postgres',
 		  . " source_display !~ 'S3cret-Pass' FROM ingest.migration WHERE name = 'mine'"),
 	'aborted|t|t', 'the owner aborts it, and the password leaves the catalog');
 
+# --- workers run with search_path pinned to pg_catalog ---------------------
+create_db($target, 'sp');
+$target->safe_psql('sp',
+	"CREATE EXTENSION pg_ingest; ALTER DATABASE sp SET search_path = evil, public, pg_catalog");
+$target->safe_psql('sp',
+	"SELECT ingest.start('$conn', name => 'sp', table_jobs => 1, index_jobs => 1)");
+ok(wait_phase($target, 'sp', 'sp', 'streaming'), 'migration sp streams');
+$target->safe_psql('sp', q{
+	CREATE TABLE public.sp_log (search_path text);
+	CREATE FUNCTION public.sp_trg() RETURNS trigger LANGUAGE plpgsql AS
+	  $$ BEGIN INSERT INTO public.sp_log VALUES (pg_catalog.current_setting('search_path')); RETURN NEW; END $$;
+	CREATE TRIGGER sp AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.sp_trg();
+	ALTER TABLE public.t ENABLE ALWAYS TRIGGER sp;
+});
+$source->safe_psql('app', "INSERT INTO t VALUES (6000, 'seen by the trigger')");
+ok(poll_until($target, 'sp', 'SELECT count(*) FROM public.sp_log', '1', 'the trigger'),
+	'the applier applies the insert');
+is($target->safe_psql('sp', 'SELECT search_path FROM public.sp_log'),
+	'pg_catalog, pg_temp', 'the applier runs with search_path pg_catalog, whatever the database sets');
+
 done_testing();
