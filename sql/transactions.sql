@@ -223,6 +223,16 @@ SELECT regress_tx_poll('SELECT regress_tx_state()',
   'migrations: tx completed stop 0/1, tx2 completed; source slots: 0; workers: ; shared slots: 0');
 SELECT count(*) AS prepared FROM pg_prepared_xacts;
 
+--
+-- abort at once after start: no worker of the migration escapes (a late
+-- worker checks its slot when it starts), nothing is left on the source
+--
+SELECT ingest.start(:'src', name => 'tx3', include_tables => ARRAY['tx_other']);
+SELECT ingest.abort('tx3');
+SELECT count(*) AS workers_left FROM ingest._live();
+SELECT regress_tx_poll('SELECT regress_tx_state()',
+  'migrations: tx completed stop 0/1, tx2 completed, tx3 aborted; source slots: 0; workers: ; shared slots: 0');
+
 DROP FUNCTION regress_tx_state(bool);
 DROP FUNCTION regress_tx_poll(text, text);
 DROP DATABASE regress_ingest_tx;

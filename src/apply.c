@@ -989,7 +989,7 @@ static void
 reach_stop(void)
 {
 	flush_applied();
-	me->reached_stop = true;
+	ingest_slot_set_flag(&me->reached_stop, true);
 	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
 }
 
@@ -1111,7 +1111,7 @@ ingest_applier_main(Datum main_arg)
 			{
 				commit_batch();
 				remove_applied_segments();
-				me->apply_idle = true;
+				ingest_slot_set_flag(&me->apply_idle, true);
 				(void) ingest_sleep_ms(1000L);
 				continue;
 			}
@@ -1133,7 +1133,7 @@ ingest_applier_main(Datum main_arg)
 				pg_atomic_write_u64(&me->apply_pos, SPOOL_POS(reader.segno, reader.offset));
 				commit_batch();
 				remove_applied_segments();
-				me->apply_idle = true;
+				ingest_slot_set_flag(&me->apply_idle, true);
 
 				/* stopped once the stream has passed the stop LSN */
 				if (stop_lsn != InvalidXLogRecPtr &&
@@ -1147,7 +1147,7 @@ ingest_applier_main(Datum main_arg)
 				ResetLatch(MyLatch);
 				continue;
 			}
-			me->apply_idle = false;
+			ingest_slot_set_flag(&me->apply_idle, false);
 
 			if (!ingest_w2j_decode(payload.data, payload.len, &change, &error))
 				ereport(ERROR,

@@ -30,6 +30,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "replication/origin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/pg_lsn.h"
@@ -55,6 +56,77 @@ static const char *const known_phases[] = {
 	"starting", "schema", "copying", "indexing", "finalizing", "catching_up",
 	"streaming", "stopping", "paused", "completed", "failed", "aborted", NULL
 };
+
+/*
+ * Ownership: a migration may be changed (aborted, cleaned up, paused,
+ * resumed, stopped, cut over) only by the role that started it, a member
+ * of that role, or a superuser; the other members of ingest_admin may only
+ * watch it.  The workers act with the owner's rights, so another member
+ * could otherwise act on the source and the target with rights it does not
+ * have.
+ */
+static IngestMigration *
+owned_migration(const char *name, bool unfinished_only)
+{
+	IngestMigration *m = ingest_load_migration_by_name(name, unfinished_only, false);
+
+	if (!has_privs_of_role(GetUserId(), m->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be the owner of migration \"%s\"", name),
+				 errdetail("Migration \"%s\" was started by role \"%s\"; only that role and superusers may change it.",
+						   name, GetUserNameFromId(m->owner, true) ? GetUserNameFromId(m->owner, true) : "?")));
+	return m;
+}
+
+/*
+ * ingest_forget_password
+ *		Replace the source connection string in the catalog by the same
+ *		without its password, once nothing needs to connect any more (the
+ *		migration is aborted, or cleaned up).  In a transaction.
+ */
+void
+ingest_forget_password(IngestMigration *m)
+{
+	PQconninfoOption *opts;
+	PQconninfoOption *o;
+	char	   *err = NULL;
+	StringInfoData buf;
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		vals[2];
+
+	opts = PQconninfoParse(m->source, &err);
+	if (opts == NULL)
+	{
+		if (err)
+			PQfreemem(err);
+		return;
+	}
+	initStringInfo(&buf);
+	for (o = opts; o->keyword; o++)
+	{
+		const char *p;
+
+		if (o->val == NULL || strcmp(o->keyword, "password") == 0)
+			continue;
+		appendStringInfo(&buf, "%s%s='", buf.len > 0 ? " " : "", o->keyword);
+		for (p = o->val; *p; p++)
+		{
+			if (*p == '\\' || *p == '\'')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *p);
+		}
+		appendStringInfoChar(&buf, '\'');
+	}
+	PQconninfoFree(opts);
+	vals[0] = Int32GetDatum(m->id);
+	vals[1] = CStringGetTextDatum(buf.data);
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.migration SET source = $2 WHERE id = $1",
+						2, types, vals, NULL);
+	ingest_catalog_end();
+	pfree(buf.data);
+}
 
 /*
  * ingest.wait(name, phase, timeout) returns bool
@@ -109,8 +181,7 @@ ingest_wait(PG_FUNCTION_ARGS)
 		int			want = ingest_phase_rank(phase);
 		int			have = ingest_phase_rank(m->phase);
 
-		if (ingest_find_migration_slot(MyDatabaseId, m->id) >= 0 &&
-			IngestShared->migrations[ingest_find_migration_slot(MyDatabaseId, m->id)].reserved)
+		if (ingest_slot_reserved(MyDatabaseId, m->id))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("migration \"%s\" was started in this transaction, which must commit before it runs",
@@ -161,7 +232,7 @@ ingest_abort(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	m = ingest_load_migration_by_name(name, true, false);
+	m = owned_migration(name, true);
 
 	slot = ingest_find_migration_slot(MyDatabaseId, m->id);
 	if (slot >= 0)
@@ -183,8 +254,14 @@ ingest_abort(PG_FUNCTION_ARGS)
 	last_event = ingest_getint(tab, 0, 1, 0);
 	ingest_catalog_end();
 
+	/*
+	 * The worker connects as the bootstrap superuser, as the scan does: it
+	 * changes only the catalog (as its owner) and drops the slot with the
+	 * migration's own connection string, and an abort must work even if
+	 * the owner can no longer log in.
+	 */
 	if (!ingest_start_worker(INGEST_WORKER_ABORT, slot, 0, MyDatabaseId, m->id,
-							 m->owner, &handle))
+							 InvalidOid, &handle))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start the worker that aborts migration \"%s\"", name),
@@ -258,6 +335,7 @@ ingest_abort_main(Datum main_arg)
 		{
 			ingest_xact_start();
 			ingest_drop_local(m);
+			ingest_forget_password(m);
 			ingest_xact_commit();
 		}
 		else
@@ -266,6 +344,12 @@ ingest_abort_main(Datum main_arg)
 									 m->slot_name, error),
 							psprintf("The source keeps its WAL for that slot: run ingest.cleanup('%s') once it is reachable.",
 									 m->name));
+	}
+	else
+	{
+		ingest_xact_start();
+		ingest_forget_password(m);
+		ingest_xact_commit();
 	}
 	proc_exit(0);
 }
@@ -389,7 +473,7 @@ ingest_drop_local(IngestMigration *m)
 static IngestMigration *
 cdc_migration(const char *name, const char *what)
 {
-	IngestMigration *m = ingest_load_migration_by_name(name, true, false);
+	IngestMigration *m = owned_migration(name, true);
 
 	if (strcmp(m->mode, "full-load") == 0)
 		ereport(ERROR,
@@ -479,11 +563,10 @@ request_stop(IngestMigration *m, XLogRecPtr lsn, bool at_commit)
 				 errmsg("migration \"%s\" has no running workers", m->name)));
 	if (at_commit)
 		ingest_stop_lsn_at_commit(slot, lsn);
-	else
-	{
-		pg_atomic_write_u64(&IngestShared->migrations[slot].stop_request, lsn);
-		wake_coordinator(m);
-	}
+	else if (!ingest_request_stop_now(MyDatabaseId, m->id, lsn))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("migration \"%s\" has no running workers", m->name)));
 }
 
 /*
@@ -596,7 +679,7 @@ ingest_cleanup(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	m = ingest_load_migration_by_name(name, false, false);
+	m = owned_migration(name, false);
 	if (!ingest_phase_is_terminal(m->phase))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -616,6 +699,7 @@ ingest_cleanup(PG_FUNCTION_ARGS)
 						m->slot_name, error),
 				 errhint("Run ingest.cleanup again once the source is reachable, or drop the slot there.")));
 	ingest_drop_local(m);
+	ingest_forget_password(m);
 	ingest_event(m->id, "INFO", "cleanup", NULL,
 				 m->slot_name ? psprintf("dropped slot %s, the replication origin and the spool",
 										 m->slot_name) :
@@ -670,7 +754,7 @@ ingest_resume(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	m = ingest_load_migration_by_name(name, true, false);
+	m = owned_migration(name, true);
 	if (strcmp(m->phase, "paused") != 0 && strcmp(m->phase, "failed") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

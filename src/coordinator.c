@@ -748,7 +748,7 @@ update_rate(RateSample *sample, TimestampTz now, uint64 count, double *rate)
 	if (sample->at != 0)
 	{
 		recent = count >= sample->count ? (count - sample->count) / secs : 0;
-		*rate = *rate == 0 ? recent : 0.5 * *rate + 0.5 * recent;
+		ingest_slot_set_rate(rate, *rate == 0 ? recent : 0.5 * *rate + 0.5 * recent);
 	}
 	sample->at = now;
 	sample->count = count;
@@ -869,7 +869,7 @@ phase_copying(void)
 		load_post_data();
 	}
 	release_snapshot();
-	me->copy_rate = 0;
+	ingest_slot_set_rate(&me->copy_rate, 0);
 	set_phase("indexing");
 }
 
@@ -1063,7 +1063,7 @@ finish_stream(void)
 	bool		pending;
 	char	   *error = NULL;
 
-	me->stop_streaming = true;
+	ingest_slot_set_flag(&me->stop_streaming, true);
 	(void) ingest_signal_workers(my_slot, INGEST_WORKER_RECEIVER, SIGTERM, true);
 	(void) ingest_signal_workers(my_slot, INGEST_WORKER_APPLIER, SIGTERM, true);
 	(void) ingest_wait_workers_gone(my_slot, 30000L);
@@ -1156,7 +1156,7 @@ phase_streaming(void)
 			m->phase = MemoryContextStrdup(TopMemoryContext, phase);
 			break;
 		}
-		me->paused = strcmp(phase, "paused") == 0;
+		ingest_slot_set_flag(&me->paused, strcmp(phase, "paused") == 0);
 		m->phase = MemoryContextStrdup(TopMemoryContext, phase);
 		record_stop_request();
 

@@ -620,8 +620,7 @@ ingest_copy_main(Datum main_arg)
 			break;
 		}
 		started = GetCurrentTimestamp();
-		MyIngestWorker->item_id = it->id;
-		MyIngestWorker->item_started = started;
+		ingest_worker_set_item(it->id, started);
 		pg_atomic_write_u64(&MyIngestWorker->bytes, 0);
 		pg_atomic_write_u64(&MyIngestWorker->rows, 0);
 		pgstat_report_activity(STATE_RUNNING,
@@ -634,7 +633,7 @@ ingest_copy_main(Datum main_arg)
 
 			mark_copied(m->id, it, rows, format, started);
 			ingest_xact_commit();
-			MyIngestWorker->item_id = 0;
+			ingest_worker_set_item(0, 0);
 			/* index workers may build this table's indexes now */
 			ingest_wake_workers(slot, INGEST_WORKER_INDEX);
 			ingest_wake_workers(slot, INGEST_WORKER_COORDINATOR);
@@ -650,7 +649,7 @@ ingest_copy_main(Datum main_arg)
 			edata = CopyErrorData();
 			FlushErrorState();
 			ingest_xact_abort();
-			MyIngestWorker->item_id = 0;
+			ingest_worker_set_item(0, 0);
 			if (stream.buf)
 				PQfreemem(stream.buf);
 			stream.buf = NULL;

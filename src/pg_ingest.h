@@ -10,9 +10,44 @@
  * them (bytes and rows in flight) and what the supervisor needs without a
  * database connection (which migrations to launch).
  *
- * Locking: IngestShared->lock protects the slot arrays (allocation and the
- * non-atomic fields).  The counters of a worker slot are atomics written by
- * their worker alone and read without the lock.
+ * Shared-memory protocol.  IngestShared->lock (LWLock) guards every
+ * non-atomic field; the atomics are read and written without it.
+ *
+ *	- Slot life (dboid, migration_id, owner, launch, stop, terminal,
+ *	  reserved, restarts, next_launch, coordinator_pid, and every field of
+ *	  a worker slot but its counters and item): written and read under the
+ *	  lock only.  A migration slot is taken by ingest_reserve_migration_slot
+ *	  (start, resume, the scan), which bumps its generation; it is freed by
+ *	  the supervisor (terminal, or a dropped database) or by the abort of
+ *	  the transaction that reserved it.  stop is set by ingest.abort and
+ *	  cleared if its statement fails; terminal by the coordinator at its end
+ *	  and by a committed abort; launch by a commit of start or resume, and
+ *	  by the scan.
+ *	- generation: never cleared, bumped under the lock at each reservation.
+ *	  A worker is started with the generation of its slot
+ *	  (ingest_start_worker) and attaches (ingest_worker_init) only if the
+ *	  slot still holds the same migration and generation and is neither
+ *	  stopped nor terminal, under the lock: a late worker exits instead of
+ *	  acting on a migration that reused the slot, and ingest.abort, which
+ *	  sets stop and then signals the attached workers, misses none.  The
+ *	  requests of a transaction (workers.c) carry the generation too.
+ *	- Flags and rates of a migration slot, one writer each, written under
+ *	  the lock in exclusive mode (ingest_slot_set_flag/_rate) so that a
+ *	  reader holding it in shared mode (the views) sees them together; a
+ *	  lone flag may be read without the lock, a stale value being harmless
+ *	  since the writer wakes whoever must react.  Writers:
+ *	    numeric_as_string, numeric_probed, receiver_connected: receiver;
+ *	    stop_streaming, paused, copy_rate, apply_rate: coordinator;
+ *	    apply_idle, reached_stop: applier;
+ *	  all cleared by whoever (re)takes the slot.
+ *	- Atomics of a migration slot: received_lsn, flushed_lsn, source_lsn,
+ *	  spool_limit, spool_bytes written by the receiver; applied_lsn,
+ *	  applied_commit_ts, changes_applied, apply_pos by the applier;
+ *	  bytes_received by the copy workers (added to); stop_request by the
+ *	  commit of ingest.stop_at (workers.c) and by ingest.cutover.
+ *	- Worker slot: item_id and item_started written by their worker under
+ *	  the lock (ingest_worker_set_item); bytes and rows are atomics written
+ *	  by their worker alone.
  *
  *-------------------------------------------------------------------------
  */
@@ -152,6 +187,8 @@ extern void ingest_stop_at_commit(int slot);
 extern void ingest_stop_lsn_at_commit(int slot, XLogRecPtr lsn);
 extern void ingest_changed_in_xact(int32 migration_id);
 extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
+extern bool ingest_slot_reserved(Oid dboid, int32 migration_id);
+extern bool ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn);
 extern void ingest_remember_database(Oid dboid);
 extern IngestWorkerSlot *ingest_attach_worker(IngestWorkerKind kind,
 											  int migration, int job,
@@ -168,6 +205,9 @@ extern void ingest_wake_supervisor(void);
 extern const char *ingest_worker_kind_name(IngestWorkerKind kind);
 extern bool ingest_sleep_ms(long ms);
 extern int	ingest_worker_job(void);
+extern void ingest_slot_set_flag(bool *field, bool value);
+extern void ingest_slot_set_rate(double *field, double value);
+extern void ingest_worker_set_item(int32 item_id, TimestampTz started);
 extern void ingest_worker_init(Datum main_arg, IngestWorkerKind kind,
 							   int *slot_out, int32 *migration_id_out);
 
@@ -241,6 +281,7 @@ struct IngestConnInfo;
 extern bool ingest_drop_source_slot(IngestMigration *m, struct IngestConnInfo *info,
 									char **error);
 extern void ingest_drop_local(IngestMigration *m);
+extern void ingest_forget_password(IngestMigration *m);
 extern Datum ingest_wait(PG_FUNCTION_ARGS);
 extern Datum ingest_stop_at(PG_FUNCTION_ARGS);
 

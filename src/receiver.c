@@ -505,11 +505,11 @@ open_stream(XLogRecPtr start)
 			ingest_disconnect(stream);
 		stream = NULL;
 		/* wal2json before 2.6: the applier reads NaN and Infinity back */
-		me->numeric_as_string = false;
+		ingest_slot_set_flag(&me->numeric_as_string, false);
 		start_stream(start, false);
 	}
 	PG_END_TRY();
-	me->numeric_probed = true;
+	ingest_slot_set_flag(&me->numeric_probed, true);
 }
 
 /* Stream until an error; appends to the spool, confirms what is durable. */

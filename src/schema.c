@@ -933,8 +933,7 @@ ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
 		}
 		if (MyIngestWorker)
 		{
-			MyIngestWorker->item_id = it->id;
-			MyIngestWorker->item_started = GetCurrentTimestamp();
+			ingest_worker_set_item(it->id, GetCurrentTimestamp());
 		}
 		pgstat_report_activity(STATE_RUNNING, it->statement);
 
@@ -966,7 +965,7 @@ ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
 		MemoryContextSwitchTo(old);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (MyIngestWorker)
-			MyIngestWorker->item_id = 0;
+			ingest_worker_set_item(0, 0);
 	}
 
 	MemoryContextDelete(cxt);

@@ -12,8 +12,8 @@
  * the views read, and frees it on exit.
  *
  * Locking: IngestShared->lock in exclusive mode to change a slot, shared to
- * read several fields together.  The atomics of a worker slot are written by
- * that worker only.
+ * read several fields together; pg_ingest.h has the whole protocol (who
+ * writes each field, under which lock).
  *
  *-------------------------------------------------------------------------
  */
@@ -429,6 +429,51 @@ ingest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/*
+ * ingest_request_stop_now
+ *		Hand a stop LSN to the workers of a migration at once, if it still
+ *		has its slot (found and written under the lock: never another
+ *		migration's).
+ */
+bool
+ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn)
+{
+	int			i;
+	int			found = -1;
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	for (i = 0; i < ingest_max_migrations; i++)
+		if (IngestShared->migrations[i].dboid == dboid &&
+			IngestShared->migrations[i].migration_id == migration_id)
+		{
+			pg_atomic_write_u64(&IngestShared->migrations[i].stop_request, lsn);
+			found = i;
+		}
+	LWLockRelease(IngestShared->lock);
+	if (found >= 0)
+	{
+		ingest_wake_workers(found, INGEST_WORKER_COORDINATOR);
+		ingest_wake_workers(found, INGEST_WORKER_APPLIER);
+	}
+	return found >= 0;
+}
+
+/* Whether the migration's slot is reserved by a transaction not committed. */
+bool
+ingest_slot_reserved(Oid dboid, int32 migration_id)
+{
+	int			i;
+	bool		reserved = false;
+
+	LWLockAcquire(IngestShared->lock, LW_SHARED);
+	for (i = 0; i < ingest_max_migrations; i++)
+		if (IngestShared->migrations[i].dboid == dboid &&
+			IngestShared->migrations[i].migration_id == migration_id)
+			reserved = IngestShared->migrations[i].reserved;
+	LWLockRelease(IngestShared->lock);
+	return reserved;
+}
+
 int
 ingest_find_migration_slot(Oid dboid, int32 migration_id)
 {
@@ -654,7 +699,8 @@ ingest_attach_worker(IngestWorkerKind kind, int migration, int job,
 /*
  * ingest_worker_init
  *		What every dynamic worker of pg_ingest does first: signals, the
- *		database connection (as the migration's owner), its worker slot.
+ *		database connection (as the migration's owner), search_path pinned
+ *		to pg_catalog, its worker slot.
  */
 void
 ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
@@ -676,6 +722,14 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 	 * WAL flush.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Nothing a user's schema defines (functions, operators, tables that
+	 * shadow others) may be picked up by name in a worker, whatever
+	 * search_path the database or the role sets: every name a worker uses
+	 * is qualified or in pg_catalog.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 	*slot_out = DatumGetInt32(main_arg);
 	*migration_id_out = args.migration_id;
 	if (kind != INGEST_WORKER_SCAN && kind != INGEST_WORKER_ABORT &&
@@ -698,6 +752,37 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 						ingest_worker_kind_name(kind), args.migration_id)));
 		abort();
 	}
+}
+
+/*
+ * ingest_slot_set_flag, ingest_slot_set_rate
+ *		Write a flag or a rate of a migration slot, as its one writer does:
+ *		under the lock (pg_ingest.h).
+ */
+void
+ingest_slot_set_flag(bool *field, bool value)
+{
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	*field = value;
+	LWLockRelease(IngestShared->lock);
+}
+
+void
+ingest_slot_set_rate(double *field, double value)
+{
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	*field = value;
+	LWLockRelease(IngestShared->lock);
+}
+
+/* The item (copy or schema item) this worker has in hand; 0: none. */
+void
+ingest_worker_set_item(int32 item_id, TimestampTz started)
+{
+	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
+	MyIngestWorker->item_id = item_id;
+	MyIngestWorker->item_started = started;
+	LWLockRelease(IngestShared->lock);
 }
 
 /* The job number the worker was started with (a scan: 1 after a crash). */

@@ -82,7 +82,7 @@ like($err, qr/violates check constraint "migration_phase_check"/, 'phases are ch
 # A user's operator that would run if a catalog call ran with the caller's
 # search_path.
 $target->safe_psql('postgres', q{
-	CREATE ROLE op IN ROLE ingest_admin;
+	CREATE ROLE op LOGIN IN ROLE ingest_admin;
 	CREATE SCHEMA evil;
 	GRANT USAGE ON SCHEMA evil TO PUBLIC;
 	CREATE FUNCTION evil.eq(text, text) RETURNS bool LANGUAGE plpgsql AS
@@ -108,5 +108,50 @@ for my $role ('op', 'the superuser')
 	is($session->{stderr}, '', "$role: as the catalog's owner, with its search_path");
 	$session->quit;
 }
+
+# --- ownership: only the owner (or a superuser) changes a migration -------
+$target->safe_psql('postgres',
+	"CREATE ROLE op2 IN ROLE ingest_admin; GRANT CREATE ON SCHEMA public TO op;");
+$target->safe_psql('postgres',
+	"SET ROLE op; SELECT ingest.start('$conn', name => 'mine', mode => 'full-load', include_tables => ARRAY['t'])");
+for my $call ("ingest.pause('mine')", "ingest.resume('mine')", "ingest.stop_at('0/1', 'mine')",
+	"ingest.cutover('mine')", "ingest.cleanup('mine')", "ingest.abort('mine')")
+{
+	my ($ret, $out, $err) = $target->psql('postgres',
+		"\\set VERBOSITY verbose\nSET ROLE op2; SELECT $call");
+	like($err, qr/ERROR:  42501: must be the owner of migration "mine"/,
+		"another ingest_admin member may not call $call");
+}
+is( $target->safe_psql('postgres',
+		"SELECT has_column_privilege('ingest_admin', 'ingest.migration', 'source', 'SELECT'),"
+		  . " has_table_privilege('op', 'ingest.migration', 'SELECT')"),
+	'f|f', 'nobody but the extension owner and superusers reads the source');
+like($target->safe_psql('postgres', "SELECT source FROM ingest.migration WHERE name = 'mine'"),
+	qr/S3cret-Pass/, 'the password is kept while the migration may need it');
+$target->safe_psql('postgres', "SET ROLE op; SELECT ingest.abort('mine')");
+is( $target->safe_psql('postgres',
+		"SELECT phase, source !~ 'S3cret-Pass' AND source ~ 'user=''migrator''',"
+		  . " source_display !~ 'S3cret-Pass' FROM ingest.migration WHERE name = 'mine'"),
+	'aborted|t|t', 'the owner aborts it, and the password leaves the catalog');
+
+# --- workers run with search_path pinned to pg_catalog ---------------------
+create_db($target, 'sp');
+$target->safe_psql('sp',
+	"CREATE EXTENSION pg_ingest; ALTER DATABASE sp SET search_path = evil, public, pg_catalog");
+$target->safe_psql('sp',
+	"SELECT ingest.start('$conn', name => 'sp', table_jobs => 1, index_jobs => 1)");
+ok(wait_phase($target, 'sp', 'sp', 'streaming'), 'migration sp streams');
+$target->safe_psql('sp', q{
+	CREATE TABLE public.sp_log (search_path text);
+	CREATE FUNCTION public.sp_trg() RETURNS trigger LANGUAGE plpgsql AS
+	  $$ BEGIN INSERT INTO public.sp_log VALUES (pg_catalog.current_setting('search_path')); RETURN NEW; END $$;
+	CREATE TRIGGER sp AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.sp_trg();
+	ALTER TABLE public.t ENABLE ALWAYS TRIGGER sp;
+});
+$source->safe_psql('app', "INSERT INTO t VALUES (6000, 'seen by the trigger')");
+ok(poll_until($target, 'sp', 'SELECT count(*) FROM public.sp_log', '1', 'the trigger'),
+	'the applier applies the insert');
+is($target->safe_psql('sp', 'SELECT search_path FROM public.sp_log'),
+	'pg_catalog, pg_temp', 'the applier runs with search_path pg_catalog, whatever the database sets');
 
 done_testing();
