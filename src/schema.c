@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "catalog/pg_tablespace_d.h"
 #include "catalog/pg_type.h"
 #include "common/string.h"
 #include "lib/stringinfo.h"
@@ -54,6 +55,7 @@
 #include "pgstat.h"
 #include "port.h"
 #include "storage/fd.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -113,13 +115,67 @@ dump_pattern(const char *nspname, const char *relname)
 	return buf.data;
 }
 
-/* Write the password file pg_dump reads: any host, port, database, user. */
+/*
+ * Write the password file pg_dump reads (any host, port, database, user)
+ * and return its path.
+ *
+ * It lives in the default tablespace's temporary-file directory
+ * (base/pgsql_tmp) under PostgreSQL's temporary-file prefix: the server
+ * removes such files when it starts, also after a crash, and base backups
+ * skip them.  Mode 0600; the caller removes it on every path, and an exit
+ * callback does when the process ends with FATAL (SIGTERM).
+ */
+static char current_passfile[MAXPGPATH];
+static pid_t current_pg_dump = 0;
+
 static void
-write_passfile(const char *path, const char *password)
+remove_passfile(void)
 {
+	if (current_passfile[0] != '\0')
+		(void) unlink(current_passfile);
+	current_passfile[0] = '\0';
+}
+
+/* Stop a pg_dump that is still running (it may wait on a source lock). */
+static void
+kill_pg_dump(void)
+{
+	if (current_pg_dump > 0)
+		(void) kill(current_pg_dump, SIGKILL);
+	current_pg_dump = 0;
+}
+
+/*
+ * An exit with FATAL (SIGTERM: ingest.abort, shutdown) skips PG_FINALLY,
+ * and the transaction cleanup's pclose() would wait for pg_dump: kill it
+ * and remove the password file first.  Registered after InitPostgres, so
+ * it runs before ShutdownPostgres.
+ */
+static void
+pg_dump_at_exit(int code, Datum arg)
+{
+	kill_pg_dump();
+	remove_passfile();
+}
+
+static char *
+write_passfile(const char *password)
+{
+	static int	counter = 0;
+	static bool exit_callback = false;
 	StringInfoData buf;
+	char		tmpdir[MAXPGPATH];
+	char	   *path;
 	const char *p;
 	int			fd;
+
+	TempTablespacePath(tmpdir, DEFAULTTABLESPACE_OID);
+	if (MakePGDirectory(tmpdir) < 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", tmpdir)));
+	path = psprintf("%s/%s/%s%d.pg_ingest_pgpass.%d", DataDir, tmpdir,
+					PG_TEMP_FILE_PREFIX, MyProcPid, counter++);
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "*:*:*:*:");
@@ -130,13 +186,54 @@ write_passfile(const char *path, const char *password)
 		appendStringInfoChar(&buf, *p);
 	}
 	appendStringInfoChar(&buf, '\n');
-	fd = OpenTransientFilePerm(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
+
+	if (!exit_callback)
+	{
+		before_shmem_exit(pg_dump_at_exit, (Datum) 0);
+		exit_callback = true;
+	}
+	remove_passfile();
+	strlcpy(current_passfile, path, sizeof(current_passfile));
+
+	/* a leftover of an earlier process with this pid is not reused */
+	(void) unlink(path);
+	fd = OpenTransientFilePerm(path, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY,
 							   S_IRUSR | S_IWUSR);
-	if (fd < 0 || write(fd, buf.data, buf.len) != buf.len)
+	if (fd < 0)
+	{
+		int			save_errno = errno;
+
+		current_passfile[0] = '\0';
+		errno = save_errno;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not write \"%s\": %m", path)));
-	CloseTransientFile(fd);
+				 errmsg("could not create file \"%s\": %m", path)));
+	}
+	errno = 0;
+	if (write(fd, buf.data, buf.len) != buf.len)
+	{
+		int			save_errno = errno ? errno : ENOSPC;
+
+		CloseTransientFile(fd);
+		remove_passfile();
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", path)));
+	}
+	if (CloseTransientFile(fd) != 0)
+	{
+		int			save_errno = errno;
+
+		remove_passfile();
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", path)));
+	}
+	memset(buf.data, 0, buf.len);
+	pfree(buf.data);
+	return path;
 }
 
 /*
@@ -145,7 +242,10 @@ write_passfile(const char *path, const char *password)
  *		the SQL of one section.
  *
  * The password goes through a password file that only the server's OS user
- * can read, never on a command line.  Reading is interruptible.
+ * can read (see write_passfile), never on a command line; it is removed
+ * on every path out of here.  Reading is interruptible; on an error or a
+ * FATAL exit pg_dump is killed rather than waited for (it may be waiting
+ * on a lock on the source).
  */
 char *
 ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
@@ -154,12 +254,12 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 	char		bindir[MAXPGPATH];
 	char		pg_dump[MAXPGPATH];
 	char	   *dir;
-	char	   *passfile = NULL;
+	char	   *volatile passfile = NULL;
 	char	   *errfile;
 	StringInfoData cmd;
 	StringInfoData out;
-	FILE	   *pipe;
-	int			rc;
+	volatile int rc = 0;
+	volatile int skip = 0;
 	ListCell   *lc;
 
 	strlcpy(bindir, my_exec_path, sizeof(bindir));
@@ -180,80 +280,105 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 	errfile = psprintf("%s/pg_dump.%d.err", dir, MyProcPid);
 
 	initStringInfo(&cmd);
-	appendStringInfoString(&cmd, "exec ");
-	if (info->password)
-	{
-		passfile = psprintf("%s/pgpass.%d", dir, MyProcPid);
-		write_passfile(passfile, info->password);
-		appendStringInfo(&cmd, "env PGPASSFILE=%s ", shell_quote(passfile));
-	}
-	appendStringInfo(&cmd, "%s --schema-only --section=%s --snapshot=%s"
-					 " --encoding=%s --no-subscriptions --dbname=%s",
-					 shell_quote(pg_dump), section, shell_quote(snapshot),
-					 shell_quote(GetDatabaseEncodingName()),
-					 shell_quote(ingest_conninfo_for_tool(info,
-														  psprintf("pg_ingest %s pg_dump", m->name))));
-	foreach(lc, filters->include_schemas)
-		appendStringInfo(&cmd, " --schema=%s",
-						 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
-	foreach(lc, filters->exclude_schemas)
-		appendStringInfo(&cmd, " --exclude-schema=%s",
-						 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
-	foreach(lc, rels)
-	{
-		SourceRel  *r = lfirst(lc);
-
-		/* relations that the table filters leave out */
-		if (!r->in_scope &&
-			(filters->include_tables != NIL || filters->exclude_tables != NIL))
-			appendStringInfo(&cmd, " --exclude-table=%s",
-							 shell_quote(dump_pattern(r->nspname, r->relname)));
-	}
-	appendStringInfo(&cmd, " 2>%s", shell_quote(errfile));
-
 	initStringInfo(&out);
-	pipe = OpenPipeStream(cmd.data, PG_BINARY_R);
-	if (pipe == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not run pg_dump: %m")));
 	PG_TRY();
 	{
-		int			fd = fileno(pipe);
-		char		chunk[65536];
+		FILE	   *pipe;
 
-		for (;;)
+		/* the shell's pid, which exec gives to pg_dump, comes first */
+		appendStringInfoString(&cmd, "echo $$; exec ");
+		if (info->password)
 		{
-			ssize_t		n;
-			int			ev;
-
-			ev = WaitLatchOrSocket(MyLatch,
-								   WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-								   fd, 0, PG_WAIT_EXTENSION);
-			if (ev & WL_LATCH_SET)
-			{
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
-			}
-			if (!(ev & WL_SOCKET_READABLE))
-				continue;
-			n = read(fd, chunk, sizeof(chunk));
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n < 0)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not read the output of pg_dump: %m")));
-			if (n == 0)
-				break;
-			appendBinaryStringInfo(&out, chunk, n);
+			passfile = write_passfile(info->password);
+			appendStringInfo(&cmd, "env PGPASSFILE=%s ", shell_quote(passfile));
 		}
+		appendStringInfo(&cmd, "%s --schema-only --section=%s --snapshot=%s"
+						 " --encoding=%s --no-subscriptions --dbname=%s",
+						 shell_quote(pg_dump), section, shell_quote(snapshot),
+						 shell_quote(GetDatabaseEncodingName()),
+						 shell_quote(ingest_conninfo_for_tool(info,
+															  psprintf("pg_ingest %s pg_dump", m->name))));
+		foreach(lc, filters->include_schemas)
+			appendStringInfo(&cmd, " --schema=%s",
+							 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
+		foreach(lc, filters->exclude_schemas)
+			appendStringInfo(&cmd, " --exclude-schema=%s",
+							 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
+		foreach(lc, rels)
+		{
+			SourceRel  *r = lfirst(lc);
+
+			/* relations that the table filters leave out */
+			if (!r->in_scope &&
+				(filters->include_tables != NIL || filters->exclude_tables != NIL))
+				appendStringInfo(&cmd, " --exclude-table=%s",
+								 shell_quote(dump_pattern(r->nspname, r->relname)));
+		}
+		appendStringInfo(&cmd, " 2>%s", shell_quote(errfile));
+
+		pipe = OpenPipeStream(cmd.data, PG_BINARY_R);
+		if (pipe == NULL)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not run pg_dump: %m")));
+		PG_TRY();
+		{
+			int			fd = fileno(pipe);
+			char		chunk[65536];
+
+			for (;;)
+			{
+				ssize_t		n;
+				int			ev;
+
+				ev = WaitLatchOrSocket(MyLatch,
+									   WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+									   fd, 0, PG_WAIT_EXTENSION);
+				if (ev & WL_LATCH_SET)
+				{
+					ResetLatch(MyLatch);
+					CHECK_FOR_INTERRUPTS();
+				}
+				if (!(ev & WL_SOCKET_READABLE))
+					continue;
+				n = read(fd, chunk, sizeof(chunk));
+				if (n < 0 && (errno == EINTR || errno == EAGAIN))
+					continue;
+				if (n < 0)
+					ereport(ERROR,
+							(errcode_for_file_access(),
+							 errmsg("could not read the output of pg_dump: %m")));
+				if (n == 0)
+					break;
+				appendBinaryStringInfo(&out, chunk, n);
+				if (skip == 0)
+				{
+					char	   *nl = memchr(out.data, '\n', out.len);
+
+					if (nl)
+					{
+						current_pg_dump = (pid_t) strtol(out.data, NULL, 10);
+						skip = nl - out.data + 1;
+					}
+				}
+			}
+		}
+		PG_CATCH();
+		{
+			/* it may be waiting on the source: do not wait for it */
+			kill_pg_dump();
+			(void) ClosePipeStream(pipe);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		current_pg_dump = 0;
+		rc = ClosePipeStream(pipe);
 	}
 	PG_FINALLY();
 	{
-		rc = ClosePipeStream(pipe);
+		/* every path: the password is on disk only while pg_dump runs */
 		if (passfile)
-			unlink(passfile);
+			remove_passfile();
 	}
 	PG_END_TRY();
 
@@ -281,7 +406,7 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 				 err ? errdetail_internal("%s", ingest_scrub(err, info->password)) : 0));
 	}
 	unlink(errfile);
-	return out.data;
+	return pstrdup(out.data + skip);
 }
 
 /* pg_dump's psql meta-commands (\restrict, \unrestrict) are not SQL. */
