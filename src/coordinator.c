@@ -121,6 +121,19 @@ coordinator_on_exit(int code, Datum arg)
 		ingest_xact_commit(); \
 	} while (0)
 
+/*
+ * Keep the phase read from the catalog in m->phase.  It lives as long as
+ * m (TopMemoryContext), so it is copied only when it changed: the loops
+ * read the phase every second.
+ */
+static void
+remember_phase(const char *phase)
+{
+	if (m->phase != NULL && strcmp(m->phase, phase) == 0)
+		return;
+	m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+}
+
 static char *
 current_phase(void)
 {
@@ -813,7 +826,7 @@ stopped(void)
 
 	if (ingest_phase_is_terminal(phase))
 	{
-		m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+		remember_phase(phase);
 		return true;
 	}
 	return false;
@@ -1269,11 +1282,11 @@ phase_streaming(void)
 		phase = current_phase();
 		if (ingest_phase_is_terminal(phase))
 		{
-			m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+			remember_phase(phase);
 			break;
 		}
 		me->paused = strcmp(phase, "paused") == 0;
-		m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+		remember_phase(phase);
 		record_stop_request();
 
 		if (me->reached_stop)

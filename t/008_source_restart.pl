@@ -113,6 +113,29 @@ is($target->safe_psql('app',
 		"SELECT count(*) FROM ingest.events WHERE name = 'rs' AND level = 'WARNING' AND kind = 'snapshot'"),
 	'2', 'each lost snapshot is a WARNING event');
 
+# --- the coordinator's memory while it streams does not grow ---------------
+# TopMemoryContext's own "used" bytes, as pg_log_backend_memory_contexts
+# writes them to the log.
+sub top_used
+{
+	my $pid = shift;
+	my $offset = -s $target->logfile;
+	$target->safe_psql('app', "SELECT pg_log_backend_memory_contexts($pid)");
+	$target->wait_for_log(qr/Grand total: /, $offset);
+	my $log = slurp_file($target->logfile, $offset);
+	$log =~ /level: 0; TopMemoryContext: \d+ total in \d+ blocks; \d+ free \(\d+ chunks\); (\d+) used/
+	  or die "no TopMemoryContext line in: $log";
+	return $1;
+}
+my $coordinator = $target->safe_psql('app',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ingest coordinator'");
+my $used_before = top_used($coordinator);
+# a measurement window, not a wait for state: the loop turns every second
+sleep 12;
+my $used_after = top_used($coordinator);
+cmp_ok($used_after - $used_before, '<', 200,
+	"the streaming coordinator's TopMemoryContext does not grow ($used_before then $used_after bytes used)");
+
 $source->safe_psql('app', "INSERT INTO held_big VALUES (200000, 'last')");
 $target->safe_psql('app', "SELECT ingest.cutover('rs')");
 is($target->safe_psql('app', "SELECT phase FROM ingest.status WHERE name = 'rs'"), 'completed', 'completed');
