@@ -1465,8 +1465,9 @@ ingest_coordinator_main(Datum main_arg)
 		AbortOutOfAnyTransaction();
 		ingest_catalog_reset();
 		MemoryContextSwitchTo(TopMemoryContext);
-		ereport(LOG,
-				(errmsg("pg_ingest coordinator of migration \"%s\": %s", m->name,
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("pg_ingest coordinator of migration \"%s\": %s", m->name,
 						edata->message),
 				 edata->context ? errcontext("%s", edata->context) : 0,
 				 edata->internalquery ? errdetail_internal("query: %s", edata->internalquery) : 0));

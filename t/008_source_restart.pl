@@ -112,6 +112,9 @@ ok(wait_phase($target, 'app', 'rs', 'streaming'), 'the migration finishes its co
 is($target->safe_psql('app',
 		"SELECT count(*) FROM ingest.events WHERE name = 'rs' AND level = 'WARNING' AND kind = 'snapshot'"),
 	'2', 'each lost snapshot is a WARNING event');
+ok($target->log_contains(
+		qr/WARNING:  pg_ingest coordinator of migration "rs": the source session keeping snapshot \S+ is gone/),
+	'and a WARNING in the server log');
 
 # --- the coordinator's memory while it streams does not grow ---------------
 # TopMemoryContext's own "used" bytes, as pg_log_backend_memory_contexts
