@@ -1314,7 +1314,12 @@ phase_streaming(void)
 	MemoryContextSwitchTo(phase_cxt);
 }
 
-/* The summary event of a finished migration. */
+/*
+ * The summary event of a finished migration.  Every object recorded at the
+ * start as not carried (kind 'not carried': unlogged tables, large
+ * objects, ...) gets its WARNING again, so that the completion is never
+ * silent about what the target lacks; once, even if this runs again.
+ */
 static void
 completed(void)
 {
@@ -1324,12 +1329,30 @@ completed(void)
 
 	IN_TRANSACTION(
 				   ingest_catalog_begin();
+				   ingest_catalog_exec("INSERT INTO ingest.events"
+									   " (migration_id, name, phase, level, kind, object, message, detail)"
+									   " SELECT m.id, m.name, m.phase, 'WARNING', 'not carried', e.object,"
+									   "  'completed without it: ' || e.message, e.detail"
+									   " FROM ingest.migration m"
+									   " CROSS JOIN LATERAL (SELECT DISTINCT ON (o.object, o.message)"
+									   "   o.object, o.message, o.detail, o.id FROM ingest.events o"
+									   "   WHERE o.migration_id = m.id AND o.kind = 'not carried'"
+									   "   AND o.phase IS DISTINCT FROM 'completed'"
+									   "   ORDER BY o.object, o.message, o.id) e"
+									   " WHERE m.id = $1 AND NOT EXISTS (SELECT 1 FROM ingest.events d"
+									   "  WHERE d.migration_id = m.id AND d.kind = 'not carried'"
+									   "  AND d.phase = 'completed')"
+									   " ORDER BY e.id",
+									   1, types, vals, NULL);
 				   tab = ingest_catalog_query(
-											  "SELECT pg_catalog.format('%s tables, %s rows, %s in %s; %s errors',"
+											  "SELECT pg_catalog.format('%s tables, %s rows, %s in %s; %s errors%s',"
 											  " (SELECT count(DISTINCT (nspname, relname)) FROM ingest.copy_item WHERE migration_id = $1),"
 											  " (SELECT COALESCE(sum(rows_done), 0) FROM ingest.copy_item WHERE migration_id = $1),"
 											  " pg_catalog.pg_size_pretty((SELECT COALESCE(sum(bytes_total), 0) FROM ingest.copy_item WHERE migration_id = $1)),"
-											  " pg_catalog.date_trunc('second', m.finished_at - m.started_at), m.errors)"
+											  " pg_catalog.date_trunc('second', m.finished_at - m.started_at), m.errors,"
+											  " (SELECT '; ' || count(*) || ' objects not carried (WARNING events)'"
+											  "  FROM ingest.events e WHERE e.migration_id = m.id AND e.kind = 'not carried'"
+											  "  AND e.phase = 'completed' HAVING count(*) > 0))"
 											  " FROM ingest.migration m WHERE m.id = $1",
 											  1, types, vals, NULL);
 				   ingest_event(m->id, "INFO", "summary", NULL,

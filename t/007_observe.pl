@@ -153,6 +153,14 @@ ok( poll_until($target, 'postgres',
   or diag($target->safe_psql('postgres', "SELECT row_to_json(s) FROM ingest.status s WHERE name = 'obs'")
 	  . "\n" . $target->safe_psql('postgres', "SELECT row_to_json(s) FROM ingest._stream() s"));
 
+# --- what start recorded as not carried is said again at the completion ----
+$target->safe_psql('postgres', q{
+	INSERT INTO ingest.events (migration_id, name, phase, level, kind, object, message)
+	SELECT id, name, 'starting', 'WARNING', 'not carried', 'public.unlogged_t',
+		'unlogged table: its changes are not carried'
+	FROM ingest.migration WHERE name = 'obs' AND finished_at IS NULL
+});
+
 # --- cutover -------------------------------------------------------------
 my $cut = $target->safe_psql('postgres', "SELECT ingest.cutover('obs')");
 like($cut, qr{^[0-9A-F]+/[0-9A-F]+$}, 'cutover returns the stop LSN');
@@ -160,6 +168,14 @@ is($target->safe_psql('postgres', "SELECT phase FROM ingest.status WHERE name = 
 	'completed', 'the migration is completed');
 same_content($source, 'app', $target, 'postgres', \@tables,
 	'every table has the same content on both sides');
+is($target->safe_psql('postgres',
+		"SELECT string_agg(format('%s %s %s', level, object, message), E'\\n') FROM ingest.events"
+		  . " WHERE name = 'obs' AND kind = 'not carried' AND phase = 'completed'"),
+	'WARNING public.unlogged_t completed without it: unlogged table: its changes are not carried',
+	'the completion repeats the WARNING of each object not carried');
+like($target->safe_psql('postgres',
+		"SELECT message FROM ingest.events WHERE name = 'obs' AND kind = 'summary'"),
+	qr/; 1 objects not carried/, 'and the summary counts them');
 
 # --- what the poller saw ---------------------------------------------------
 $target->poll_query_until('postgres',
