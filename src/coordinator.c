@@ -22,7 +22,14 @@
  * same transaction that did it.  After a restart in the copying phase the
  * snapshot is gone; the coordinator exports a new one (from a temporary
  * slot), and what is copied from then on carries that snapshot's LSN as
- * its sync LSN.
+ * its sync LSN.  The same happens, without a restart of the coordinator,
+ * when the source session that keeps the snapshot goes away (the source
+ * restarted, or the session was ended): the coordinator watches that idle
+ * session, stops the copy workers still on the dead snapshot (their items
+ * stay pending; the attempts the dead snapshot cost do not count), exports
+ * a new snapshot once the source is back (for up to
+ * pg_ingest.stream_failure_timeout), and the tables not yet copied, and
+ * split tables of which only some parts were copied, are copied under it.
  *
  * An error of the coordinator itself is recorded and the coordinator exits;
  * the supervisor starts it again after a growing delay, and after
@@ -94,6 +101,8 @@ tick(void)
 
 static void recopy_partial_tables(void);
 static void ensure_receiver(void);
+static int	running(BackgroundWorkerHandle **handles, int n);
+static bool stopped(void);
 
 static void
 coordinator_on_exit(int code, Datum arg)
@@ -111,6 +120,19 @@ coordinator_on_exit(int code, Datum arg)
 		code; \
 		ingest_xact_commit(); \
 	} while (0)
+
+/*
+ * Keep the phase read from the catalog in m->phase.  It lives as long as
+ * m (TopMemoryContext), so it is copied only when it changed: the loops
+ * read the phase every second.
+ */
+static void
+remember_phase(const char *phase)
+{
+	if (m->phase != NULL && strcmp(m->phase, phase) == 0)
+		return;
+	m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+}
 
 static char *
 current_phase(void)
@@ -263,6 +285,21 @@ create_migration_slot(bool export)
 	m->slot_lsn = lsn;
 	m->snapshot_name = snapshot ? MemoryContextStrdup(TopMemoryContext, snapshot) : NULL;
 	m->snapshot_lsn = lsn;
+}
+
+/*
+ * Whether the session that keeps the exported snapshot is still there.  It
+ * stays idle (any command would end the snapshot); what the source sends
+ * it is read, which is how a session the source ended shows.
+ */
+static bool
+exporter_alive(void)
+{
+	if (exporter == NULL || PQstatus(exporter) != CONNECTION_OK)
+		return false;
+	if (!PQconsumeInput(exporter))
+		return false;
+	return PQstatus(exporter) == CONNECTION_OK;
 }
 
 static void
@@ -801,19 +838,116 @@ stopped(void)
 
 	if (ingest_phase_is_terminal(phase))
 	{
-		m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+		remember_phase(phase);
 		return true;
 	}
 	return false;
 }
 
+/* A second, or less when a worker or the snapshot's session has news. */
 static void
 wait_a_moment(void)
 {
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 1000L, PG_WAIT_EXTENSION);
+	if (exporter != NULL && PQstatus(exporter) == CONNECTION_OK)
+		(void) WaitLatchOrSocket(MyLatch,
+								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+								 WL_SOCKET_READABLE,
+								 PQsocket(exporter), 1000L, PG_WAIT_EXTENSION);
+	else
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * ensure_snapshot
+ *		In the copying phase: when the session keeping the snapshot is gone,
+ *		stop the copy workers, export a new snapshot once the source is
+ *		back, and have the tables not yet copied copied under it (see the
+ *		file header).  False if the migration ended meanwhile.
+ */
+static bool
+ensure_snapshot(void)
+{
+	TimestampTz since;
+	int			attempt = 0;
+	char	   *why;
+	char	   *old_snapshot = m->snapshot_name ? pstrdup(m->snapshot_name) : NULL;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+
+	if (exporter_alive())
+		return true;
+	why = exporter ? ingest_scrub(ingest_conn_error(exporter), info->password) :
+		pstrdup("no session keeps it");
+	release_snapshot();
+	ereport(WARNING,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("pg_ingest coordinator of migration \"%s\": the source session keeping snapshot %s is gone: %s",
+					m->name, old_snapshot ? old_snapshot : "(none)", why)));
+	IN_TRANSACTION(ingest_event(m->id, "WARNING", "snapshot", NULL,
+								psprintf("the source session keeping snapshot %s is gone (%s): the tables not yet copied will be copied under a new snapshot",
+										 old_snapshot ? old_snapshot : "(none)", why),
+								NULL));
+
+	/* the copy workers on the dead snapshot stop; their items stay pending */
+	(void) ingest_signal_workers(my_slot, INGEST_WORKER_COPY, SIGTERM, true);
+	since = GetCurrentTimestamp();
+	while (running(copy_workers, INGEST_MAX_JOBS) > 0 &&
+		   !TimestampDifferenceExceeds(since, GetCurrentTimestamp(), 30000))
+		wait_a_moment();
+
+	/* a new snapshot, once the source is back */
+	since = GetCurrentTimestamp();
+	for (;;)
+	{
+		volatile bool exported = false;
+		MemoryContext cxt = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			export_snapshot();
+			exported = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			ingest_xact_abort();
+			MemoryContextSwitchTo(cxt);
+			release_snapshot();
+			if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(),
+										   ingest_stream_failure_timeout * 1000))
+				ereport(ERROR,
+						(errcode(edata->sqlerrcode),
+						 errmsg("could not export a new snapshot for %d s (pg_ingest.stream_failure_timeout): %s",
+								ingest_stream_failure_timeout, edata->message)));
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("pg_ingest coordinator of migration \"%s\": could not export a new snapshot, retrying: %s",
+							m->name, edata->message)));
+		}
+		PG_END_TRY();
+		if (exported)
+			break;
+		if (stopped())
+			return false;
+		(void) ingest_sleep_ms(Min(10000L, (long) Max(ingest_retry_delay, 100) << Min(attempt, 5)));
+		attempt++;
+	}
+
+	/* what the dead snapshot made fail is not the tables' fault */
+	IN_TRANSACTION(ingest_catalog_begin();
+				   ingest_catalog_exec("UPDATE ingest.copy_item SET attempts = 0"
+									   " WHERE migration_id = $1 AND state = 'pending'",
+									   1, types, vals, NULL);
+				   ingest_catalog_end());
+	recopy_partial_tables();
+	return !stopped();
 }
 
 static void
@@ -845,6 +979,11 @@ phase_copying(void)
 	{
 		tick();
 		ensure_receiver();
+		if (!ensure_snapshot())
+		{
+			MemoryContextSwitchTo(phase_cxt);
+			return;
+		}
 		if (running(copy_workers, INGEST_MAX_JOBS) < Min(m->table_jobs, pending))
 			launch(INGEST_WORKER_COPY, copy_workers, Min(m->table_jobs, pending));
 		if (!m->postdata_loaded && strcmp(m->schema_mode, "copy") == 0)
@@ -866,6 +1005,8 @@ phase_copying(void)
 	{
 		if (exporter == NULL)
 			export_snapshot();
+		else if (!ensure_snapshot())
+			return;
 		load_post_data();
 	}
 	release_snapshot();
@@ -1153,11 +1294,11 @@ phase_streaming(void)
 		phase = current_phase();
 		if (ingest_phase_is_terminal(phase))
 		{
-			m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+			remember_phase(phase);
 			break;
 		}
 		ingest_slot_set_flag(&me->paused, strcmp(phase, "paused") == 0);
-		m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+		remember_phase(phase);
 		record_stop_request();
 
 		if (me->reached_stop)
@@ -1185,7 +1326,12 @@ phase_streaming(void)
 	MemoryContextSwitchTo(phase_cxt);
 }
 
-/* The summary event of a finished migration. */
+/*
+ * The summary event of a finished migration.  Every object recorded at the
+ * start as not carried (kind 'not carried': unlogged tables, large
+ * objects, ...) gets its WARNING again, so that the completion is never
+ * silent about what the target lacks; once, even if this runs again.
+ */
 static void
 completed(void)
 {
@@ -1195,12 +1341,30 @@ completed(void)
 
 	IN_TRANSACTION(
 				   ingest_catalog_begin();
+				   ingest_catalog_exec("INSERT INTO ingest.events"
+									   " (migration_id, name, phase, level, kind, object, message, detail)"
+									   " SELECT m.id, m.name, m.phase, 'WARNING', 'not carried', e.object,"
+									   "  'completed without it: ' || e.message, e.detail"
+									   " FROM ingest.migration m"
+									   " CROSS JOIN LATERAL (SELECT DISTINCT ON (o.object, o.message)"
+									   "   o.object, o.message, o.detail, o.id FROM ingest.events o"
+									   "   WHERE o.migration_id = m.id AND o.kind = 'not carried'"
+									   "   AND o.phase IS DISTINCT FROM 'completed'"
+									   "   ORDER BY o.object, o.message, o.id) e"
+									   " WHERE m.id = $1 AND NOT EXISTS (SELECT 1 FROM ingest.events d"
+									   "  WHERE d.migration_id = m.id AND d.kind = 'not carried'"
+									   "  AND d.phase = 'completed')"
+									   " ORDER BY e.id",
+									   1, types, vals, NULL);
 				   tab = ingest_catalog_query(
-											  "SELECT pg_catalog.format('%s tables, %s rows, %s in %s; %s errors',"
+											  "SELECT pg_catalog.format('%s tables, %s rows, %s in %s; %s errors%s',"
 											  " (SELECT count(DISTINCT (nspname, relname)) FROM ingest.copy_item WHERE migration_id = $1),"
 											  " (SELECT COALESCE(sum(rows_done), 0) FROM ingest.copy_item WHERE migration_id = $1),"
 											  " pg_catalog.pg_size_pretty((SELECT COALESCE(sum(bytes_total), 0) FROM ingest.copy_item WHERE migration_id = $1)),"
-											  " pg_catalog.date_trunc('second', m.finished_at - m.started_at), m.errors)"
+											  " pg_catalog.date_trunc('second', m.finished_at - m.started_at), m.errors,"
+											  " (SELECT '; ' || count(*) || ' objects not carried (WARNING events)'"
+											  "  FROM ingest.events e WHERE e.migration_id = m.id AND e.kind = 'not carried'"
+											  "  AND e.phase = 'completed' HAVING count(*) > 0))"
 											  " FROM ingest.migration m WHERE m.id = $1",
 											  1, types, vals, NULL);
 				   ingest_event(m->id, "INFO", "summary", NULL,
@@ -1336,8 +1500,9 @@ ingest_coordinator_main(Datum main_arg)
 		AbortOutOfAnyTransaction();
 		ingest_catalog_reset();
 		MemoryContextSwitchTo(TopMemoryContext);
-		ereport(LOG,
-				(errmsg("pg_ingest coordinator of migration \"%s\": %s", m->name,
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("pg_ingest coordinator of migration \"%s\": %s", m->name,
 						edata->message),
 				 edata->context ? errcontext("%s", edata->context) : 0,
 				 edata->internalquery ? errdetail_internal("query: %s", edata->internalquery) : 0));

@@ -500,6 +500,10 @@ open_stream(XLogRecPtr start)
 		MemoryContextSwitchTo(cxt);
 		if (strstr(edata->message, "numeric-data-types-as-string") == NULL)
 			PG_RE_THROW();
+		/* recovered from, and logged */
+		ereport(LOG,
+				(errmsg("pg_ingest receiver of migration \"%s\": wal2json does not know \"numeric-data-types-as-string\" (%s): NaN and Infinity are read back by the applier",
+						m->name, edata->message)));
 		FlushErrorState();
 		if (stream)
 			ingest_disconnect(stream);

@@ -12,7 +12,14 @@
  * DateStyle, IntervalStyle, extra_float_digits, TimeZone, bytea_output and
  * lc_monetary; the source session fixes them (conn.c), and this session
  * sets the same for the comparison.  The source is read in one REPEATABLE
- * READ transaction, so all its tables are seen as of one instant.
+ * READ transaction, so all its tables are seen as of one instant: each
+ * table is read inside a savepoint, and a table the source fails to read
+ * (its row shows NULLs and MISMATCH) is rolled back to it, which keeps the
+ * transaction's snapshot for the tables after it.  A lost connection ends
+ * the call with an error.
+ *
+ * The column list comes from the source's catalog as one name per row and
+ * is quoted here (quote_identifier), never taken as SQL from the source.
  *
  * Locking: AccessShareLock on each target table while it is read.
  *
@@ -186,15 +193,30 @@ ingest_verify(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 			values[0] = CStringGetTextDatum(table);
 
-			/* every column of the source table, in its order */
-			res = ingest_query(conn,
-							   psprintf("SELECT pg_catalog.string_agg(pg_catalog.quote_ident(attname), ', ' ORDER BY attnum)"
-										" FROM pg_catalog.pg_attribute WHERE attrelid = %s::pg_catalog.regclass"
-										" AND attnum > 0 AND NOT attisdropped",
-										quote_literal_cstr(table)), -1, NULL);
-			if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
-				columns = pstrdup(PQgetvalue(res, 0, 0));
+			/* a failure on this table leaves the snapshot to the others */
+			res = ingest_exec(conn, "SAVEPOINT pg_ingest_verify", PGRES_COMMAND_OK,
+							  "verify the tables", info->password);
 			PQclear(res);
+
+			/* every column of the source table, in its order, quoted here */
+			res = ingest_query(conn,
+							   psprintf("SELECT attname FROM pg_catalog.pg_attribute"
+										" WHERE attrelid = %s::pg_catalog.regclass"
+										" AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+										quote_literal_cstr(table)), -1, NULL);
+			if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+			{
+				StringInfoData cols;
+				int			c;
+
+				initStringInfo(&cols);
+				for (c = 0; c < PQntuples(res); c++)
+					appendStringInfo(&cols, "%s%s", c > 0 ? ", " : "",
+									 quote_identifier(PQgetvalue(res, c, 0)));
+				columns = cols.data;
+			}
+			PQclear(res);
+			res = NULL;
 			if (columns != NULL)
 				res = ingest_query(conn, aggregate_sql(table, columns, hash, version),
 								   -1, NULL);
@@ -205,6 +227,9 @@ ingest_verify(PG_FUNCTION_ARGS)
 					nulls[3] = true;
 				else
 					values[3] = CStringGetTextDatum(PQgetvalue(res, 0, 1));
+				PQclear(res);
+				res = ingest_exec(conn, "RELEASE SAVEPOINT pg_ingest_verify",
+								  PGRES_COMMAND_OK, "verify the tables", info->password);
 			}
 			else
 			{
@@ -212,13 +237,12 @@ ingest_verify(PG_FUNCTION_ARGS)
 				if (PQstatus(conn) == CONNECTION_BAD)
 					ingest_report_result_error(conn, res, ERROR, "verify the tables",
 											   info->password);
-				/* an aborted transaction: start another for the next table */
-				PQclear(ingest_query(conn, "ROLLBACK", -1, NULL));
-				PQclear(ingest_query(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-									 -1, NULL));
-			}
-			if (columns != NULL)
 				PQclear(res);
+				/* same transaction, same snapshot, for the next table */
+				res = ingest_exec(conn, "ROLLBACK TO SAVEPOINT pg_ingest_verify",
+								  PGRES_COMMAND_OK, "verify the tables", info->password);
+			}
+			PQclear(res);
 
 			if (columns != NULL)
 				target_side(aggregate_sql(table, columns, hash, version),
