@@ -148,7 +148,8 @@ FROM pg_constraint c WHERE c.connamespace = 'public'::regnamespace
 ORDER BY 1};
 
 my %count = (runs => 0, 'completed alone' => 0, 'needed resume' => 0,
-	'needed operator' => 0, identical => 0, differing => 0, 'extra crashes' => 0);
+	'needed operator' => 0, identical => 0, differing => 0, 'extra crashes' => 0,
+	'outage not shown' => 0);
 my %landed = map { $_ => 0 } @all_kinds;
 my %missed = map { $_ => 0 } @all_kinds;
 my @failures;
@@ -356,8 +357,15 @@ my %inject = (
 			usleep(250_000);
 		}
 		$source->start;
-		push @{ $r->{notes} }, "status during the outage: "
+		push @{ $r->{notes} }, "status during the outage (phase|caught_up|last_error set): "
 		  . join('; ', map { "$_ ($seen{$_}x)" } sort keys %seen);
+		# it must say so: caught_up false at least once
+		if (!grep { /^\w+\|f\|/ } keys %seen)
+		{
+			$count{'outage not shown'}++;
+			push @failures, "run seed $r->{seed} (source_down): ingest.status showed caught_up"
+			  . " during the whole ${secs}s outage of the source";
+		}
 		return (1, "source down ${secs}s in streaming");
 	},
 );
@@ -383,7 +391,7 @@ sub one_run
 	srand($rseed);
 	my $sdb = "src$n";
 	my $tdb = "tgt$n";
-	my %r = (notes => []);
+	my %r = (notes => [], seed => $rseed);
 	my $t0 = time;
 	diag("run $n: fault $kind, run seed $rseed");
 
@@ -505,7 +513,8 @@ for my $n (1 .. $runs)
 # --- the summary -----------------------------------------------------------
 diag("fault injection summary (seed $seed):");
 diag(sprintf('  %-22s %d', $_, $count{$_}))
-  for ('runs', 'completed alone', 'needed resume', 'needed operator', 'identical', 'differing', 'extra crashes');
+  for ('runs', 'completed alone', 'needed resume', 'needed operator', 'identical', 'differing',
+	'extra crashes', 'outage not shown');
 diag(sprintf('  landed %-15s %d%s', $_, $landed{$_}, $missed{$_} ? " (missed $missed{$_})" : ''))
   for grep { $landed{$_} || $missed{$_} } @all_kinds;
 diag("  failed: $_") for @failures;
@@ -514,6 +523,8 @@ is($count{differing}, 0, 'no run ends with the target differing from the source'
 is($count{'needed operator'}, 0, 'no run needs an operator: every migration completes, resumed at most once');
 is($count{'needed resume'}, 0, 'no run needs ingest.resume: every fault is recovered by pg_ingest alone')
   unless $allow_resume;
+is($count{'outage not shown'}, 0,
+	'while the source is down, ingest.status says the migration is not caught up');
 is($count{'extra crashes'}, 0, 'the target crashes only where a fault was injected: no crash loop');
 
 done_testing();
