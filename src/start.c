@@ -8,8 +8,10 @@
  * copied: unknown mode or schema handling, jobs out of range, a bad size,
  * a name in use, a source that cannot be reached, filters that match
  * nothing, and with schema => 'existing' target tables that are missing or
- * not empty.  The function connects to the source for that and returns at
- * once; the coordinator does the rest.
+ * not empty, or that the caller may not have a migration write into
+ * (target.c: privileges, row-level security, extension members, Citus).
+ * The function connects to the source for that and returns at once; the
+ * coordinator does the rest.
  *
  * Locking: the unique index migration_name_unfinished settles two
  * concurrent starts with the same name.
