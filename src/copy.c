@@ -14,18 +14,20 @@
  *
  * Each item is one transaction on the target: claim (FOR UPDATE SKIP
  * LOCKED), for a whole table TRUNCATE and COPY FREEZE, mark it done with
- * its row count and sync LSN, commit.  The target table is the one
- * target.c names: a leaf partition of the source that is not here goes
- * into its root's table, several items into one table, which is then not
- * truncated.  A partitioned target is truncated whole and COPY routes the
- * rows into its partitions (no FREEZE there).  Before writing, the worker
- * checks the table with ingest_check_target(): privileges (INSERT, and
- * TRUNCATE when it truncates) and row-level security for the migration's
- * owner, no extension member, no Citus table.  A worker that dies leaves no half
+ * its row count and sync LSN, commit.  A worker that dies leaves no half
  * item behind: the transaction aborts and the item is pending again.  An
  * item that fails is retried pg_ingest.max_retries times with a growing
  * delay, each attempt in ingest.events and the server log, then fails the
  * migration.
+ *
+ * The target table is the one target.c names: a leaf partition of the
+ * source that is not here goes into its root's table, several items into
+ * one table, which is then not truncated (nor a partition rows of such
+ * items may be routed to).  A partitioned target is truncated whole and
+ * COPY routes the rows into its partitions (no FREEZE there).  Before
+ * writing, the worker checks the table with ingest_check_target():
+ * privileges (INSERT, and TRUNCATE when it truncates) and row-level
+ * security for the migration's owner, no extension member, no Citus table.
  *
  * The worker runs as the migration's owner with session_replication_role
  * = replica, so triggers and foreign keys of the target do not fire for

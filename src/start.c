@@ -10,10 +10,12 @@
  * or match nothing, a source that is this very database, a source schema
  * with the name of pg_ingest's own schema here, target tables that
  * already hold rows (unless existing_rows => 'truncate', which empties
- * them here, in the caller's transaction), with schema => 'existing'
- * target tables that are missing, and in a CDC mode source tables whose
- * changes logical decoding cannot carry (no key and no replica identity,
- * or unlogged) unless untracked_tables => 'copy_only'.
+ * them here, in the caller's transaction), target tables that the caller
+ * may not have a migration write into (target.c: privileges, row-level
+ * security, extension members, Citus), with schema => 'existing' target
+ * tables that are missing, and in a CDC mode source tables whose changes
+ * logical decoding cannot carry (no key and no replica identity, or
+ * unlogged) unless untracked_tables => 'copy_only'.
  *
  * What the migration will not carry (those tables' later changes, large
  * objects, user rows of extension configuration tables) is recorded as one
