@@ -23,8 +23,9 @@
  *
  * The session options of every connection are fixed here (DateStyle,
  * IntervalStyle, extra_float_digits, TimeZone, client_encoding = the
- * target database's encoding, no statement or idle timeouts), because COPY
- * text and wal2json output depend on them.
+ * target database's encoding, no statement or idle timeouts, search_path
+ * pg_catalog as in the workers, so that reg* values come out qualified),
+ * because COPY text and wal2json output depend on them.
  *
  * Locking: none.  A connection belongs to the process that opened it and
  * counts against fd.c's external file descriptors.
@@ -54,7 +55,7 @@
 	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 " \
 	"-c timezone=UTC -c bytea_output=hex -c lc_monetary=C " \
 	"-c row_security=off -c statement_timeout=0 -c lock_timeout=0 " \
-	"-c idle_in_transaction_session_timeout=0"
+	"-c idle_in_transaction_session_timeout=0 -c search_path=pg_catalog"
 
 #define MASK "********"
 
