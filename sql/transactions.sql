@@ -233,6 +233,20 @@ SELECT count(*) AS workers_left FROM ingest._live();
 SELECT regress_tx_poll('SELECT regress_tx_state()',
   'migrations: tx completed stop 0/1, tx2 completed, tx3 aborted; source slots: 0; workers: ; shared slots: 0');
 
+--
+-- A NOTIFY payload cut to its length never cuts a character in two
+--
+CREATE DATABASE regress_ingest_utf8 ENCODING 'UTF8' LOCALE 'C' TEMPLATE template0;
+\c regress_ingest_utf8
+SET client_min_messages = warning;
+CREATE EXTENSION pg_ingest;
+RESET client_min_messages;
+SELECT length(p->>'message') AS chars, octet_length(p->>'message') AS bytes,
+       right(p->>'message', 5) AS tail
+  FROM ingest._notification('n', 'p', 'e', NULL, 'x' || repeat(U&'\00e9', 600)) p;
+\c contrib_regression
+DROP DATABASE regress_ingest_utf8;
+
 DROP FUNCTION regress_tx_state(bool);
 DROP FUNCTION regress_tx_poll(text, text);
 DROP DATABASE regress_ingest_tx;

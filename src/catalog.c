@@ -273,11 +273,12 @@ ingest_load_migration_by_name(const char *name, bool unfinished_only,
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			types[1] = {TEXTOID};
-	Datum		vals[1] = {CStringGetTextDatum(name)};
+	Datum		vals[1];
 	SPITupleTable *tab;
 	IngestMigration *m = NULL;
 
 	ingest_catalog_begin();
+	vals[0] = CStringGetTextDatum(name);
 	tab = ingest_catalog_query(unfinished_only ?
 							   "SELECT " MIGRATION_COLUMNS " FROM ingest.migration"
 							   " WHERE name = $1 AND phase NOT IN ('completed', 'aborted')" :
@@ -310,6 +311,8 @@ ingest_event(int32 migration_id, const char *level, const char *kind,
 	Datum		vals[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
+	/* what is allocated from here on goes with SPI's memory */
+	ingest_catalog_begin();
 	vals[0] = Int32GetDatum(migration_id);
 	vals[1] = CStringGetTextDatum(level);
 	vals[2] = CStringGetTextDatum(kind);
@@ -323,7 +326,6 @@ ingest_event(int32 migration_id, const char *level, const char *kind,
 	else
 		nulls[5] = 'n';
 
-	ingest_catalog_begin();
 	ingest_catalog_exec("INSERT INTO ingest.events"
 						" (migration_id, name, phase, level, kind, object, message, detail)"
 						" SELECT m.id, m.name, m.phase, $2, $3, $4, $5, $6"
@@ -339,6 +341,28 @@ ingest_event(int32 migration_id, const char *level, const char *kind,
 	ingest_catalog_end();
 }
 
+/*
+ * ingest_phase_name
+ *		The phase's name as a constant string: m->phase points there, so
+ *		that a phase change allocates nothing (a long-lived worker changes
+ *		or re-reads it again and again).
+ */
+const char *
+ingest_phase_name(const char *phase)
+{
+	static const char *const phases[] = {
+		"starting", "schema", "copying", "indexing", "finalizing",
+		"catching_up", "streaming", "stopping", "paused", "completed",
+		"failed", "aborted", NULL
+	};
+	int			i;
+
+	for (i = 0; phases[i]; i++)
+		if (strcmp(phases[i], phase) == 0)
+			return phases[i];
+	return MemoryContextStrdup(TopMemoryContext, phase);	/* can't happen */
+}
+
 /* The migration's phase as committed, into m->phase. */
 static void
 reload_phase(IngestMigration *m)
@@ -346,16 +370,16 @@ reload_phase(IngestMigration *m)
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(m->id)};
 	SPITupleTable *tab;
-	char	   *phase = NULL;
+	const char *phase = NULL;
 
 	ingest_catalog_begin();
 	tab = ingest_catalog_query("SELECT phase FROM ingest.migration WHERE id = $1",
 							   1, types, vals, NULL);
 	if (SPI_processed == 1)
-		phase = MemoryContextStrdup(TopMemoryContext, ingest_getstr(tab, 0, 1));
+		phase = ingest_phase_name(ingest_getstr(tab, 0, 1));
 	ingest_catalog_end();
 	if (phase)
-		m->phase = phase;
+		m->phase = (char *) phase;
 }
 
 /*
@@ -382,13 +406,13 @@ ingest_set_phase(IngestMigration *m, const char *phase, const char *expected)
 {
 	Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
 	Datum		vals[3];
-	char	   *old = m->phase ? pstrdup(m->phase) : NULL;
+	const char *old = m->phase ? ingest_phase_name(m->phase) : NULL;
 	uint64		n;
 
+	ingest_catalog_begin();
 	vals[0] = Int32GetDatum(m->id);
 	vals[1] = CStringGetTextDatum(phase);
 	vals[2] = CStringGetTextDatum(expected);
-	ingest_catalog_begin();
 	n = ingest_catalog_exec("UPDATE ingest.migration SET phase = $2, updated_at = now(), crashes = 0,"
 							" finished_at = CASE WHEN $2 IN ('completed', 'aborted')"
 							"  THEN now() END,"
@@ -398,17 +422,18 @@ ingest_set_phase(IngestMigration *m, const char *phase, const char *expected)
 							"  THEN COALESCE(copy_finished_at, now()) ELSE copy_finished_at END"
 							" WHERE id = $1 AND phase = ANY (pg_catalog.string_to_array($3, ','))",
 							3, types, vals, NULL);
-	ingest_catalog_end();
 	if (n == 0)
 	{
+		ingest_catalog_end();
 		reload_phase(m);
 		return false;
 	}
-	m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+	m->phase = (char *) ingest_phase_name(phase);
 	ingest_event(m->id, "INFO", "phase", NULL,
 				 psprintf("phase %s", phase),
 				 old ? psprintf("previous phase: %s", old) : NULL);
 	ingest_notify(m, "phase", psprintf("phase %s", phase));
+	ingest_catalog_end();
 	return true;
 }
 
@@ -438,9 +463,9 @@ ingest_fail_migration(IngestMigration *m, const char *message)
 							" phase = 'failed', updated_at = now() WHERE id = $1"
 							" AND phase = ANY (pg_catalog.string_to_array('" UNFINISHED_PHASES "', ','))",
 							1, types, vals, NULL);
-	ingest_catalog_end();
 	if (n == 0)
 	{
+		ingest_catalog_end();
 		reload_phase(m);
 		if (strcmp(m->phase, "failed") == 0)
 			ingest_event(m->id, "ERROR", "failure", NULL, message, NULL);
@@ -450,9 +475,10 @@ ingest_fail_migration(IngestMigration *m, const char *message)
 							m->name, m->phase, message)));
 		return false;
 	}
-	m->phase = MemoryContextStrdup(TopMemoryContext, "failed");
+	m->phase = (char *) ingest_phase_name("failed");
 	ingest_event(m->id, "ERROR", "failure", NULL, message, NULL);
 	ingest_notify(m, "failed", message);
+	ingest_catalog_end();
 	return true;
 }
 
@@ -490,8 +516,17 @@ ingest_notify_payload(const char *name, const char *phase, const char *event,
 	else
 		appendStringInfoString(&buf, "null");
 	appendStringInfoString(&buf, ",\"message\":");
-	/* NOTIFY payloads stop short of 8000 bytes */
-	escape_json(&buf, strlen(message) > 1000 ? psprintf("%.1000s...", message) : message);
+	/* NOTIFY payloads stop short of 8000 bytes; never cut a character */
+	if (strlen(message) > 1000)
+	{
+		int			len = pg_mbcliplen(message, strlen(message), 1000);
+		char	   *cut = psprintf("%.*s...", len, message);
+
+		escape_json(&buf, cut);
+		pfree(cut);
+	}
+	else
+		escape_json(&buf, message);
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
@@ -506,10 +541,13 @@ ingest_notify(IngestMigration *m, const char *event, const char *message)
 {
 	XLogRecPtr	lsn = InvalidXLogRecPtr;
 	int			slot = IngestShared ? ingest_find_migration_slot(MyDatabaseId, m->id) : -1;
+	char	   *payload;
 
 	if (slot >= 0)
 		lsn = pg_atomic_read_u64(&IngestShared->migrations[slot].applied_lsn);
-	Async_Notify("pg_ingest", ingest_notify_payload(m->name, m->phase, event, lsn, message));
+	payload = ingest_notify_payload(m->name, m->phase, event, lsn, message);
+	Async_Notify("pg_ingest", payload);	/* copies it */
+	pfree(payload);
 }
 
 /*

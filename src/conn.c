@@ -23,8 +23,9 @@
  *
  * The session options of every connection are fixed here (DateStyle,
  * IntervalStyle, extra_float_digits, TimeZone, client_encoding = the
- * target database's encoding, no statement or idle timeouts), because COPY
- * text and wal2json output depend on them.
+ * target database's encoding, no statement or idle timeouts, search_path
+ * pg_catalog as in the workers, so that reg* values come out qualified),
+ * because COPY text and wal2json output depend on them.
  *
  * The source's notices (and the message of a session it ends) are logged
  * at LOG through our own notice receiver, scrubbed, never written raw to
@@ -59,7 +60,7 @@
 	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 " \
 	"-c timezone=UTC -c bytea_output=hex -c lc_monetary=C " \
 	"-c row_security=off -c statement_timeout=0 -c lock_timeout=0 " \
-	"-c idle_in_transaction_session_timeout=0"
+	"-c idle_in_transaction_session_timeout=0 -c search_path=pg_catalog"
 
 #define MASK "********"
 

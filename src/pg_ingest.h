@@ -205,6 +205,7 @@ extern void ingest_wake_supervisor(void);
 extern const char *ingest_worker_kind_name(IngestWorkerKind kind);
 extern bool ingest_sleep_ms(long ms);
 extern int	ingest_worker_job(void);
+extern void ingest_log_recovered_error(ErrorData *edata);
 extern void ingest_slot_set_flag(bool *field, bool value);
 extern void ingest_slot_set_rate(double *field, double value);
 extern void ingest_worker_set_item(int32 item_id, TimestampTz started);
@@ -274,6 +275,7 @@ extern char *ingest_notify_payload(const char *name, const char *phase,
 								   const char *message);
 extern bool ingest_fail_migration(IngestMigration *m, const char *message);
 extern bool ingest_phase_is_terminal(const char *phase);
+extern const char *ingest_phase_name(const char *phase);
 extern int	ingest_phase_rank(const char *phase);
 
 /* control.c */

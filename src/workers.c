@@ -755,6 +755,26 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 }
 
 /*
+ * ingest_log_recovered_error
+ *		Put an error that a worker caught and recovered from (a retry, a
+ *		statement recorded as failed) in the server log, as a WARNING with
+ *		its own SQLSTATE, message, detail, hint and context: the error was
+ *		flushed, so PostgreSQL itself would never log it.  (Called in a
+ *		backend, the client sees the WARNING too.)  Messages pg_ingest
+ *		builds are scrubbed of passwords already.
+ */
+void
+ingest_log_recovered_error(ErrorData *edata)
+{
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg_internal("%s", edata->message ? edata->message : "unknown error"),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+			 edata->hint ? errhint("%s", edata->hint) : 0,
+			 edata->context ? errcontext("%s", edata->context) : 0));
+}
+
+/*
  * ingest_slot_set_flag, ingest_slot_set_rate
  *		Write a flag or a rate of a migration slot, as its one writer does:
  *		under the lock (pg_ingest.h).
