@@ -564,10 +564,12 @@ log_notice(void *arg, const PGresult *res)
 
 	if (message == NULL)
 		return;
+	/* not the statement: an operator's call may hold a connection string */
 	ereport(LOG,
 			(errmsg("pg_ingest: the source says: %s: %s",
 					severity ? severity : "NOTICE",
-					password ? ingest_scrub(message, password) : message)));
+					password ? ingest_scrub(message, password) : message),
+			 errhidestmt(true)));
 }
 
 /*

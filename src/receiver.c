@@ -199,6 +199,25 @@ untracked_table(const char *message, char **action)
 	return NULL;
 }
 
+/* Whether the table has its 'untracked' event already (an earlier receiver). */
+static bool
+untracked_recorded(const char *table)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		vals[2] = {Int32GetDatum(m->id), CStringGetTextDatum(table)};
+	bool		found;
+
+	ingest_xact_start();
+	ingest_catalog_begin();
+	(void) ingest_catalog_query("SELECT 1 FROM ingest.events WHERE migration_id = $1"
+								" AND kind = 'untracked' AND object = $2 LIMIT 1",
+								2, types, vals, NULL);
+	found = SPI_processed > 0;
+	ingest_catalog_end();
+	ingest_xact_commit();
+	return found;
+}
+
 /* The migration's untracked_tables, read anew (the operator may change it). */
 static char *
 untracked_policy(void)
@@ -260,7 +279,8 @@ handle_notices(void)
 			ereport(LOG,
 					(errmsg("pg_ingest receiver of migration \"%s\": the source says: %s: %s",
 							m->name, notices[i].severity,
-							ingest_scrub(text, info->password))));
+							ingest_scrub(text, info->password)),
+					 errhidestmt(true)));
 			continue;
 		}
 		if (strcmp(untracked_policy(), "copy_only") == 0)
@@ -269,10 +289,11 @@ handle_notices(void)
 
 			if (string_in(untracked_warned, table))
 				continue;
-			ingest_event_tx(m->id, "WARNING", "untracked", table,
-							psprintf("changes to table %s are not carried: it has neither a primary key nor a replica identity on the source (untracked_tables is copy_only); the first left out is an %s",
-									 table, action),
-							psprintf("wal2json: %s", text));
+			if (!untracked_recorded(table))
+				ingest_event_tx(m->id, "WARNING", "untracked", table,
+								psprintf("changes to table %s are not carried: it has neither a primary key nor a replica identity on the source (untracked_tables is copy_only); the first left out is an %s",
+										 table, action),
+								psprintf("wal2json: %s", text));
 			old = MemoryContextSwitchTo(TopMemoryContext);
 			untracked_warned = lappend(untracked_warned, pstrdup(table));
 			MemoryContextSwitchTo(old);

@@ -204,7 +204,8 @@ ingest_verify(PG_FUNCTION_ARGS)
 										" WHERE attrelid = %s::pg_catalog.regclass"
 										" AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
 										quote_literal_cstr(table)), -1, NULL);
-			if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+			/* no row: a table without columns, read as ROW() */
+			if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
 			{
 				StringInfoData cols;
 				int			c;
