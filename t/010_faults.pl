@@ -149,7 +149,7 @@ ORDER BY 1};
 
 my %count = (runs => 0, 'completed alone' => 0, 'needed resume' => 0,
 	'needed operator' => 0, identical => 0, differing => 0, 'extra crashes' => 0,
-	'outage not shown' => 0);
+	'outage not shown' => 0, 'left behind' => 0);
 my %landed = map { $_ => 0 } @all_kinds;
 my %missed = map { $_ => 0 } @all_kinds;
 my @failures;
@@ -461,6 +461,20 @@ sub one_run
 		{
 			$count{identical}++;
 		}
+		# a completed migration leaves no slot on the source, no worker here
+		my $slots = poll_value($source, 'postgres',
+			"SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE database = '$sdb')", 30);
+		my $workers = poll_value($target, $tdb,
+			"SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM ingest._live())", 30);
+		if (!$slots || !$workers)
+		{
+			$count{'left behind'}++;
+			$r{left} = 1;
+			push @{ $r{notes} }, 'completed, but left behind: '
+			  . $source->safe_psql('postgres',
+				"SELECT string_agg(slot_name || ' (slot)', ', ') FROM pg_replication_slots WHERE database = '$sdb'")
+			  . ' ' . $target->safe_psql($tdb, "SELECT string_agg(kind || ' ' || pid, ', ') FROM ingest._live()");
+		}
 	}
 	else
 	{
@@ -478,7 +492,7 @@ sub one_run
 			  split /\n/, slurp_file($target->logfile, $log_offset));
 	}
 
-	my $result = !$ok ? 'NEEDS OPERATOR' : $differ ? 'DIFFERS' : $extra > 0 ? 'EXTRA CRASH'
+	my $result = !$ok ? 'NEEDS OPERATOR' : $r{left} ? 'LEFT BEHIND' : $differ ? 'DIFFERS' : $extra > 0 ? 'EXTRA CRASH'
 	  : $r{resumed} ? ($allow_resume ? 'ok after resume' : 'NEEDED RESUME') : 'ok';
 	diag(sprintf("run %d: %s (%s; %s; %.0f s)", $n, $result, $kind, $where, time - $t0) . join("", map { "\n  $_" } @{ $r{notes} }));
 	if ($result ne 'ok')
@@ -514,7 +528,7 @@ for my $n (1 .. $runs)
 diag("fault injection summary (seed $seed):");
 diag(sprintf('  %-22s %d', $_, $count{$_}))
   for ('runs', 'completed alone', 'needed resume', 'needed operator', 'identical', 'differing',
-	'extra crashes', 'outage not shown');
+	'extra crashes', 'left behind', 'outage not shown');
 diag(sprintf('  landed %-15s %d%s', $_, $landed{$_}, $missed{$_} ? " (missed $missed{$_})" : ''))
   for grep { $landed{$_} || $missed{$_} } @all_kinds;
 diag("  failed: $_") for @failures;
@@ -523,6 +537,7 @@ is($count{differing}, 0, 'no run ends with the target differing from the source'
 is($count{'needed operator'}, 0, 'no run needs an operator: every migration completes, resumed at most once');
 is($count{'needed resume'}, 0, 'no run needs ingest.resume: every fault is recovered by pg_ingest alone')
   unless $allow_resume;
+is($count{'left behind'}, 0, 'a completed migration leaves no slot on the source and no worker');
 is($count{'outage not shown'}, 0,
 	'while the source is down, ingest.status says the migration is not caught up');
 is($count{'extra crashes'}, 0, 'the target crashes only where a fault was injected: no crash loop');
