@@ -76,6 +76,12 @@ target_side(const char *sql, Datum *values, bool *nulls, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 	PG_TRY();
 	{
+		/* the source session's search_path: reg* values print alike */
+		int			nestlevel = NewGUCNestLevel();
+
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -93,6 +99,7 @@ target_side(const char *sql, Datum *values, bool *nulls, MemoryContext cxt)
 			MemoryContextSwitchTo(spi);
 		}
 		SPI_finish();
+		AtEOXact_GUC(true, nestlevel);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
