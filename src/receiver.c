@@ -850,13 +850,12 @@ ingest_receiver_main(Datum main_arg)
 
 			/*
 			 * Keep the transactions received whole and drop the one cut
-			 * short: the stream resumes after the last whole one.
+			 * short: the stream resumes after the last whole one.  What
+			 * reopening allocates besides the writer's buffer goes with cxt.
 			 */
-			MemoryContextSwitchTo(TopMemoryContext);
 			ingest_spool_abandon_writer(&spool);
 			(void) ingest_spool_open_writer(&spool, spool_dir);
 			at_boundary = true;
-			MemoryContextSwitchTo(cxt);
 			failures++;
 
 			LWLockAcquire(IngestShared->lock, LW_SHARED);

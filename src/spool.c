@@ -196,10 +196,14 @@ ingest_spool_open_writer(SpoolWriter *w, const char *dir)
 	uint32		keep_seg = 1;
 	uint32		keep_off = 0;
 	XLogRecPtr	last = InvalidXLogRecPtr;
+	MemoryContext old;
 
 	memset(w, 0, sizeof(SpoolWriter));
 	strlcpy(w->dir, dir, sizeof(w->dir));
+	/* the buffer lives as long as the writer; the scan below does not */
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	initStringInfo(&w->buf);
+	MemoryContextSwitchTo(old);
 	make_spool_dir(dir);
 
 	segs = list_segments(dir);
