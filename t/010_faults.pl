@@ -28,6 +28,7 @@
 #   INGEST_FAULT_ONLY   run only this run number of the seed (to replay one)
 #   INGEST_FAULT_KINDS  comma-separated fault kinds to choose from
 #   INGEST_FAULT_SCALE  pgbench scale of the source (default 5)
+#   INGEST_FAULT_VERBOSE=1  show every run's events, not only a failed run's
 #   INGEST_FAULT_ALLOW_RESUME=1  a run that needed ingest.resume passes
 #	   (by default it fails: a fault must be recovered without an operator)
 #
@@ -495,7 +496,7 @@ sub one_run
 	my $result = !$ok ? 'NEEDS OPERATOR' : $r{left} ? 'LEFT BEHIND' : $differ ? 'DIFFERS' : $extra > 0 ? 'EXTRA CRASH'
 	  : $r{resumed} ? ($allow_resume ? 'ok after resume' : 'NEEDED RESUME') : 'ok';
 	diag(sprintf("run %d: %s (%s; %s; %.0f s)", $n, $result, $kind, $where, time - $t0) . join("", map { "\n  $_" } @{ $r{notes} }));
-	if ($result ne 'ok')
+	if ($result ne 'ok' || $ENV{INGEST_FAULT_VERBOSE})
 	{
 		diag("run $n: events of the migration:\n" . events($tdb));
 		push @failures, "run $n (seed $seed, run seed $rseed, $kind): $result; $where"
