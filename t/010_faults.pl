@@ -8,19 +8,28 @@
 #
 #   kill_coordinator, kill_copy, kill_index, kill_receiver, kill_applier
 #	   SIGKILL of that worker (the target's postmaster then restarts every
-#	   backend, as after any crash);
-#   target_immediate       pg_ctl stop -m immediate of the target, then start;
+#	   backend, as after any crash): the coordinator in copying, indexing
+#	   or streaming, a copy worker past a random row count, an index worker
+#	   as soon as one builds, the receiver in copying or streaming, the
+#	   applier in streaming (half the time inside a target transaction);
+#   target_immediate       pg_ctl stop -m immediate of the target, then start,
+#	   in copying, indexing, streaming or in the middle of the cutover;
 #   source_restart_copy    restart of the source while tables are copied;
 #   source_restart_stream  restart of the source while changes stream;
-#   walsender_terminate    pg_terminate_backend of the migration's walsender;
+#   walsender_terminate    pg_terminate_backend of the migration's walsender
+#	   (application_name "pg_ingest f receiver"), in copying or streaming;
 #   source_down            the source stopped for 2 to 8 seconds while
-#	   streaming.
+#	   streaming; ingest.status must show caught_up false meanwhile.
 #
 # Then pgbench stops, ingest.cutover() ends the migration, and every table
-# and sequence is compared with the source.  A migration that ends 'failed'
-# is resumed once (counted as "needed resume"); one that still cannot
-# complete needs an operator and fails the test, as does any difference and
-# any crash of the target beyond the injected one.
+# (content hash), sequence (target >= source), index (valid) and
+# constraint is compared with the source; no slot may be left on the
+# source, no worker on the target.  A migration that ends 'failed' is
+# resumed once (counted as "needed resume", a failure unless
+# INGEST_FAULT_ALLOW_RESUME is set); one that still cannot complete needs an
+# operator and fails the test, as does any difference and any crash of the
+# target beyond the injected one ("terminated by signal" or "all server
+# processes terminated" in its log: a crash loop).
 #
 # Environment:
 #   INGEST_FAULT_RUNS   number of runs (default 3: CI; make faults RUNS=50)
@@ -28,6 +37,7 @@
 #   INGEST_FAULT_ONLY   run only this run number of the seed (to replay one)
 #   INGEST_FAULT_KINDS  comma-separated fault kinds to choose from
 #   INGEST_FAULT_SCALE  pgbench scale of the source (default 5)
+#   INGEST_FAULT_VERBOSE=1  show every run's events, not only a failed run's
 #   INGEST_FAULT_ALLOW_RESUME=1  a run that needed ingest.resume passes
 #	   (by default it fails: a fault must be recovered without an operator)
 #
@@ -495,7 +505,7 @@ sub one_run
 	my $result = !$ok ? 'NEEDS OPERATOR' : $r{left} ? 'LEFT BEHIND' : $differ ? 'DIFFERS' : $extra > 0 ? 'EXTRA CRASH'
 	  : $r{resumed} ? ($allow_resume ? 'ok after resume' : 'NEEDED RESUME') : 'ok';
 	diag(sprintf("run %d: %s (%s; %s; %.0f s)", $n, $result, $kind, $where, time - $t0) . join("", map { "\n  $_" } @{ $r{notes} }));
-	if ($result ne 'ok')
+	if ($result ne 'ok' || $ENV{INGEST_FAULT_VERBOSE})
 	{
 		diag("run $n: events of the migration:\n" . events($tdb));
 		push @failures, "run $n (seed $seed, run seed $rseed, $kind): $result; $where"
