@@ -251,13 +251,15 @@ manage_coordinators(void)
 		{
 			if (s->coordinator_pid != 0)
 				running = true;
-			if (s->terminal && !running)
+			/* a launch asked for (a resume) wins over the end of the last run */
+			if (s->terminal && !running && !s->launch)
 				memset(s, 0, offsetof(IngestMigrationSlot, bytes_received));
-			else if (!running && !s->stop && !s->terminal)
+			else if (!running && !s->stop && (s->launch || !s->terminal))
 			{
 				if (s->launch || now >= s->next_launch)
 				{
 					start = true;
+					s->terminal = false;
 					if (!s->launch)
 						s->restarts++;
 					s->launch = false;

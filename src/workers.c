@@ -328,6 +328,7 @@ ingest_xact_callback(XactEvent event, void *arg)
 					s->reserved = false;
 					s->launch = true;
 					s->stop = false;
+					s->terminal = false;	/* a slot not yet freed: taken again */
 					s->next_launch = 0;
 				}
 				else
@@ -335,7 +336,10 @@ ingest_xact_callback(XactEvent event, void *arg)
 				break;
 			case PENDING_STOP:
 				if (commit)
+				{
 					s->terminal = true;
+					s->launch = false;
+				}
 				else
 				{
 					s->stop = false;
