@@ -22,6 +22,9 @@
  * insert; for an update or delete, the old row is looked for in the
  * partition its identity routes to, and an update whose new row belongs in
  * another partition is a delete there and an insert in the other.  A
+ * partition routed to that is not a plain table (a foreign table) is
+ * refused, as native apply refuses it, and each partition routed to gets
+ * the checks of ingest_check_target() below, as the table does.  A
  * TRUNCATE of a leaf sharing its target table with other leaves is applied
  * only when the same statement truncates all of them; otherwise it fails
  * the migration.  Before its first change of each kind to a table (again
@@ -137,11 +140,19 @@ typedef struct ApplyRel
 	bool		mapped;			/* that of the root: the leaf is not here */
 	char		relkind;		/* of the target table */
 	AclMode		checked;		/* privileges checked since the last invalidation */
+	List	   *leaves_checked; /* LeafChecked of partitions routed to, in cxt */
 	Oid			keyidx;			/* replica identity or primary key, or Invalid */
 	int			natts;
 	ApplyAttr  *attrs;
 	MemoryContext cxt;			/* attrs and their input functions' state */
 } ApplyRel;
+
+/* a partition of a partitioned target, checked like the table (route()) */
+typedef struct LeafChecked
+{
+	Oid			relid;
+	AclMode		checked;
+} LeafChecked;
 
 typedef struct ApplyRelKey
 {
@@ -203,6 +214,7 @@ invalidate_rels(Datum arg, Oid relid)
 		{
 			r->valid = false;
 			r->checked = 0;		/* a GRANT or REVOKE, maybe */
+			r->leaves_checked = NIL;	/* in r->cxt, reset on lookup */
 		}
 }
 
@@ -323,6 +335,7 @@ lookup_rel(const char *nspname, const char *relname)
 				 errdetail("Neither does %s, the root of its partition tree on the source.",
 						   ingest_qualified(NameStr(r->root_nsp), NameStr(r->root_rel))) : 0));
 	r->checked = 0;
+	r->leaves_checked = NIL;
 	rel = table_open(r->relid, NoLock);
 	r->relkind = rel->rd_rel->relkind;
 	desc = RelationGetDescr(rel);
@@ -535,17 +548,63 @@ end_apply(ApplyState *st)
 }
 
 /*
- * The partition of a partitioned target that a row (in the target's
- * rowtype) belongs in; *converted is the row in the partition's rowtype.
+ * Check a partition a row of r's table is routed to as the table itself is
+ * checked (check_target()): a plain table, not an extension's nor Citus's,
+ * the owner having the privileges in needed; once, cached with r.  Native
+ * apply refuses a partition that is not a plain table likewise
+ * (CheckSubscriptionRelkind); the executor's simple insert, update and
+ * delete cannot write anywhere else.
+ */
+static void
+check_leaf(ApplyRel *r, ResultRelInfo *part, AclMode needed)
+{
+	Relation	leaf = part->ri_RelationDesc;
+	LeafChecked *lc = NULL;
+	ListCell   *cell;
+	MemoryContext old;
+
+	foreach(cell, r->leaves_checked)
+		if (((LeafChecked *) lfirst(cell))->relid == RelationGetRelid(leaf))
+			lc = lfirst(cell);
+	if (lc != NULL && (lc->checked & needed) == needed)
+		return;
+	if (leaf->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot apply a change of %s.%s to partition %s of %s: it is not a plain table",
+						quote_identifier(NameStr(r->nspname)),
+						quote_identifier(NameStr(r->relname)),
+						ingest_relid_name(RelationGetRelid(leaf)),
+						ingest_relid_name(r->relid)),
+				 errdetail("Rows are applied only to plain tables (native logical replication refuses such a partition too)."),
+				 errhint("Make the partition a plain table on the target, or leave the source table out.")));
+	ingest_check_target(RelationGetRelid(leaf), m->owner, needed);
+	old = MemoryContextSwitchTo(r->cxt);
+	if (lc == NULL)
+	{
+		lc = palloc0(sizeof(LeafChecked));
+		lc->relid = RelationGetRelid(leaf);
+		r->leaves_checked = lappend(r->leaves_checked, lc);
+	}
+	lc->checked |= needed;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The partition of r's partitioned target that a row (in the target's
+ * rowtype) belongs in, checked for needed (check_leaf()); *converted is the
+ * row in the partition's rowtype.
  */
 static ResultRelInfo *
-route(ApplyState *st, TupleTableSlot *row, TupleTableSlot **converted)
+route(ApplyState *st, ApplyRel *r, AclMode needed, TupleTableSlot *row,
+	  TupleTableSlot **converted)
 {
 	ResultRelInfo *part;
 	TupleConversionMap *map;
 	TupleTableSlot *out;
 
 	part = ExecFindPartition(st->mtstate, st->rri, st->proute, row, st->estate);
+	check_leaf(r, part, needed);
 	out = table_slot_create(part->ri_RelationDesc, &st->estate->es_tupleTable);
 	map = part->ri_RootToPartitionMap;
 	if (map != NULL)
@@ -618,7 +677,7 @@ find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
 						 errdetail("Without it, the partition that holds the row to change is unknown."),
 						 errhint("ALTER TABLE ... REPLICA IDENTITY FULL on the source, or add the column to its primary key.")));
 		}
-		*part = route(st, key, &key);
+		*part = route(st, r, c->action == 'U' ? ACL_UPDATE : ACL_DELETE, key, &key);
 		searchrel = (*part)->ri_RelationDesc;
 		keyidx = RelationGetReplicaIndex(searchrel);
 		if (!OidIsValid(keyidx))
@@ -833,7 +892,7 @@ apply_change(W2JChange *c)
 			store_values(rel, r, newrow, c->columns, c->ncolumns, false);
 			if (st.proute)
 			{
-				part = route(&st, newrow, &newslot);
+				part = route(&st, r, ACL_INSERT, newrow, &newslot);
 				ExecSimpleRelationInsert(part, st.estate, newslot);
 			}
 			else
@@ -863,7 +922,7 @@ apply_change(W2JChange *c)
 				ExecSimpleRelationUpdate(st.rri, st.estate, &st.epq, oldrow, newrow);
 				break;
 			}
-			newpart = route(&st, newrow, &newslot);
+			newpart = route(&st, r, ACL_UPDATE, newrow, &newslot);
 			if (newpart == part)
 			{
 				EvalPlanQualSetSlot(&st.epq, newslot);
@@ -872,6 +931,8 @@ apply_change(W2JChange *c)
 			else
 			{
 				/* the row moves to another partition, as native apply does it */
+				check_leaf(r, part, ACL_DELETE);
+				check_leaf(r, newpart, ACL_INSERT);
 				EvalPlanQualSetSlot(&st.epq, oldrow);
 				ExecSimpleRelationDelete(part, st.estate, &st.epq, oldrow);
 				ExecSimpleRelationInsert(newpart, st.estate, newslot);
