@@ -26,7 +26,9 @@
  * refused, as native apply refuses it, and each partition routed to gets
  * the checks of ingest_check_target() below, as the table does.  A
  * TRUNCATE of a leaf sharing its target table with other leaves is applied
- * only when the same statement truncates all of them; otherwise it fails
+ * only when the same statement truncates all of them and no table the
+ * migration leaves out; so is one of a partition here that rows of such
+ * leaves are routed into (the copy never truncates either); otherwise it fails
  * the migration.  Before its first change of each kind to a table (again
  * after any invalidation of the table, which GRANT and REVOKE send), the
  * applier checks with ingest_check_target() that the migration's owner has
@@ -76,6 +78,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
@@ -199,6 +202,7 @@ static struct
  * ApplyRel entries, applied together before the next change or commit.
  */
 static List *truncates = NIL;
+static bool truncate_left_out = false;	/* of a table the filters leave out */
 
 static void
 invalidate_rels(Datum arg, Oid relid)
@@ -721,13 +725,50 @@ truncates_all_leaves(ApplyRel *r)
 	return all;
 }
 
+/*
+ * A leaf of the source mapped to a partitioned target above table relid (a
+ * partition here): rows of that leaf may be routed into relid.  NULL if
+ * there is none.
+ */
+static ApplyRel *
+mapped_leaf_above(Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	ApplyRel   *leaf;
+	List	   *leaves = NIL;
+	List	   *ancestors;
+	ListCell   *lc;
+	ApplyRel   *found = NULL;
+
+	if (!get_rel_relispartition(relid))
+		return NULL;
+	ancestors = get_partition_ancestors(relid);
+	hash_seq_init(&status, rels);
+	while ((leaf = hash_seq_search(&status)) != NULL)
+		if (leaf->known && leaf->has_root)
+			leaves = lappend(leaves, leaf);
+	foreach(lc, leaves)
+	{
+		ApplyRel   *l = lookup_rel(NameStr(((ApplyRel *) lfirst(lc))->nspname),
+								   NameStr(((ApplyRel *) lfirst(lc))->relname));
+
+		if (found == NULL && l->mapped && list_member_oid(ancestors, l->relid))
+			found = l;
+	}
+	list_free(leaves);
+	list_free(ancestors);
+	return found;
+}
+
 static void
 flush_truncates(void)
 {
 	StringInfoData sql;
 	ListCell   *lc;
 	List	   *done = NIL;
+	bool		left_out = truncate_left_out;
 
+	truncate_left_out = false;
 	if (truncates == NIL)
 		return;
 	initStringInfo(&sql);
@@ -738,8 +779,14 @@ flush_truncates(void)
 
 		if (list_member_oid(done, r->relid))
 			continue;
-		/* a leaf whose rows share a table with other leaves' */
-		if (r->mapped && !truncates_all_leaves(r))
+		/*
+		 * A leaf whose rows share a table with other leaves': only when the
+		 * statement truncates all of them, and no table the migration
+		 * leaves out (a leaf of the same root, maybe, whose rows are not
+		 * the truncated leaves' to delete), as the copy never truncates
+		 * such a table (copy.c).
+		 */
+		if (r->mapped && (left_out || !truncates_all_leaves(r)))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot apply a TRUNCATE of %s.%s: its rows are in table %s with those of other partitions",
@@ -748,6 +795,24 @@ flush_truncates(void)
 							ingest_relid_name(r->relid)),
 					 errdetail("The partition is not on the target; its partition root's table holds its rows."),
 					 errhint("Truncate the whole partitioned table on the source, or delete the partition's rows instead.")));
+		/* a partition here that rows of other leaves are routed into */
+		if (!r->mapped)
+		{
+			ApplyRel   *above = mapped_leaf_above(r->relid);
+
+			if (above != NULL && (left_out || !truncates_all_leaves(above)))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot apply a TRUNCATE of %s.%s: table %s also holds rows of other partitions of the source",
+								quote_identifier(NameStr(r->nspname)),
+								quote_identifier(NameStr(r->relname)),
+								ingest_relid_name(r->relid)),
+						 errdetail("Rows of %s.%s, which is not on the target, are routed through %s into its partitions.",
+								   quote_identifier(NameStr(above->nspname)),
+								   quote_identifier(NameStr(above->relname)),
+								   ingest_relid_name(above->relid)),
+						 errhint("Truncate the whole partitioned table on the source, or delete the partition's rows instead.")));
+		}
 		/* a partitioned table goes with its partitions */
 		appendStringInfo(&sql, "%s%s%s", done ? ", " : "",
 						 r->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
@@ -843,7 +908,11 @@ apply_change(W2JChange *c)
 		return;
 	r = lookup_rel(c->schema, c->table);
 	if (r->skip)
+	{
+		if (c->action == 'T')
+			truncate_left_out = true;
 		return;
+	}
 	/* a change the table's copy already has */
 	if (src.final_lsn < r->sync_lsn)
 		return;
