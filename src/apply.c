@@ -29,8 +29,9 @@
  * only when the same statement truncates all of them and no table the
  * migration leaves out; so is one of a partition here that rows of such
  * leaves are routed into (the copy never truncates either); otherwise it fails
- * the migration.  Before its first change of each kind to a table (again
- * after any invalidation of the table, which GRANT and REVOKE send), the
+ * the migration.  Before its first change of each kind to a table in each
+ * batch (and again after any invalidation of the table, which GRANT and
+ * REVOKE send; a change of role membership or attributes sends none), the
  * applier checks with ingest_check_target() that the migration's owner has
  * the privilege, that row-level security does not apply, and that the
  * table is neither an extension's nor a Citus table: it never writes
@@ -142,7 +143,7 @@ typedef struct ApplyRel
 	Oid			relid;			/* the target table (target.c) */
 	bool		mapped;			/* that of the root: the leaf is not here */
 	char		relkind;		/* of the target table */
-	AclMode		checked;		/* privileges checked since the last invalidation */
+	AclMode		checked;		/* privileges checked in this batch */
 	List	   *leaves_checked; /* LeafChecked of partitions routed to, in cxt */
 	Oid			keyidx;			/* replica identity or primary key, or Invalid */
 	int			natts;
@@ -831,8 +832,8 @@ flush_truncates(void)
 }
 
 /*
- * Check once, until the next invalidation of the table, that the migration
- * may do this kind of change to it (target.c).
+ * Check once per batch (and again after an invalidation of the table) that
+ * the migration may do this kind of change to it (target.c).
  */
 static void
 check_target(ApplyRel *r, char action)
@@ -1049,11 +1050,34 @@ commit_batch(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * The privileges checked are checked again in each batch: a REVOKE of a
+ * role's membership, or ALTER ROLE ... NOSUPERUSER or NOBYPASSRLS, sends no
+ * invalidation of the tables (pg_class_aclcheck is cheap).
+ */
+static void
+forget_checks(void)
+{
+	HASH_SEQ_STATUS status;
+	ApplyRel   *r;
+
+	if (rels == NULL)
+		return;
+	hash_seq_init(&status, rels);
+	while ((r = hash_seq_search(&status)) != NULL)
+	{
+		r->checked = 0;
+		list_free_deep(r->leaves_checked);
+		r->leaves_checked = NIL;
+	}
+}
+
 static void
 open_batch(void)
 {
 	if (batch.open)
 		return;
+	forget_checks();
 	ingest_xact_start();
 	batch.open = true;
 	batch.started = GetCurrentTimestamp();
