@@ -1084,6 +1084,18 @@ open_batch(void)
 	pgstat_report_activity(STATE_RUNNING, "applying changes");
 }
 
+/*
+ * Publish whether the applier is idle, taking the lock only when that
+ * changes, not for every change.  The applier is the only writer of the
+ * flag: reading it without the lock is reading its own value.
+ */
+static void
+set_idle(bool idle)
+{
+	if (me->apply_idle != idle)
+		ingest_slot_set_flag(&me->apply_idle, idle);
+}
+
 static TimestampTz
 parse_timestamp(const char *s)
 {
@@ -1265,7 +1277,7 @@ ingest_applier_main(Datum main_arg)
 			{
 				commit_batch();
 				remove_applied_segments();
-				ingest_slot_set_flag(&me->apply_idle, true);
+				set_idle(true);
 				(void) ingest_sleep_ms(1000L);
 				continue;
 			}
@@ -1287,7 +1299,7 @@ ingest_applier_main(Datum main_arg)
 				pg_atomic_write_u64(&me->apply_pos, SPOOL_POS(reader.segno, reader.offset));
 				commit_batch();
 				remove_applied_segments();
-				ingest_slot_set_flag(&me->apply_idle, true);
+				set_idle(true);
 
 				/* stopped once the stream has passed the stop LSN */
 				if (stop_lsn != InvalidXLogRecPtr &&
@@ -1301,7 +1313,7 @@ ingest_applier_main(Datum main_arg)
 				ResetLatch(MyLatch);
 				continue;
 			}
-			ingest_slot_set_flag(&me->apply_idle, false);
+			set_idle(false);
 
 			if (!ingest_w2j_decode(payload.data, payload.len, &change, &error))
 				ereport(ERROR,
