@@ -22,10 +22,16 @@
  * insert; for an update or delete, the old row is looked for in the
  * partition its identity routes to, and an update whose new row belongs in
  * another partition is a delete there and an insert in the other.  A
+ * partition routed to that is not a plain table (a foreign table) is
+ * refused, as native apply refuses it, and each partition routed to gets
+ * the checks of ingest_check_target() below, as the table does.  A
  * TRUNCATE of a leaf sharing its target table with other leaves is applied
- * only when the same statement truncates all of them; otherwise it fails
- * the migration.  Before its first change of each kind to a table (again
- * after any invalidation of the table, which GRANT and REVOKE send), the
+ * only when the same statement truncates all of them and no table the
+ * migration leaves out; so is one of a partition here that rows of such
+ * leaves are routed into (the copy never truncates either); otherwise it fails
+ * the migration.  Before its first change of each kind to a table in each
+ * batch (and again after any invalidation of the table, which GRANT and
+ * REVOKE send; a change of role membership or attributes sends none), the
  * applier checks with ingest_check_target() that the migration's owner has
  * the privilege, that row-level security does not apply, and that the
  * table is neither an extension's nor a Citus table: it never writes
@@ -73,6 +79,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
@@ -136,12 +143,20 @@ typedef struct ApplyRel
 	Oid			relid;			/* the target table (target.c) */
 	bool		mapped;			/* that of the root: the leaf is not here */
 	char		relkind;		/* of the target table */
-	AclMode		checked;		/* privileges checked since the last invalidation */
+	AclMode		checked;		/* privileges checked in this batch */
+	List	   *leaves_checked; /* LeafChecked of partitions routed to, in cxt */
 	Oid			keyidx;			/* replica identity or primary key, or Invalid */
 	int			natts;
 	ApplyAttr  *attrs;
 	MemoryContext cxt;			/* attrs and their input functions' state */
 } ApplyRel;
+
+/* a partition of a partitioned target, checked like the table (route()) */
+typedef struct LeafChecked
+{
+	Oid			relid;
+	AclMode		checked;
+} LeafChecked;
 
 typedef struct ApplyRelKey
 {
@@ -188,6 +203,7 @@ static struct
  * ApplyRel entries, applied together before the next change or commit.
  */
 static List *truncates = NIL;
+static bool truncate_left_out = false;	/* of a table the filters leave out */
 
 static void
 invalidate_rels(Datum arg, Oid relid)
@@ -203,6 +219,7 @@ invalidate_rels(Datum arg, Oid relid)
 		{
 			r->valid = false;
 			r->checked = 0;		/* a GRANT or REVOKE, maybe */
+			r->leaves_checked = NIL;	/* in r->cxt, reset on lookup */
 		}
 }
 
@@ -323,6 +340,7 @@ lookup_rel(const char *nspname, const char *relname)
 				 errdetail("Neither does %s, the root of its partition tree on the source.",
 						   ingest_qualified(NameStr(r->root_nsp), NameStr(r->root_rel))) : 0));
 	r->checked = 0;
+	r->leaves_checked = NIL;
 	rel = table_open(r->relid, NoLock);
 	r->relkind = rel->rd_rel->relkind;
 	desc = RelationGetDescr(rel);
@@ -535,17 +553,63 @@ end_apply(ApplyState *st)
 }
 
 /*
- * The partition of a partitioned target that a row (in the target's
- * rowtype) belongs in; *converted is the row in the partition's rowtype.
+ * Check a partition a row of r's table is routed to as the table itself is
+ * checked (check_target()): a plain table, not an extension's nor Citus's,
+ * the owner having the privileges in needed; once, cached with r.  Native
+ * apply refuses a partition that is not a plain table likewise
+ * (CheckSubscriptionRelkind); the executor's simple insert, update and
+ * delete cannot write anywhere else.
+ */
+static void
+check_leaf(ApplyRel *r, ResultRelInfo *part, AclMode needed)
+{
+	Relation	leaf = part->ri_RelationDesc;
+	LeafChecked *lc = NULL;
+	ListCell   *cell;
+	MemoryContext old;
+
+	foreach(cell, r->leaves_checked)
+		if (((LeafChecked *) lfirst(cell))->relid == RelationGetRelid(leaf))
+			lc = lfirst(cell);
+	if (lc != NULL && (lc->checked & needed) == needed)
+		return;
+	if (leaf->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot apply a change of %s.%s to partition %s of %s: it is not a plain table",
+						quote_identifier(NameStr(r->nspname)),
+						quote_identifier(NameStr(r->relname)),
+						ingest_relid_name(RelationGetRelid(leaf)),
+						ingest_relid_name(r->relid)),
+				 errdetail("Rows are applied only to plain tables (native logical replication refuses such a partition too)."),
+				 errhint("Make the partition a plain table on the target, or leave the source table out.")));
+	ingest_check_target(RelationGetRelid(leaf), m->owner, needed);
+	old = MemoryContextSwitchTo(r->cxt);
+	if (lc == NULL)
+	{
+		lc = palloc0(sizeof(LeafChecked));
+		lc->relid = RelationGetRelid(leaf);
+		r->leaves_checked = lappend(r->leaves_checked, lc);
+	}
+	lc->checked |= needed;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The partition of r's partitioned target that a row (in the target's
+ * rowtype) belongs in, checked for needed (check_leaf()); *converted is the
+ * row in the partition's rowtype.
  */
 static ResultRelInfo *
-route(ApplyState *st, TupleTableSlot *row, TupleTableSlot **converted)
+route(ApplyState *st, ApplyRel *r, AclMode needed, TupleTableSlot *row,
+	  TupleTableSlot **converted)
 {
 	ResultRelInfo *part;
 	TupleConversionMap *map;
 	TupleTableSlot *out;
 
 	part = ExecFindPartition(st->mtstate, st->rri, st->proute, row, st->estate);
+	check_leaf(r, part, needed);
 	out = table_slot_create(part->ri_RelationDesc, &st->estate->es_tupleTable);
 	map = part->ri_RootToPartitionMap;
 	if (map != NULL)
@@ -618,7 +682,7 @@ find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
 						 errdetail("Without it, the partition that holds the row to change is unknown."),
 						 errhint("ALTER TABLE ... REPLICA IDENTITY FULL on the source, or add the column to its primary key.")));
 		}
-		*part = route(st, key, &key);
+		*part = route(st, r, c->action == 'U' ? ACL_UPDATE : ACL_DELETE, key, &key);
 		searchrel = (*part)->ri_RelationDesc;
 		keyidx = RelationGetReplicaIndex(searchrel);
 		if (!OidIsValid(keyidx))
@@ -662,13 +726,50 @@ truncates_all_leaves(ApplyRel *r)
 	return all;
 }
 
+/*
+ * A leaf of the source mapped to a partitioned target above table relid (a
+ * partition here): rows of that leaf may be routed into relid.  NULL if
+ * there is none.
+ */
+static ApplyRel *
+mapped_leaf_above(Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	ApplyRel   *leaf;
+	List	   *leaves = NIL;
+	List	   *ancestors;
+	ListCell   *lc;
+	ApplyRel   *found = NULL;
+
+	if (!get_rel_relispartition(relid))
+		return NULL;
+	ancestors = get_partition_ancestors(relid);
+	hash_seq_init(&status, rels);
+	while ((leaf = hash_seq_search(&status)) != NULL)
+		if (leaf->known && leaf->has_root)
+			leaves = lappend(leaves, leaf);
+	foreach(lc, leaves)
+	{
+		ApplyRel   *l = lookup_rel(NameStr(((ApplyRel *) lfirst(lc))->nspname),
+								   NameStr(((ApplyRel *) lfirst(lc))->relname));
+
+		if (found == NULL && l->mapped && list_member_oid(ancestors, l->relid))
+			found = l;
+	}
+	list_free(leaves);
+	list_free(ancestors);
+	return found;
+}
+
 static void
 flush_truncates(void)
 {
 	StringInfoData sql;
 	ListCell   *lc;
 	List	   *done = NIL;
+	bool		left_out = truncate_left_out;
 
+	truncate_left_out = false;
 	if (truncates == NIL)
 		return;
 	initStringInfo(&sql);
@@ -679,8 +780,14 @@ flush_truncates(void)
 
 		if (list_member_oid(done, r->relid))
 			continue;
-		/* a leaf whose rows share a table with other leaves' */
-		if (r->mapped && !truncates_all_leaves(r))
+		/*
+		 * A leaf whose rows share a table with other leaves': only when the
+		 * statement truncates all of them, and no table the migration
+		 * leaves out (a leaf of the same root, maybe, whose rows are not
+		 * the truncated leaves' to delete), as the copy never truncates
+		 * such a table (copy.c).
+		 */
+		if (r->mapped && (left_out || !truncates_all_leaves(r)))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot apply a TRUNCATE of %s.%s: its rows are in table %s with those of other partitions",
@@ -689,6 +796,24 @@ flush_truncates(void)
 							ingest_relid_name(r->relid)),
 					 errdetail("The partition is not on the target; its partition root's table holds its rows."),
 					 errhint("Truncate the whole partitioned table on the source, or delete the partition's rows instead.")));
+		/* a partition here that rows of other leaves are routed into */
+		if (!r->mapped)
+		{
+			ApplyRel   *above = mapped_leaf_above(r->relid);
+
+			if (above != NULL && (left_out || !truncates_all_leaves(above)))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot apply a TRUNCATE of %s.%s: table %s also holds rows of other partitions of the source",
+								quote_identifier(NameStr(r->nspname)),
+								quote_identifier(NameStr(r->relname)),
+								ingest_relid_name(r->relid)),
+						 errdetail("Rows of %s.%s, which is not on the target, are routed through %s into its partitions.",
+								   quote_identifier(NameStr(above->nspname)),
+								   quote_identifier(NameStr(above->relname)),
+								   ingest_relid_name(above->relid)),
+						 errhint("Truncate the whole partitioned table on the source, or delete the partition's rows instead.")));
+		}
 		/* a partitioned table goes with its partitions */
 		appendStringInfo(&sql, "%s%s%s", done ? ", " : "",
 						 r->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
@@ -707,8 +832,8 @@ flush_truncates(void)
 }
 
 /*
- * Check once, until the next invalidation of the table, that the migration
- * may do this kind of change to it (target.c).
+ * Check once per batch (and again after an invalidation of the table) that
+ * the migration may do this kind of change to it (target.c).
  */
 static void
 check_target(ApplyRel *r, char action)
@@ -784,7 +909,11 @@ apply_change(W2JChange *c)
 		return;
 	r = lookup_rel(c->schema, c->table);
 	if (r->skip)
+	{
+		if (c->action == 'T')
+			truncate_left_out = true;
 		return;
+	}
 	/* a change the table's copy already has */
 	if (src.final_lsn < r->sync_lsn)
 		return;
@@ -833,7 +962,7 @@ apply_change(W2JChange *c)
 			store_values(rel, r, newrow, c->columns, c->ncolumns, false);
 			if (st.proute)
 			{
-				part = route(&st, newrow, &newslot);
+				part = route(&st, r, ACL_INSERT, newrow, &newslot);
 				ExecSimpleRelationInsert(part, st.estate, newslot);
 			}
 			else
@@ -863,7 +992,7 @@ apply_change(W2JChange *c)
 				ExecSimpleRelationUpdate(st.rri, st.estate, &st.epq, oldrow, newrow);
 				break;
 			}
-			newpart = route(&st, newrow, &newslot);
+			newpart = route(&st, r, ACL_UPDATE, newrow, &newslot);
 			if (newpart == part)
 			{
 				EvalPlanQualSetSlot(&st.epq, newslot);
@@ -872,6 +1001,8 @@ apply_change(W2JChange *c)
 			else
 			{
 				/* the row moves to another partition, as native apply does it */
+				check_leaf(r, part, ACL_DELETE);
+				check_leaf(r, newpart, ACL_INSERT);
 				EvalPlanQualSetSlot(&st.epq, oldrow);
 				ExecSimpleRelationDelete(part, st.estate, &st.epq, oldrow);
 				ExecSimpleRelationInsert(newpart, st.estate, newslot);
@@ -919,15 +1050,50 @@ commit_batch(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * The privileges checked are checked again in each batch: a REVOKE of a
+ * role's membership, or ALTER ROLE ... NOSUPERUSER or NOBYPASSRLS, sends no
+ * invalidation of the tables (pg_class_aclcheck is cheap).
+ */
+static void
+forget_checks(void)
+{
+	HASH_SEQ_STATUS status;
+	ApplyRel   *r;
+
+	if (rels == NULL)
+		return;
+	hash_seq_init(&status, rels);
+	while ((r = hash_seq_search(&status)) != NULL)
+	{
+		r->checked = 0;
+		list_free_deep(r->leaves_checked);
+		r->leaves_checked = NIL;
+	}
+}
+
 static void
 open_batch(void)
 {
 	if (batch.open)
 		return;
+	forget_checks();
 	ingest_xact_start();
 	batch.open = true;
 	batch.started = GetCurrentTimestamp();
 	pgstat_report_activity(STATE_RUNNING, "applying changes");
+}
+
+/*
+ * Publish whether the applier is idle, taking the lock only when that
+ * changes, not for every change.  The applier is the only writer of the
+ * flag: reading it without the lock is reading its own value.
+ */
+static void
+set_idle(bool idle)
+{
+	if (me->apply_idle != idle)
+		ingest_slot_set_flag(&me->apply_idle, idle);
 }
 
 static TimestampTz
@@ -1111,7 +1277,7 @@ ingest_applier_main(Datum main_arg)
 			{
 				commit_batch();
 				remove_applied_segments();
-				ingest_slot_set_flag(&me->apply_idle, true);
+				set_idle(true);
 				(void) ingest_sleep_ms(1000L);
 				continue;
 			}
@@ -1133,7 +1299,7 @@ ingest_applier_main(Datum main_arg)
 				pg_atomic_write_u64(&me->apply_pos, SPOOL_POS(reader.segno, reader.offset));
 				commit_batch();
 				remove_applied_segments();
-				ingest_slot_set_flag(&me->apply_idle, true);
+				set_idle(true);
 
 				/* stopped once the stream has passed the stop LSN */
 				if (stop_lsn != InvalidXLogRecPtr &&
@@ -1147,7 +1313,7 @@ ingest_applier_main(Datum main_arg)
 				ResetLatch(MyLatch);
 				continue;
 			}
-			ingest_slot_set_flag(&me->apply_idle, false);
+			set_idle(false);
 
 			if (!ingest_w2j_decode(payload.data, payload.len, &change, &error))
 				ereport(ERROR,

@@ -29,7 +29,9 @@
  * stay pending; the attempts the dead snapshot cost do not count), exports
  * a new snapshot once the source is back (for up to
  * pg_ingest.stream_failure_timeout), and the tables not yet copied, and
- * split tables of which only some parts were copied, are copied under it.
+ * split tables of which only some parts were copied, are copied under it
+ * (emptied first: a table is split only if its target is its own, neither
+ * partitioned nor a root that leaves of the source share, see target.c).
  *
  * An error of the coordinator itself is recorded and the coordinator exits;
  * the supervisor starts it again after a growing delay, and after
@@ -45,6 +47,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -53,6 +56,7 @@
 #include "replication/origin.h"
 #include "storage/ipc.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
@@ -63,6 +67,7 @@
 #include "receiver.h"
 #include "schema.h"
 #include "source.h"
+#include "target.h"
 
 static IngestMigration *m;
 static IngestConnInfo *info;
@@ -383,6 +388,21 @@ string_in(List *list, const char *s)
 	return false;
 }
 
+/*
+ * Whether the target of source table r (if it exists yet) is partitioned
+ * or the root that r, a leaf not here, shares with other leaves (target.c).
+ */
+static bool
+target_shared_or_partitioned(SourceRel *r)
+{
+	bool		mapped;
+	Oid			relid = ingest_target_relid(r->nspname, r->relname, r->root_nsp,
+											r->root_rel, NoLock, &mapped);
+
+	return OidIsValid(relid) &&
+		(mapped || get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE);
+}
+
 /* Record the copy items of the tables in scope. */
 static void
 store_copy_items(List *rels, int64 block_size)
@@ -409,8 +429,15 @@ store_copy_items(List *rels, int64 block_size)
 
 		if (r->relkind != 'r' || !r->in_scope)
 			continue;
-		/* parts of equal size, none larger than split_bytes */
-		if (m->split_bytes > 0 && per_part > 0 && r->bytes_main > m->split_bytes)
+
+		/*
+		 * parts of equal size, none larger than split_bytes; never for a
+		 * target that is partitioned or a root several leaves share: a
+		 * table copied again whole (recopy_partial_tables()) is emptied
+		 * first, which only a table of its own can be.
+		 */
+		if (m->split_bytes > 0 && per_part > 0 && r->bytes_main > m->split_bytes &&
+			!target_shared_or_partitioned(r))
 		{
 			parts = (int) ((pages + per_part - 1) / per_part);
 			per_part = (pages + parts - 1) / parts;
@@ -1076,6 +1103,7 @@ recopy_partial_tables(void)
 	Datum		vals[1] = {Int32GetDatum(m->id)};
 	SPITupleTable *tab;
 	List	   *tables = NIL;
+	List	   *only = NIL;
 	ListCell   *lc;
 	uint64		i;
 
@@ -1090,10 +1118,28 @@ recopy_partial_tables(void)
 							   "  bytes_done = NULL, sync_lsn = NULL, finished_at = NULL"
 							   " FROM partial p WHERE c.migration_id = $1"
 							   " AND c.nspname = p.nspname AND c.relname = p.relname AND c.part = 1"
-							   " RETURNING pg_catalog.format('%I.%I', c.nspname, c.relname)",
+							   " RETURNING c.nspname, c.relname, c.root_nspname, c.root_relname",
 							   1, types, vals, NULL);
 	for (i = 0; i < SPI_processed; i++)
-		tables = lappend(tables, pstrdup(ingest_getstr(tab, i, 1)));
+	{
+		bool		mapped;
+		Oid			relid;
+
+		/* the table the rows went to (target.c); split only if its own */
+		relid = ingest_target_relid(ingest_getstr(tab, i, 1), ingest_getstr(tab, i, 2),
+									ingest_getstr(tab, i, 3), ingest_getstr(tab, i, 4),
+									AccessExclusiveLock, &mapped);
+		if (!OidIsValid(relid) || mapped)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot copy table %s again: %s",
+							ingest_qualified(ingest_getstr(tab, i, 1), ingest_getstr(tab, i, 2)),
+							OidIsValid(relid) ? "its rows share a table with those of other partitions" :
+							"it does not exist on the target")));
+		tables = lappend(tables, ingest_relid_name(relid));
+		/* a partitioned table goes with its partitions */
+		only = lappend_int(only, get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE);
+	}
 	ingest_catalog_exec("WITH partial AS ("
 						"  SELECT nspname, relname FROM ingest.copy_item"
 						"  WHERE migration_id = $1 GROUP BY 1, 2"
@@ -1109,7 +1155,9 @@ recopy_partial_tables(void)
 		/* as the migration's owner, like the copy */
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(psprintf("TRUNCATE ONLY %s", (char *) lfirst(lc)), false, 0) < 0)
+		if (SPI_execute(psprintf("TRUNCATE %s%s",
+								 list_nth_int(only, foreach_current_index(lc)) ? "ONLY " : "",
+								 (char *) lfirst(lc)), false, 0) < 0)
 			elog(ERROR, "could not truncate %s", (char *) lfirst(lc));
 		SPI_finish();
 		ingest_event(m->id, "INFO", "copy", lfirst(lc),

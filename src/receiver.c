@@ -38,7 +38,10 @@
  * the migration, naming the table, unless the migration was started with
  * untracked_tables = 'copy_only', in which case the table gets one WARNING
  * event (its later changes are not carried).  Other notices of the source
- * are logged at LOG.
+ * are logged at LOG.  libpq hands a notice over while reading the message
+ * that follows it, so the notices are handled as soon as a read returns and
+ * before its message is spooled: the failing change's transaction is never
+ * spooled whole (nor applied), and every resume meets the change again.
  *
  * Locking: the receiver is the only writer of the receiver fields of its
  * migration slot: the atomics, and receiver_connected, last_contact,
@@ -596,6 +599,27 @@ receive(void)
 		}
 
 		len = ingest_get_copy_data(stream, &buf, 100L);
+
+		/*
+		 * libpq hands a notice over while reading the message after it: a
+		 * change wal2json left out fails the migration here, before that
+		 * message (its transaction's commit, maybe) is spooled, so that the
+		 * transaction is cut short and every resume meets it again.
+		 */
+		if (n_notices > 0 || notices_lost > 0)
+		{
+			PG_TRY();
+			{
+				handle_notices();
+			}
+			PG_CATCH();
+			{
+				if (buf)
+					PQfreemem(buf);
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
+		}
 		if (len > 0)
 			note_contact(GetCurrentTimestamp());
 		if (len > 0 && buf[0] == 'w' && len >= 25)
@@ -665,8 +689,6 @@ receive(void)
 							ingest_scrub(ingest_conn_error(stream), info->password))));
 		if (buf)
 			PQfreemem(buf);
-		if (n_notices > 0 || notices_lost > 0)
-			handle_notices();
 
 		now = GetCurrentTimestamp();
 		if (bytes_since_sync >= 16 * 1024 * 1024 ||

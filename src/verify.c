@@ -18,6 +18,12 @@
  * transaction's snapshot for the tables after it.  A lost connection ends
  * the call with an error.
  *
+ * Each source table is compared with the table its rows went to here
+ * (target.c), read whole if partitioned.  Leaves of the source whose rows
+ * share a target root (a leaf not here, or a partition of such a root) are
+ * compared together as that root: the sums of their counts and hashes
+ * against the root's, the columns those of the first leaf.
+ *
  * The column list comes from the source's catalog as one name per row and
  * is quoted here (quote_identifier), never taken as SQL from the source.
  *
@@ -28,6 +34,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -35,12 +43,14 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #include "conn.h"
 #include "pg_ingest.h"
 #include "source.h"
+#include "target.h"
 
 PG_FUNCTION_INFO_V1(ingest_verify);
 
@@ -54,15 +64,114 @@ static const char *const row_text_settings[][2] = {
 	{"lc_monetary", "C"},
 };
 
+/*
+ * What one output row compares: source tables (leaves mapped to one target
+ * root, summed) and the target table their rows went to (target.c).
+ */
+typedef struct VerifyTable
+{
+	char	   *name;			/* as shown */
+	List	   *sources;		/* qualified names of the source's tables */
+	Oid			target;			/* InvalidOid if not on the target */
+	char	   *target_from;	/* "ONLY t", or "t" for a partitioned t */
+} VerifyTable;
+
+/* table is a FROM item: "ONLY t", or "t" (a partitioned table, whole) */
 static char *
 aggregate_sql(const char *table, const char *columns, bool hash, int version)
 {
 	if (!hash)
-		return psprintf("SELECT count(*), NULL FROM ONLY %s", table);
+		return psprintf("SELECT count(*), NULL FROM %s", table);
 	return psprintf("SELECT count(*), COALESCE(sum(pg_catalog.%s(ROW(%s)::text%s)), 0)::text"
-					" FROM ONLY %s",
+					" FROM %s",
 					version >= 110000 ? "hashtextextended" : "hashtext",
 					columns, version >= 110000 ? ", 0" : "", table);
+}
+
+/* The same over several source tables, summed. */
+static char *
+sources_sql(List *sources, const char *columns, bool hash, int version)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	if (list_length(sources) == 1)
+		return aggregate_sql(psprintf("ONLY %s", (char *) linitial(sources)),
+							 columns, hash, version);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT COALESCE(sum(c), 0)::int8, sum(h::numeric)::text FROM (");
+	foreach(lc, sources)
+		appendStringInfo(&sql, "%s(%s)", foreach_current_index(lc) > 0 ? " UNION ALL " : "",
+						 aggregate_sql(psprintf("ONLY %s", (char *) lfirst(lc)),
+									   columns, hash, version));
+	appendStringInfoString(&sql, ") s(c, h)");
+	return sql.data;
+}
+
+/*
+ * The tables to compare: each source table with its target table, except
+ * that leaves of the source whose rows go to one partitioned or shared
+ * target root (a leaf not here, or a partition of such a root) are
+ * compared together, as that root.
+ */
+static List *
+verify_tables(SPITupleTable *tab, uint64 n, MemoryContext cxt)
+{
+	List	   *tables = NIL;
+	List	   *roots = NIL;	/* targets of mapped leaves */
+	Oid		   *relids = palloc0(sizeof(Oid) * (n + 1));
+	bool	   *mapped = palloc0(sizeof(bool) * (n + 1));
+	uint64		i;
+	ListCell   *lc;
+
+	for (i = 0; i < n; i++)
+	{
+		relids[i] = ingest_target_relid(ingest_getstr(tab, i, 1), ingest_getstr(tab, i, 2),
+										ingest_getstr(tab, i, 3), ingest_getstr(tab, i, 4),
+										NoLock, &mapped[i]);
+		if (mapped[i])
+			roots = list_append_unique_oid(roots, relids[i]);
+	}
+	for (i = 0; i < n; i++)
+	{
+		Oid			group = relids[i];
+		VerifyTable *t = NULL;
+		MemoryContext old;
+
+		/* a partition that rows of mapped leaves are routed into */
+		if (!mapped[i] && OidIsValid(group) && roots != NIL &&
+			get_rel_relispartition(group))
+		{
+			foreach(lc, get_partition_ancestors(group))
+				if (list_member_oid(roots, lfirst_oid(lc)))
+					group = lfirst_oid(lc);
+		}
+		old = MemoryContextSwitchTo(cxt);
+		if (group != relids[i] || mapped[i])
+		{
+			foreach(lc, tables)
+				if (((VerifyTable *) lfirst(lc))->target == group)
+					t = lfirst(lc);
+		}
+		if (t == NULL)
+		{
+			t = palloc0(sizeof(VerifyTable));
+			t->target = group;
+			if (group != relids[i] || mapped[i])
+				t->name = ingest_relid_name(group);
+			else
+				t->name = ingest_qualified(ingest_getstr(tab, i, 1), ingest_getstr(tab, i, 2));
+			if (OidIsValid(group))
+				t->target_from = psprintf("%s%s",
+										  get_rel_relkind(group) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+										  ingest_relid_name(group));
+			tables = lappend(tables, t);
+		}
+		t->sources = lappend(t->sources,
+							 ingest_qualified(ingest_getstr(tab, i, 1), ingest_getstr(tab, i, 2)));
+		MemoryContextSwitchTo(old);
+	}
+	return tables;
 }
 
 /* Count and hash a target table; NULLs when it cannot be read. */
@@ -158,17 +267,11 @@ ingest_verify(PG_FUNCTION_ARGS)
 
 	vals[0] = Int32GetDatum(m->id);
 	ingest_catalog_begin();
-	tab = ingest_catalog_query("SELECT DISTINCT nspname, relname FROM ingest.copy_item"
-							   " WHERE migration_id = $1 ORDER BY 1, 2",
+	tab = ingest_catalog_query("SELECT nspname, relname, max(root_nspname), max(root_relname)"
+							   " FROM ingest.copy_item"
+							   " WHERE migration_id = $1 GROUP BY 1, 2 ORDER BY 1, 2",
 							   1, types, vals, NULL);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		tables = lappend(tables, ingest_qualified(ingest_getstr(tab, i, 1),
-												  ingest_getstr(tab, i, 2)));
-		MemoryContextSwitchTo(old);
-	}
+	tables = verify_tables(tab, SPI_processed, cxt);
 	ingest_catalog_end();
 
 	info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
@@ -191,14 +294,15 @@ ingest_verify(PG_FUNCTION_ARGS)
 
 		foreach(lc, tables)
 		{
-			char	   *table = lfirst(lc);
+			VerifyTable *vt = lfirst(lc);
+			char	   *table = linitial(vt->sources);
 			Datum		values[6];
 			bool		nulls[6] = {false};
 			char	   *columns = NULL;
 			bool		match;
 
 			CHECK_FOR_INTERRUPTS();
-			values[0] = CStringGetTextDatum(table);
+			values[0] = CStringGetTextDatum(vt->name);
 
 			/* a failure on this table leaves the snapshot to the others */
 			res = ingest_exec(conn, "SAVEPOINT pg_ingest_verify", PGRES_COMMAND_OK,
@@ -226,7 +330,7 @@ ingest_verify(PG_FUNCTION_ARGS)
 			PQclear(res);
 			res = NULL;
 			if (columns != NULL)
-				res = ingest_query(conn, aggregate_sql(table, columns, hash, version),
+				res = ingest_query(conn, sources_sql(vt->sources, columns, hash, version),
 								   -1, NULL);
 			if (columns != NULL && res && PQresultStatus(res) == PGRES_TUPLES_OK)
 			{
@@ -252,10 +356,10 @@ ingest_verify(PG_FUNCTION_ARGS)
 			}
 			PQclear(res);
 
-			if (columns != NULL)
-				target_side(aggregate_sql(table, columns, hash, version),
+			if (columns != NULL && vt->target_from != NULL)
+				target_side(aggregate_sql(vt->target_from, columns, hash, version),
 							values, nulls, cxt);
-			else
+			else				/* no columns, or no such table here */
 				nulls[2] = nulls[4] = true;
 
 			match = !nulls[1] && !nulls[2] &&
