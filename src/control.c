@@ -83,7 +83,9 @@ owned_migration(const char *name, bool unfinished_only)
  * ingest_forget_password
  *		Replace the source connection string in the catalog by the same
  *		without its password, once nothing needs to connect any more (the
- *		migration is aborted, or cleaned up).  In a transaction.
+ *		migration is aborted, or cleaned up, and its slot on the source is
+ *		gone: slot_name is cleared too, so a second cleanup does not try to
+ *		connect).  In a transaction.
  */
 void
 ingest_forget_password(IngestMigration *m)
@@ -122,7 +124,7 @@ ingest_forget_password(IngestMigration *m)
 	vals[0] = Int32GetDatum(m->id);
 	vals[1] = CStringGetTextDatum(buf.data);
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET source = $2 WHERE id = $1",
+	ingest_catalog_exec("UPDATE ingest.migration SET source = $2, slot_name = NULL WHERE id = $1",
 						2, types, vals, NULL);
 	ingest_catalog_end();
 	pfree(buf.data);
