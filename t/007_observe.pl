@@ -131,7 +131,7 @@ ok( poll_until($target, 'postgres',
 	'while the source is down: not connected, not caught up, an error, a lag');
 my $down = $target->safe_psql('postgres',
 	"SELECT format('%s|%s|%s', phase, last_error, source_last_contact IS NOT NULL) FROM ingest.status WHERE name = 'obs'");
-like($down, qr/^streaming\|.*(connect|connection|terminat).*\|t$/s,
+like($down, qr/^streaming\|.*(connect|connection|terminat|ended the replication stream).*\|t$/s,
 	'the phase stays streaming, last_error says why, the last contact is known');
 unlike($down, qr/S3cret-Pass/, 'the error holds no password');
 ok( poll_until($target, 'postgres',
