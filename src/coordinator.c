@@ -15,7 +15,9 @@
  *	indexing	the copy is done and the snapshot released; indexes,
  *				constraints, foreign keys go on;
  *	finalizing	the remaining statements (triggers, rules, policies...),
- *				REFRESH MATERIALIZED VIEW, setval of every sequence;
+ *				REFRESH MATERIALIZED VIEW, setval of every sequence
+ *				(named here, not by the source's text; one that
+ *				belongs to an extension here is refused);
  *	completed.
  *
  * Each phase resumes where it stopped: everything done is recorded in the
@@ -47,10 +49,14 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "replication/origin.h"
@@ -334,12 +340,49 @@ snapshot_session(void)
 	return conn;
 }
 
-/* Values of the sequences in scope, as setval items. */
+/*
+ * Refuse a sequence of this server named like source sequence nspname.relname
+ * that belongs to an extension: an extension's objects are never the
+ * destination of a migration (target.c).
+ */
+static void
+refuse_extension_sequence(const char *nspname, const char *relname)
+{
+	bool		own = !IsTransactionState();
+	Oid			relid;
+	Oid			extension;
+
+	if (own)
+		ingest_xact_start();
+	relid = RangeVarGetRelid(makeRangeVar(pstrdup(nspname), pstrdup(relname), -1),
+							 NoLock, true);
+	extension = OidIsValid(relid) ? getExtensionOfObject(RelationRelationId, relid) :
+		InvalidOid;
+	if (OidIsValid(extension))
+	{
+		char	   *extname = get_extension_name(extension);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot set sequence %s: it belongs to extension \"%s\"",
+						ingest_qualified(nspname, relname), extname ? extname : "?"),
+				 errdetail("An extension's own objects are never the destination of a migration."),
+				 errhint("Leave the source sequence out with exclude_tables or exclude_schemas.")));
+	}
+	if (own)
+		ingest_xact_commit();
+}
+
+/*
+ * Values of the sequences in scope, as setval items.  The name set is
+ * built here, never the source's text: rows are matched by an ordinal.
+ */
 static List *
 sequence_items(PGconn *conn, List *rels)
 {
 	StringInfoData sql;
 	List	   *items = NIL;
+	List	   *names = NIL;
 	ListCell   *lc;
 	int			n = 0;
 	PGresult   *res;
@@ -352,10 +395,12 @@ sequence_items(PGconn *conn, List *rels)
 
 		if (r->relkind != 'S' || !r->in_scope)
 			continue;
-		appendStringInfo(&sql, "%sSELECT %s, last_value, is_called FROM %s",
-						 n++ ? " UNION ALL " : "",
-						 quote_literal_cstr(ingest_qualified(r->nspname, r->relname)),
+		refuse_extension_sequence(r->nspname, r->relname);
+		names = lappend(names, ingest_qualified(r->nspname, r->relname));
+		appendStringInfo(&sql, "%sSELECT %d, last_value, is_called FROM %s",
+						 n > 0 ? " UNION ALL " : "", n + 1,
 						 ingest_qualified(r->nspname, r->relname));
+		n++;
 	}
 	if (n == 0)
 		return NIL;
@@ -364,11 +409,16 @@ sequence_items(PGconn *conn, List *rels)
 	for (i = 0; i < PQntuples(res); i++)
 	{
 		SchemaItem *it = palloc0(sizeof(SchemaItem));
+		int			ordinal = atoi(PQgetvalue(res, i, 0));
 
+		if (ordinal < 1 || ordinal > list_length(names) || PQgetisnull(res, i, 1))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("the source sent an unexpected row for its sequences")));
 		it->stage = STAGE_LAST;
 		it->kind = "setval";
 		it->statement = psprintf("SELECT pg_catalog.setval(%s, %s::pg_catalog.int8, %s)",
-								 quote_literal_cstr(PQgetvalue(res, i, 0)),
+								 quote_literal_cstr((char *) list_nth(names, ordinal - 1)),
 								 quote_literal_cstr(PQgetvalue(res, i, 1)),
 								 PQgetvalue(res, i, 2)[0] == 't' ? "true" : "false");
 		items = lappend(items, it);
