@@ -307,11 +307,14 @@ ingest_abort_main(Datum main_arg)
 	int			slot;
 	int32		id;
 	IngestMigration *m;
+	bool		owner_is_superuser;
 
 	ingest_worker_init(main_arg, INGEST_WORKER_ABORT, &slot, &id);
 
 	ingest_xact_start();
 	m = ingest_load_migration(id);
+	/* a catalog lookup: in the transaction */
+	owner_is_superuser = superuser_arg(m->owner);
 	if (strcmp(m->phase, "completed") == 0 || strcmp(m->phase, "aborted") == 0)
 	{
 		ingest_xact_commit();
@@ -329,7 +332,7 @@ ingest_abort_main(Datum main_arg)
 	/* what it made on the source, and its origin and spool here */
 	if (m->slot_name)
 	{
-		IngestConnInfo *info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner),
+		IngestConnInfo *info = ingest_conninfo_parse(m->source, !owner_is_superuser,
 													 NULL, NULL);
 		char	   *error = NULL;
 

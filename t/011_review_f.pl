@@ -5,7 +5,13 @@
 # - a TRUNCATE of a source leaf whose target partition also holds rows
 #   routed from another leaf (mapped to the target root) fails the
 #   migration, naming the table, instead of deleting those rows;
-# - ingest.verify compares leaves mapped to a target root as that root.
+# - ingest.verify compares leaves mapped to a target root as that root;
+# - a row routed to a foreign-table partition fails the migration, naming
+#   the partition (the executor's simple insert would crash on it);
+# - a REVOKE of the role membership that gave the owner its privilege,
+#   which sends no invalidation of the table, fails the migration at the
+#   next batch, with nothing written; and ingest.abort of that migration,
+#   owned by a role that is not a superuser, works (its worker crashed).
 
 use strict;
 use warnings;
@@ -106,5 +112,72 @@ like( $target->safe_psql('parts', "SELECT last_error FROM ingest.migration WHERE
 is($target->safe_psql('parts', "SELECT count(*) FROM pt WHERE region = 'a'"), '21',
 	'no row of pt_a is deleted');
 $target->safe_psql('parts', "SELECT ingest.abort('trunc')");
+
+# --- a foreign table among the target's partitions -------------------------
+$source->safe_psql('app', q{
+	SET ROLE migrator;
+	CREATE TABLE fpart (id int PRIMARY KEY, v text);
+});
+create_db($target, 'fdw');
+my $host = $target->host;
+my $port = $target->port;
+$target->safe_psql('fdw', qq{
+	CREATE EXTENSION pg_ingest;
+	CREATE EXTENSION postgres_fdw;
+	CREATE SERVER loop FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host '$host', port '$port', dbname 'fdw');
+	CREATE USER MAPPING FOR PUBLIC SERVER loop;
+	CREATE TABLE fpart_data (id int, v text);
+	CREATE TABLE fpart (id int, v text) PARTITION BY RANGE (id);
+	CREATE TABLE fpart_lo PARTITION OF fpart FOR VALUES FROM (MINVALUE) TO (100);
+	CREATE FOREIGN TABLE fpart_hi PARTITION OF fpart FOR VALUES FROM (100) TO (MAXVALUE)
+		SERVER loop OPTIONS (table_name 'fpart_data');
+});
+$target->safe_psql('fdw',
+	"SELECT ingest.start('$conn', name => 'fdw', mode => 'cdc', schema => 'existing',"
+	  . " include_tables => '{public.fpart}')");
+ok(wait_phase($target, 'fdw', 'fdw', 'streaming'), 'a cdc migration into a table with a foreign partition streams');
+$source->safe_psql('app', "INSERT INTO fpart VALUES (1, 'local')");
+ok(poll_until($target, 'fdw', 'SELECT count(*) FROM fpart_lo', '1', 'the local row'),
+	'a row routed to a plain partition is applied');
+$source->safe_psql('app', "INSERT INTO fpart VALUES (500, 'remote')");
+ok(wait_phase($target, 'fdw', 'fdw', 'failed'), 'a row routed to the foreign partition fails the migration');
+like( $target->safe_psql('fdw', "SELECT last_error FROM ingest.migration WHERE name = 'fdw'"),
+	qr/cannot apply a change of public\.fpart to partition public\.fpart_hi of public\.fpart: it is not a plain table/,
+	'naming the partition');
+is($target->safe_psql('fdw', 'SELECT count(*) FROM fpart_data'), '0', 'nothing is written there');
+$target->safe_psql('fdw', "SELECT ingest.abort('fdw')");
+
+# --- a privilege lost with a role membership -------------------------------
+$source->safe_psql('app', q{
+	SET ROLE migrator;
+	CREATE TABLE member_t (id int PRIMARY KEY);
+});
+create_db($target, 'member');
+$target->safe_psql('member', q{
+	CREATE EXTENSION pg_ingest;
+	CREATE ROLE writers;
+	CREATE ROLE mig LOGIN IN ROLE ingest_admin, writers;
+	CREATE TABLE member_t (id int PRIMARY KEY);
+	GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON member_t TO writers;
+});
+my ($ret, $out, $err) = $target->psql('member',
+	"SELECT ingest.start('$conn', name => 'member', mode => 'cdc', schema => 'existing',"
+	  . " include_tables => '{public.member_t}')",
+	extra_params => [ '-U', 'mig' ]);
+is($ret, 0, 'a member of a role with the privileges starts a migration') or diag($err);
+ok(wait_phase($target, 'member', 'member', 'streaming'), 'it streams');
+$source->safe_psql('app', 'INSERT INTO member_t VALUES (1)');
+ok(poll_until($target, 'member', 'SELECT count(*) FROM member_t', '1', 'the first row'),
+	'a change is applied');
+$target->safe_psql('member', 'REVOKE writers FROM mig');
+$source->safe_psql('app', 'INSERT INTO member_t VALUES (2)');
+ok(wait_phase($target, 'member', 'member', 'failed'),
+	'after the membership is revoked, the next INSERT fails the migration');
+like( $target->safe_psql('member', "SELECT last_error FROM ingest.migration WHERE name = 'member'"),
+	qr/permission denied for table public\.member_t: role "mig" lacks privilege INSERT/,
+	'naming the table and the privilege');
+is($target->safe_psql('member', 'SELECT count(*) FROM member_t'), '1', 'and nothing is written');
+$target->safe_psql('member', "SELECT ingest.abort('member')");
 
 done_testing();
