@@ -1083,6 +1083,8 @@ ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
 			edata = CopyErrorData();
 			FlushErrorState();
 			ingest_xact_abort();
+			/* recorded as an event, and never silently: the log has it */
+			ingest_log_recovered_error(edata);
 			MemoryContextSwitchTo(old);
 			item_failed(m, it, edata);
 		}
