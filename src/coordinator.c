@@ -427,17 +427,6 @@ sequence_items(PGconn *conn, List *rels)
 	return items;
 }
 
-static bool
-string_in(List *list, const char *s)
-{
-	ListCell   *lc;
-
-	foreach(lc, list)
-		if (strcmp(lfirst(lc), s) == 0)
-			return true;
-	return false;
-}
-
 /*
  * Whether the target of source table r (if it exists yet) is partitioned
  * or the root that r, a leaf not here, shares with other leaves (target.c).
@@ -723,7 +712,7 @@ phase_starting(void)
 	{
 		SchemaItem *it;
 
-		if (!string_in(matviews, lfirst(lc)))
+		if (!ingest_string_in(matviews, lfirst(lc)))
 			continue;
 		it = palloc0(sizeof(SchemaItem));
 		it->stage = STAGE_LAST;

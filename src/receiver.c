@@ -70,6 +70,7 @@
 
 #include "conn.h"
 #include "pg_ingest.h"
+#include "source.h"
 #include "receiver.h"
 #include "spool.h"
 #include "wal2json.h"
@@ -247,17 +248,6 @@ untracked_policy(void)
 	return policy ? policy : pstrdup("refuse");
 }
 
-static bool
-string_in(List *list, const char *s)
-{
-	ListCell   *lc;
-
-	foreach(lc, list)
-		if (strcmp(lfirst(lc), s) == 0)
-			return true;
-	return false;
-}
-
 static void fail_stream(const char *message);
 
 /*
@@ -290,7 +280,7 @@ handle_notices(void)
 		{
 			MemoryContext old;
 
-			if (string_in(untracked_warned, table))
+			if (ingest_string_in(untracked_warned, table))
 				continue;
 			if (!untracked_recorded(table))
 				ingest_event_tx(m->id, "WARNING", "untracked", table,

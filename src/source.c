@@ -676,3 +676,15 @@ ingest_check_filters(IngestFilters *f, List *schemas, List *extensions)
 					 errhidestmt(true)));
 	}
 }
+
+/* Whether a list of C strings holds s. */
+bool
+ingest_string_in(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp(lfirst(lc), s) == 0)
+			return true;
+	return false;
+}

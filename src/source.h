@@ -83,4 +83,6 @@ extern bool ingest_schema_in_scope(IngestFilters *filters, const char *nspname);
 extern char *ingest_qualified(const char *nspname, const char *relname);
 extern int	ingest_source_version(PGconn *conn);
 
+extern bool ingest_string_in(List *list, const char *s);
+
 #endif							/* PG_INGEST_SOURCE_H */
