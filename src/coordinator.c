@@ -145,15 +145,39 @@ remember_phase(const char *phase)
 	m->phase = MemoryContextStrdup(TopMemoryContext, phase);
 }
 
+/*
+ * How long a coordinator must run before the crashes counted so far
+ * (supervisor.c) stop counting as "in a row": a migration that streams for
+ * days is not failed by server crashes that are weeks apart, or that had
+ * nothing to do with it.
+ */
+#define CRASH_FORGET_MS		(60 * 1000)
+
 static char *
 current_phase(void)
 {
 	IngestMigration *now;
 	char	   *phase;
+	static TimestampTz started = 0;
+	static bool crashes_forgotten = false;
 
+	if (started == 0)
+		started = GetCurrentTimestamp();
 	ingest_xact_start();
 	now = ingest_load_migration(m->id);
 	phase = pstrdup(now->phase);
+	if (!crashes_forgotten &&
+		TimestampDifferenceExceeds(started, GetCurrentTimestamp(), CRASH_FORGET_MS))
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		vals[1] = {Int32GetDatum(m->id)};
+
+		ingest_catalog_begin();
+		ingest_catalog_exec("UPDATE ingest.migration SET crashes = 0 WHERE id = $1 AND crashes > 0",
+							1, types, vals, NULL);
+		ingest_catalog_end();
+		crashes_forgotten = true;
+	}
 	ingest_xact_commit();
 	return phase;
 }

@@ -21,7 +21,10 @@
  * migration in ingest.migration.crashes, committed and flushed before it
  * asks for the coordinator.  Past pg_ingest.max_crashes crashes in a row
  * the migration is failed instead, with the reason, and stays so until
- * ingest.resume; a phase reached (catalog.c) resets the count.
+ * ingest.resume; a phase reached (catalog.c), or a coordinator that has
+ * run for a minute (coordinator.c), resets the count: crashes count only
+ * "in a row", so a migration that streams for days is not failed by crashes
+ * far apart.
  *
  * Locking: IngestShared->lock for the migration slots and the database
  * list.
