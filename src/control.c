@@ -240,7 +240,7 @@ ingest_abort(PG_FUNCTION_ARGS)
 	if (slot >= 0)
 	{
 		/* no relaunch from now on; if this statement fails, relaunch again */
-		ingest_stop_at_commit(slot);
+		ingest_stop_at_commit(slot, m->id);
 		(void) ingest_signal_workers(slot, INGEST_WORKER_NONE, SIGTERM, false);
 		if (!ingest_wait_workers_gone(slot, 30000L))
 			ereport(ERROR,
@@ -567,7 +567,7 @@ request_stop(IngestMigration *m, XLogRecPtr lsn, bool at_commit)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("migration \"%s\" has no running workers", m->name)));
 	if (at_commit)
-		ingest_stop_lsn_at_commit(slot, lsn);
+		ingest_stop_lsn_at_commit(slot, m->id, lsn);
 	else if (!ingest_request_stop_now(MyDatabaseId, m->id, lsn))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -183,8 +183,9 @@ extern int	ingest_reserve_migration_slot(Oid dboid, int32 migration_id,
 										  Oid owner, bool must_be_new);
 extern void ingest_clear_migration_slot(IngestMigrationSlot *s, bool init);
 extern void ingest_launch_at_commit(int slot);
-extern void ingest_stop_at_commit(int slot);
-extern void ingest_stop_lsn_at_commit(int slot, XLogRecPtr lsn);
+extern void ingest_stop_at_commit(int slot, int32 migration_id);
+extern void ingest_stop_lsn_at_commit(int slot, int32 migration_id,
+									  XLogRecPtr lsn);
 extern void ingest_changed_in_xact(int32 migration_id);
 extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
 extern bool ingest_slot_reserved(Oid dboid, int32 migration_id);

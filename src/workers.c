@@ -240,13 +240,19 @@ ingest_launch_at_commit(int slot)
  *		slot is done with if the current transaction commits.
  */
 void
-ingest_stop_at_commit(int slot)
+ingest_stop_at_commit(int slot, int32 migration_id)
 {
+	IngestMigrationSlot *s = &IngestShared->migrations[slot];
+	bool		holds;
+
+	/* the slot may have been freed and reused since it was looked up */
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
-	IngestShared->migrations[slot].stop = true;
+	holds = s->dboid == MyDatabaseId && s->migration_id == migration_id;
+	if (holds)
+		s->stop = true;
 	LWLockRelease(IngestShared->lock);
-	at_end_of_xact(slot, IngestShared->migrations[slot].migration_id,
-				   PENDING_STOP, InvalidXLogRecPtr);
+	if (holds)
+		at_end_of_xact(slot, migration_id, PENDING_STOP, InvalidXLogRecPtr);
 }
 
 /*
@@ -255,10 +261,9 @@ ingest_stop_at_commit(int slot)
  *		transaction commits.
  */
 void
-ingest_stop_lsn_at_commit(int slot, XLogRecPtr lsn)
+ingest_stop_lsn_at_commit(int slot, int32 migration_id, XLogRecPtr lsn)
 {
-	at_end_of_xact(slot, IngestShared->migrations[slot].migration_id,
-				   PENDING_STOP_AT, lsn);
+	at_end_of_xact(slot, migration_id, PENDING_STOP_AT, lsn);
 }
 
 /*
