@@ -44,6 +44,7 @@ $source->safe_psql('app', q{
 	INSERT INTO toasty SELECT g, 0, repeat(md5(g::text), 400) FROM generate_series(1, 200) g;
 	CREATE TABLE nopk_full (a int, b text);
 	ALTER TABLE nopk_full REPLICA IDENTITY FULL;
+	ALTER TABLE pgbench_history REPLICA IDENTITY FULL;
 	INSERT INTO nopk_full SELECT g % 50, 'x' FROM generate_series(1, 1000) g;
 	CREATE SEQUENCE ticket;
 	CREATE TABLE ticket_log (id bigint PRIMARY KEY DEFAULT nextval('ticket'), at timestamptz DEFAULT now());

@@ -38,6 +38,7 @@ $source->safe_psql('app', q{
 	CREATE TABLE held_big (id int PRIMARY KEY, payload text);
 	INSERT INTO held_big SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
 	INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1, 1, g, g, now() FROM generate_series(1, 100) g;
+	ALTER TABLE pgbench_history REPLICA IDENTITY FULL;
 });
 
 # the target has the schema; two sessions hold the copy of two tables back
