@@ -163,6 +163,11 @@ my $receiver = $target->safe_psql('live',
 my $walsender = $source->safe_psql('app',
 	"SELECT active_pid FROM pg_replication_slots WHERE slot_name LIKE 'pg_ingest%' AND active");
 ok($receiver && $walsender, 'the receiver and its walsender are there');
+# While the receiver is stopped it answers no keepalive: a walsender blocked
+# for longer than the short wal_sender_timeout would end by itself before
+# the test sees it blocked (on a busy machine), so the timeout is long for
+# this section only (a reload reaches the running walsender).
+$source->safe_psql('app', "ALTER SYSTEM SET wal_sender_timeout = '5min'; SELECT pg_reload_conf()");
 my $cut_from = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
 kill 'STOP', $receiver;
 $source->safe_psql('app',
@@ -181,6 +186,7 @@ ok( poll_until($source, 'app',
 	'the walsender is terminated in the middle of the transaction');
 my $events_before = $target->safe_psql('live', "SELECT max(id) FROM ingest.events");
 kill 'CONT', $receiver;
+$source->safe_psql('app', "ALTER SYSTEM RESET wal_sender_timeout; SELECT pg_reload_conf()");
 ok(wait_applied('live', 'live', 'the large transaction streamed again'),
 	'the receiver reconnects and the transaction is applied');
 like($target->safe_psql('live',
