@@ -110,26 +110,28 @@ for my $role ('op', 'the superuser')
 }
 
 # --- ownership: only the owner (or a superuser) changes a migration -------
-$target->safe_psql('postgres',
-	"CREATE ROLE op2 IN ROLE ingest_admin; GRANT CREATE ON SCHEMA public TO op;");
-$target->safe_psql('postgres',
+# a database of its own: op may not write into the tables of migration s
+create_db($target, 'own');
+$target->safe_psql('own',
+	"CREATE EXTENSION pg_ingest; CREATE ROLE op2 IN ROLE ingest_admin; GRANT CREATE ON SCHEMA public TO op;");
+$target->safe_psql('own',
 	"SET ROLE op; SELECT ingest.start('$conn', name => 'mine', mode => 'full-load', include_tables => ARRAY['t'])");
 for my $call ("ingest.pause('mine')", "ingest.resume('mine')", "ingest.stop_at('0/1', 'mine')",
 	"ingest.cutover('mine')", "ingest.cleanup('mine')", "ingest.abort('mine')")
 {
-	my ($ret, $out, $err) = $target->psql('postgres',
+	my ($ret, $out, $err) = $target->psql('own',
 		"\\set VERBOSITY verbose\nSET ROLE op2; SELECT $call");
 	like($err, qr/ERROR:  42501: must be the owner of migration "mine"/,
 		"another ingest_admin member may not call $call");
 }
-is( $target->safe_psql('postgres',
+is( $target->safe_psql('own',
 		"SELECT has_column_privilege('ingest_admin', 'ingest.migration', 'source', 'SELECT'),"
 		  . " has_table_privilege('op', 'ingest.migration', 'SELECT')"),
 	'f|f', 'nobody but the extension owner and superusers reads the source');
-like($target->safe_psql('postgres', "SELECT source FROM ingest.migration WHERE name = 'mine'"),
+like($target->safe_psql('own', "SELECT source FROM ingest.migration WHERE name = 'mine'"),
 	qr/S3cret-Pass/, 'the password is kept while the migration may need it');
-$target->safe_psql('postgres', "SET ROLE op; SELECT ingest.abort('mine')");
-is( $target->safe_psql('postgres',
+$target->safe_psql('own', "SET ROLE op; SELECT ingest.abort('mine')");
+is( $target->safe_psql('own',
 		"SELECT phase, source !~ 'S3cret-Pass' AND source ~ 'user=''migrator''',"
 		  . " source_display !~ 'S3cret-Pass' FROM ingest.migration WHERE name = 'mine'"),
 	'aborted|t|t', 'the owner aborts it, and the password leaves the catalog');
