@@ -264,9 +264,7 @@ like($target->safe_psql('postgres', "SELECT last_error FROM ingest.status WHERE 
 $target->safe_psql('postgres', "SELECT ingest.abort('untracked')");
 
 $target->safe_psql('postgres',
-	"SELECT ingest.start('$conn', name => 'copyonly', mode => 'cdc', schema => 'existing')");
-$target->safe_psql('postgres',
-	"UPDATE ingest.migration SET untracked_tables = 'copy_only' WHERE name = 'copyonly' AND finished_at IS NULL");
+	"SELECT ingest.start('$conn', name => 'copyonly', mode => 'cdc', schema => 'existing', untracked_tables => 'copy_only')");
 ok(wait_phase($target, 'postgres', 'copyonly', 'streaming'), 'a cdc migration with untracked_tables copy_only streams');
 $source->safe_psql('app', q{
 	UPDATE ident_t SET v = 'c' WHERE id = 2;
