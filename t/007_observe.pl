@@ -288,7 +288,7 @@ ok(!$target->log_contains(qr/^WARNING:  no tuple identifier/m, $log_offset),
 
 # --- a stream that cannot come back fails the migration, with the reason --
 $target->safe_psql('postgres',
-	"SELECT ingest.start('$conn', name => 'gone', mode => 'cdc', schema => 'existing')");
+	"SELECT ingest.start('$conn', name => 'gone', mode => 'cdc', schema => 'existing', untracked_tables => 'copy_only')");
 ok(wait_phase($target, 'postgres', 'gone', 'streaming'), 'a cdc migration streams');
 # the receiver reconnects at once: terminate its walsender until the slot can go
 $source->safe_psql('app', q{

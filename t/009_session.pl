@@ -115,7 +115,7 @@ create_db($target, 'own');
 $target->safe_psql('own',
 	"CREATE EXTENSION pg_ingest; CREATE ROLE op2 IN ROLE ingest_admin; GRANT CREATE ON SCHEMA public TO op;");
 $target->safe_psql('own',
-	"SET ROLE op; SELECT ingest.start('$conn', name => 'mine', mode => 'full-load', include_tables => ARRAY['t'])");
+	"SET ROLE op; SELECT ingest.start('$conn', name => 'mine', include_tables => ARRAY['t'])");
 for my $call ("ingest.pause('mine')", "ingest.resume('mine')", "ingest.stop_at('0/1', 'mine')",
 	"ingest.cutover('mine')", "ingest.cleanup('mine')", "ingest.abort('mine')")
 {
