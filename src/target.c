@@ -13,9 +13,10 @@
  *
  * ingest_check_target() is the one check made before a migration writes
  * into a table: by ingest.start for schema => 'existing', by the copy
- * worker before each item and by the applier each time it opens a table
- * anew (its cache is reset by relcache invalidation, which a GRANT or
- * REVOKE sends).  It refuses, naming the table:
+ * worker before each item and by the applier for each table and each
+ * partition it routes to, again in every batch (a REVOKE of a role
+ * membership or ALTER ROLE ... NOBYPASSRLS sends no relcache invalidation:
+ * apply.c, forget_checks).  It refuses, naming the table:
  *	 - a relation that is not a table;
  *	 - a member of an extension (pg_depend deptype 'e'), such as
  *	   pg_ingest's own ingest.events: an extension's objects are never a
