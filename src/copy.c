@@ -93,6 +93,14 @@ typedef struct CopyItem
 /* The source side of this worker. */
 static PGconn *source = NULL;
 static char *imported_snapshot = NULL;	/* snapshot its transaction uses */
+
+/*
+ * Set while the migration's snapshot is being imported.  An error then means
+ * the snapshot is gone (its exporting session died with a source restart):
+ * that is no attempt of the item's.  The worker leaves; the coordinator
+ * exports a new snapshot and launches copy workers again.
+ */
+static bool importing = false;
 static IngestConnInfo *conninfo = NULL;
 static IngestMigrationSlot *my_migration = NULL;
 
@@ -138,8 +146,10 @@ ensure_source(const char *name, const char *snapshot)
 					  PGRES_COMMAND_OK, "begin a transaction", conninfo->password);
 	PQclear(res);
 	sql = psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot));
+	importing = true;
 	res = ingest_exec(source, sql, PGRES_COMMAND_OK, "import the migration's snapshot",
 					  conninfo->password);
+	importing = false;
 	PQclear(res);
 	imported_snapshot = MemoryContextStrdup(TopMemoryContext, snapshot);
 }
@@ -657,6 +667,13 @@ ingest_copy_main(Datum main_arg)
 			stream.buf = NULL;
 			close_source();
 			MemoryContextSwitchTo(cxt);
+			if (importing)
+			{
+				importing = false;
+				/* not the item's fault; give the coordinator time to notice */
+				(void) ingest_sleep_ms(Max(ingest_retry_delay, 1000));
+				break;
+			}
 			go_on = copy_failed(m, it, edata->message);
 			if (!go_on)
 				break;
