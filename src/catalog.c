@@ -197,7 +197,8 @@ dupstr(MemoryContext cxt, const char *s)
 #define MIGRATION_COLUMNS \
 	"id, name, owner, source, source_display, mode, schema_mode, table_jobs," \
 	" index_jobs, split_bytes, phase, slot_name, snapshot_name, snapshot_lsn," \
-	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase, last_error, source_encoding"
+	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase, last_error, source_encoding," \
+	" untracked_tables, resync, ddl"
 
 static XLogRecPtr
 lsn_value(const char *s)
@@ -233,6 +234,9 @@ migration_from_row(SPITupleTable *tab, MemoryContext cxt)
 	m->last_error = dupstr(cxt, ingest_getstr(tab, 0, 20));
 	m->source_encoding = ingest_getstr(tab, 0, 21) ?
 		pg_char_to_encoding(ingest_getstr(tab, 0, 21)) : -1;
+	m->untracked_tables = dupstr(cxt, ingest_getstr(tab, 0, 22));
+	m->resync = dupstr(cxt, ingest_getstr(tab, 0, 23));
+	m->ddl = dupstr(cxt, ingest_getstr(tab, 0, 24));
 	return m;
 }
 

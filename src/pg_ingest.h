@@ -239,6 +239,9 @@ typedef struct IngestMigration
 	char	   *resume_phase;	/* phase to go back to after pause or failure */
 	char	   *last_error;		/* why it failed, if it did */
 	int			source_encoding;	/* the source's server encoding, or -1 */
+	char	   *untracked_tables;	/* refuse, copy_only */
+	char	   *resync;			/* none, at_cutover */
+	char	   *ddl;			/* replicate, infer, off */
 } IngestMigration;
 
 extern void ingest_catalog_begin(void);

@@ -54,6 +54,10 @@ CREATE TABLE @extschema@.migration (
 	exclude_extensions text[],
 	existing_rows text NOT NULL DEFAULT 'refuse',	-- refuse, truncate: target tables with rows at start
 	untracked_tables text NOT NULL DEFAULT 'refuse',	-- refuse, copy_only: tables whose changes cannot be decoded
+	resync text NOT NULL DEFAULT 'none'	-- none, at_cutover: untracked tables copied again at the stop
+		CONSTRAINT migration_resync_check CHECK (resync IN ('none', 'at_cutover')),
+	ddl text NOT NULL DEFAULT 'replicate'	-- replicate, infer, off: schema changes on the source while streaming
+		CONSTRAINT migration_ddl_check CHECK (ddl IN ('replicate', 'infer', 'off')),
 	phase text NOT NULL DEFAULT 'starting'
 		CONSTRAINT migration_phase_check CHECK (phase IN ('starting', 'schema', 'copying',
 			'indexing', 'finalizing', 'catching_up', 'streaming', 'stopping', 'paused',
@@ -315,11 +319,13 @@ CREATE FUNCTION @extschema@.start(
 	exclude_tables text[] DEFAULT NULL,
 	exclude_extensions text[] DEFAULT NULL,
 	existing_rows text DEFAULT 'refuse',
-	untracked_tables text DEFAULT 'refuse')
+	untracked_tables text DEFAULT 'refuse',
+	resync text DEFAULT 'none',
+	ddl text DEFAULT 'replicate')
 RETURNS void
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'ingest_start';
-COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text)
+COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text)
 	IS 'starts a migration from source into this database; returns at once (watch ingest.status)';
 
 CREATE FUNCTION @extschema@.wait(
@@ -389,7 +395,7 @@ DECLARE
 	f text;
 BEGIN
 	FOREACH f IN ARRAY ARRAY[
-		'start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text)',
+		'start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text)',
 		'wait(text, text, interval)', 'abort(text)', 'verify(text, text)',
 		'stop_at(pg_lsn, text)', 'cutover(text, interval)', 'cleanup(text)',
 		'pause(text)', 'resume(text)']

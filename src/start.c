@@ -15,7 +15,7 @@
  * security, extension members, Citus), with schema => 'existing' target
  * tables that are missing, and in a CDC mode source tables whose changes
  * logical decoding cannot carry (no key and no replica identity, or
- * unlogged) unless untracked_tables => 'copy_only'.
+ * unlogged) unless untracked_tables => 'copy_only' or resync => 'at_cutover'.
  *
  * What the migration will not carry (those tables' later changes, large
  * objects, user rows of extension configuration tables) is recorded as one
@@ -369,7 +369,7 @@ untracked_tables(List *rels, List **reasons)
  * ingest.start(source, name, mode, schema, table_jobs, index_jobs,
  *				split_tables_larger_than, include_schemas, exclude_schemas,
  *				include_tables, exclude_tables, exclude_extensions,
- *				existing_rows, untracked_tables)
+ *				existing_rows, untracked_tables, resync, ddl)
  */
 Datum
 ingest_start(PG_FUNCTION_ARGS)
@@ -380,6 +380,8 @@ ingest_start(PG_FUNCTION_ARGS)
 	char	   *schema;
 	char	   *existing_rows;
 	char	   *untracked;
+	char	   *resync;
+	char	   *ddl;
 	bool		cdc;
 	int			table_jobs;
 	int			index_jobs;
@@ -412,6 +414,8 @@ ingest_start(PG_FUNCTION_ARGS)
 	check_not_null(fcinfo, 6, "split_tables_larger_than");
 	check_not_null(fcinfo, 12, "existing_rows");
 	check_not_null(fcinfo, 13, "untracked_tables");
+	check_not_null(fcinfo, 14, "resync");
+	check_not_null(fcinfo, 15, "ddl");
 
 	source = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -421,6 +425,8 @@ ingest_start(PG_FUNCTION_ARGS)
 	index_jobs = PG_GETARG_INT32(5);
 	existing_rows = text_to_cstring(PG_GETARG_TEXT_PP(12));
 	untracked = text_to_cstring(PG_GETARG_TEXT_PP(13));
+	resync = text_to_cstring(PG_GETARG_TEXT_PP(14));
+	ddl = text_to_cstring(PG_GETARG_TEXT_PP(15));
 
 	check_name(name);
 	if (strcmp(mode, "full-load") != 0 && strcmp(mode, "full-load-and-cdc") != 0 &&
@@ -454,6 +460,19 @@ ingest_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid untracked_tables \"%s\"", untracked),
 				 errhint("Use untracked_tables => 'refuse' (tables whose changes cannot be carried stop the start) or 'copy_only' (they are copied, their later changes are not carried)."),
+				 errhidestmt(true)));
+	if (strcmp(resync, "none") != 0 && strcmp(resync, "at_cutover") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid resync \"%s\"", resync),
+				 errhint("Use resync => 'none' or 'at_cutover' (tables whose changes cannot be carried are copied again, in one snapshot, when the migration stops)."),
+				 errhidestmt(true)));
+	if (strcmp(ddl, "replicate") != 0 && strcmp(ddl, "infer") != 0 &&
+		strcmp(ddl, "off") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ddl \"%s\"", ddl),
+				 errhint("Use ddl => 'replicate' (an event trigger on the source, or inferred from the stream where none may be created), 'infer' (from the stream only) or 'off' (a schema change fails the migration)."),
 				 errhidestmt(true)));
 	cdc = strcmp(mode, "full-load") != 0;
 	check_jobs(table_jobs, "table_jobs");
@@ -502,7 +521,8 @@ ingest_start(PG_FUNCTION_ARGS)
 	untracked_names = untracked_tables(rels, &untracked_reasons);
 	if (!cdc)
 		untracked_names = untracked_reasons = NIL;
-	if (untracked_names != NIL && strcmp(untracked, "refuse") == 0)
+	if (untracked_names != NIL && strcmp(untracked, "refuse") == 0 &&
+		strcmp(resync, "at_cutover") != 0)
 	{
 		StringInfoData detail;
 
@@ -524,7 +544,7 @@ ingest_start(PG_FUNCTION_ARGS)
 							   "%d tables' changes cannot be carried by change data capture",
 							   list_length(untracked_names), list_length(untracked_names)),
 				 errdetail_internal("%s", detail.data),
-				 errhint("On the source, give each a primary key or REPLICA IDENTITY FULL (ALTER TABLE ... SET LOGGED for unlogged ones); or leave them out with exclude_tables; or pass untracked_tables => 'copy_only' to copy them once without their later changes."),
+				 errhint("On the source, give each a primary key or REPLICA IDENTITY FULL (ALTER TABLE ... SET LOGGED for unlogged ones); or leave them out with exclude_tables; or pass resync => 'at_cutover' to have them copied again when the migration stops, or untracked_tables => 'copy_only' to copy them once without their later changes."),
 				 errhidestmt(true)));
 	}
 	emptied = check_target_tables(rels, strcmp(schema, "existing") == 0,
@@ -535,11 +555,11 @@ ingest_start(PG_FUNCTION_ARGS)
 
 	/* record it */
 	{
-		Oid			types[17] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		Oid			types[19] = {TEXTOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			INT4OID, INT4OID, INT8OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID};
-		Datum		vals[17];
-		char		nulls[17];
+		TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		vals[19];
+		char		nulls[19];
 		SPITupleTable *tab;
 
 		memset(nulls, ' ', sizeof(nulls));
@@ -564,15 +584,18 @@ ingest_start(PG_FUNCTION_ARGS)
 			nulls[14] = 'n';
 		vals[15] = CStringGetTextDatum(existing_rows);
 		vals[16] = CStringGetTextDatum(untracked);
+		vals[17] = CStringGetTextDatum(resync);
+		vals[18] = CStringGetTextDatum(ddl);
 		ingest_catalog_begin();
 		tab = ingest_catalog_query("INSERT INTO ingest.migration (name, owner, source,"
 								   " source_display, mode, schema_mode, table_jobs, index_jobs,"
 								   " split_bytes, include_schemas, exclude_schemas,"
 								   " include_tables, exclude_tables, exclude_extensions,"
-								   " source_encoding, existing_rows, untracked_tables)"
+								   " source_encoding, existing_rows, untracked_tables,"
+								   " resync, ddl)"
 								   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-								   " $12, $13, $14, $15, $16, $17) RETURNING id",
-								   17, types, vals, nulls);
+								   " $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+								   19, types, vals, nulls);
 		id = (int32) ingest_getint(tab, 0, 1, 0);
 		ingest_catalog_end();
 	}
@@ -588,10 +611,18 @@ ingest_start(PG_FUNCTION_ARGS)
 
 	/* what will not be carried: one WARNING each, kind 'not carried' */
 	forboth(lc, untracked_names, lc2, untracked_reasons)
-		ingest_event(id, "WARNING", "not carried", lfirst(lc),
-					 psprintf("later changes of %s are not carried: %s (untracked_tables => 'copy_only')",
-							  (char *) lfirst(lc), (char *) lfirst(lc2)),
-					 NULL);
+	{
+		if (strcmp(resync, "at_cutover") == 0)
+			ingest_event(id, "INFO", "resync", lfirst(lc),
+						 psprintf("%s is copied again when the migration stops: %s (resync => 'at_cutover')",
+								  (char *) lfirst(lc), (char *) lfirst(lc2)),
+						 NULL);
+		else
+			ingest_event(id, "WARNING", "not carried", lfirst(lc),
+						 psprintf("later changes of %s are not carried: %s (untracked_tables => 'copy_only')",
+								  (char *) lfirst(lc), (char *) lfirst(lc2)),
+						 NULL);
+	}
 	foreach(lc, facts.not_carried)
 	{
 		NotCarried *nc = lfirst(lc);
