@@ -6,7 +6,8 @@
  *
  *	starting	export a snapshot from a replication slot on the source, read
  *				the source's catalog under it, record the copy items (tables
- *				split into ctid page ranges above split_tables_larger_than),
+ *				split into ctid page ranges above split_tables_larger_than;
+ *				large objects as OID ranges, see largeobject.c),
  *				take pg_dump's pre-data section;
  *	schema		run the pre-data statements, in order;
  *	copying		the copy workers copy under the snapshot; meanwhile the
@@ -659,6 +660,7 @@ phase_starting(void)
 	List	   *matviews;
 	List	   *sequences;
 	List	   *items = NIL;
+	List	   *lo_ranges;
 	int64		block_size;
 	SplitContext ctx;
 	ListCell   *lc;
@@ -697,6 +699,7 @@ phase_starting(void)
 		ingest_apply_filters(rels, filters);
 		sequences = sequence_items(conn, rels);
 		matviews = ingest_source_matviews(conn, info->password);
+		lo_ranges = ingest_lo_ranges(conn, info->password, m->table_jobs);
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
 						  info->password);
 		PQclear(res);
@@ -750,6 +753,7 @@ phase_starting(void)
 
 	ingest_xact_start();
 	store_copy_items(rels, block_size);
+	ingest_lo_store_items(m->id, lo_ranges);
 	ingest_store_schema_items(m->id, items);
 	ingest_set_phase(m, "schema", "starting");
 	ingest_xact_commit();
@@ -1174,7 +1178,10 @@ recopy_partial_tables(void)
 	ingest_catalog_begin();
 	tab = ingest_catalog_query("WITH partial AS ("
 							   "  SELECT nspname, relname FROM ingest.copy_item"
-							   "  WHERE migration_id = $1 GROUP BY 1, 2"
+							   "  WHERE migration_id = $1"
+							   /* large objects: each item on its own (largeobject.c) */
+							   "  AND (nspname, relname) <> ('pg_catalog', 'pg_largeobject')"
+							   "  GROUP BY 1, 2"
 							   "  HAVING count(*) > 1 AND bool_or(state = 'done')"
 							   "  AND bool_or(state <> 'done'))"
 							   " UPDATE ingest.copy_item c SET state = 'pending', rows_done = NULL,"
@@ -1205,7 +1212,9 @@ recopy_partial_tables(void)
 	}
 	ingest_catalog_exec("WITH partial AS ("
 						"  SELECT nspname, relname FROM ingest.copy_item"
-						"  WHERE migration_id = $1 GROUP BY 1, 2"
+						"  WHERE migration_id = $1"
+						"  AND (nspname, relname) <> ('pg_catalog', 'pg_largeobject')"
+						"  GROUP BY 1, 2"
 						"  HAVING count(*) > 1 AND bool_or(state = 'done'))"
 						" UPDATE ingest.copy_item c SET state = 'pending', rows_done = NULL,"
 						"  bytes_done = NULL, sync_lsn = NULL, finished_at = NULL"
@@ -1303,7 +1312,8 @@ sample_apply_rate(void)
 
 /*
  * At the stop: sequences from the source's current values (plus
- * pg_ingest.sequence_margin), the slot dropped (unless
+ * pg_ingest.sequence_margin), the large objects created, changed or
+ * removed since the snapshot (largeobject.c), the slot dropped (unless
  * pg_ingest.drop_slot_at_stop is off), the spool and origin with it.
  */
 static void
@@ -1348,6 +1358,8 @@ finish_stream(void)
 	PG_END_TRY();
 	IN_TRANSACTION(ingest_store_schema_items(m->id, items));
 	(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
+	/* large objects are not decoded: those changed since the snapshot */
+	ingest_lo_sync_at_stop(m, info);
 
 	if (ingest_drop_slot_at_stop)
 	{

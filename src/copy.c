@@ -10,7 +10,9 @@
  * same instant.  For each item it runs COPY ... TO STDOUT on the source
  * and feeds the stream to BeginCopyFrom()/CopyFrom() through a data
  * callback: no second client hop, no file.  Binary format when every
- * column's type allows it (see binary_safe()), text otherwise.
+ * column's type allows it (see binary_safe()), text otherwise.  An item
+ * of pg_catalog.pg_largeobject is a range of large objects, copied on the
+ * same connection and snapshot by largeobject.c.
  *
  * Each item is one transaction on the target: claim (FOR UPDATE SKIP
  * LOCKED), for a whole table TRUNCATE and COPY FREEZE, mark it done with
@@ -368,6 +370,18 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	uint64		rows;
 	char	   *qualified = ingest_qualified(it->nspname, it->relname);
 	char	   *target;
+
+	/* a range of large objects (largeobject.c) */
+	if (ingest_lo_is_item(it->nspname, it->relname))
+	{
+		memset(&stream, 0, sizeof(stream));
+		ensure_source(m->name, it->snapshot_name);
+		rows = ingest_lo_copy_range(source, conninfo->password, m, it->page_from,
+									it->page_to, &stream.bytes);
+		pg_atomic_fetch_add_u64(&my_migration->bytes_received, stream.bytes);
+		*format_out = "binary";
+		return rows;
+	}
 
 	relid = ingest_target_relid(it->nspname, it->relname, it->root_nspname,
 								it->root_relname, RowExclusiveLock, &mapped);

@@ -291,6 +291,22 @@ extern void ingest_forget_password(IngestMigration *m);
 extern Datum ingest_wait(PG_FUNCTION_ARGS);
 extern Datum ingest_stop_at(PG_FUNCTION_ARGS);
 
+/* largeobject.c: large objects (copy items of pg_catalog.pg_largeobject) */
+struct pg_conn;
+extern bool ingest_lo_is_item(const char *nspname, const char *relname);
+extern List *ingest_lo_ranges(struct pg_conn *conn, const char *password, int jobs);
+extern void ingest_lo_store_items(int32 migration_id, List *ranges);
+extern uint64 ingest_lo_copy_range(struct pg_conn *conn, const char *password,
+								   IngestMigration *m, int64 from, int64 to,
+								   uint64 *bytes);
+extern void ingest_lo_sync_at_stop(IngestMigration *m, struct IngestConnInfo *info);
+extern char *ingest_lo_verify_sql(bool hash);
+extern bool ingest_lo_verify_row(struct pg_conn *conn, const char *password,
+								 bool hash, Datum *values, bool *nulls);
+extern void ingest_lo_check_source(struct pg_conn *conn, const char *password);
+extern void ingest_lo_preflight(struct pg_conn *conn, const char *password,
+								const char **status, char **detail, char **hint);
+
 /* Background worker entry points */
 extern PGDLLEXPORT void ingest_supervisor_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_scan_main(Datum main_arg);

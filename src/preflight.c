@@ -13,8 +13,9 @@
  * Rows also say what a migration will not carry: the UPDATEs and DELETEs
  * of tables without a key or replica identity, the changes of unlogged
  * tables (ingest.start refuses both in a CDC mode unless untracked_tables
- * => 'copy_only'), large objects and user rows of extension configuration
- * tables (WARN).
+ * => 'copy_only') and user rows of extension configuration tables (WARN).
+ * Large objects are carried: their row counts them and FAILs when the
+ * source user may not read them all.
  *
  * The wal2json check really creates a temporary logical slot on the source
  * over a replication connection, peeks at it with the options the change
@@ -690,8 +691,9 @@ check_unlogged_tables(Preflight *pf)
 
 /*
  * check_not_carried
- *		What no migration copies: large objects, and user rows of extension
- *		configuration tables (ingest.start records them as warnings too).
+ *		What no migration copies: user rows of extension configuration
+ *		tables (ingest.start records them as warnings too); and the large
+ *		objects, which are copied (largeobject.c).
  */
 static void
 check_not_carried(Preflight *pf)
@@ -699,7 +701,6 @@ check_not_carried(Preflight *pf)
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *items = NIL;
 	List	   *config = NIL;
-	NotCarried *lo = NULL;
 	ListCell   *lc;
 	char	   *failed = NULL;
 
@@ -733,15 +734,31 @@ check_not_carried(Preflight *pf)
 	{
 		NotCarried *nc = lfirst(lc);
 
-		if (strcmp(nc->object, "large objects") == 0)
-			lo = nc;
-		else
-			config = lappend(config, nc->brief);
+		config = lappend(config, nc->brief);
 	}
-	if (lo)
-		emit(pf, "large_objects", "WARN", lo->message, lo->detail);
-	else
-		emit(pf, "large_objects", "PASS", "the source has no large objects", NULL);
+	/* large objects are carried (largeobject.c): how many, and readable? */
+	{
+		const char *status = "FAIL";
+		char	   *detail = NULL;
+		char	   *hint = NULL;
+
+		PG_TRY();
+		{
+			ingest_lo_preflight(pf->conn, pf->info->password, &status, &detail, &hint);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			status = "FAIL";
+			detail = edata->message;
+		}
+		PG_END_TRY();
+		emit(pf, "large_objects", status, detail, hint);
+	}
 	if (config != NIL)
 		emit(pf, "extension_config_rows", "WARN",
 			 psprintf("%d extension configuration table(s) hold rows added on the source, which are not migrated: %s",

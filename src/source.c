@@ -415,8 +415,8 @@ single_select(const char *sql)
 
 /*
  * ingest_source_not_carried
- *		What a migration does not copy at all: the source's large objects,
- *		and the user rows of extension configuration tables (those the
+ *		What a migration does not copy at all: the user rows of extension
+ *		configuration tables (those the
  *		extension's condition selects, as pg_dump counts them; the target's
  *		CREATE EXTENSION makes the extension's own).  Extensions in
  *		exclude_extensions, and pg_ingest, are left out.
@@ -429,25 +429,6 @@ ingest_source_not_carried(PGconn *conn, const char *password,
 	PGresult   *res;
 	int64		n;
 	int			i;
-
-	res = ingest_exec(conn,
-					  "SELECT count(*), pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size("
-					  "'pg_catalog.pg_largeobject'::pg_catalog.regclass))"
-					  " FROM pg_catalog.pg_largeobject_metadata",
-					  PGRES_TUPLES_OK, "count the large objects", password);
-	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	if (n > 0)
-	{
-		NotCarried *nc = palloc0(sizeof(NotCarried));
-
-		nc->object = "large objects";
-		nc->brief = psprintf("%lld large object(s)", (long long) n);
-		nc->message = psprintf("%lld large object(s) of the source (pg_largeobject: %s) are not migrated",
-							   (long long) n, PQgetvalue(res, 0, 1));
-		nc->detail = "pg_ingest does not copy large objects: move them separately (lo_export and lo_import, or pg_dump's large objects).";
-		out = lappend(out, nc);
-	}
-	PQclear(res);
 
 	res = ingest_exec(conn,
 					  "SELECT e.extname, n.nspname, c.relname, COALESCE(x.cond, '')"

@@ -17,9 +17,10 @@
  * logical decoding cannot carry (no key and no replica identity, or
  * unlogged) unless untracked_tables => 'copy_only' or resync => 'at_cutover'.
  *
- * What the migration will not carry (those tables' later changes, large
- * objects, user rows of extension configuration tables) is recorded as one
- * WARNING event per object, kind 'not carried'.  The function connects to
+ * What the migration will not carry (those tables' later changes, user
+ * rows of extension configuration tables) is recorded as one WARNING event
+ * per object, kind 'not carried'.  A source user that may not read every
+ * large object is refused (they are copied, largeobject.c).  The function connects to
  * the source for all that and returns at once; the coordinator does the
  * rest.
  *
@@ -285,6 +286,8 @@ read_source_facts(PGconn *conn, IngestConnInfo *info, IngestFilters *filters,
 
 	f->not_carried = ingest_source_not_carried(conn, info->password,
 											   filters->exclude_extensions);
+	/* large objects are copied: the source user must read them all */
+	ingest_lo_check_source(conn, info->password);
 }
 
 /* The source is this very database: the copy would wait on itself. */

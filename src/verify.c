@@ -24,6 +24,9 @@
  * compared together as that root: the sums of their counts and hashes
  * against the root's, the columns those of the first leaf.
  *
+ * Large objects get one row, "large objects", when either side has some:
+ * their count and a hash of every object's OID and content (largeobject.c).
+ *
  * The column list comes from the source's catalog as one name per row and
  * is quoted here (quote_identifier), never taken as SQL from the source.
  *
@@ -269,7 +272,9 @@ ingest_verify(PG_FUNCTION_ARGS)
 	ingest_catalog_begin();
 	tab = ingest_catalog_query("SELECT nspname, relname, max(root_nspname), max(root_relname)"
 							   " FROM ingest.copy_item"
-							   " WHERE migration_id = $1 GROUP BY 1, 2 ORDER BY 1, 2",
+							   " WHERE migration_id = $1"
+							   " AND (nspname, relname) <> ('pg_catalog', 'pg_largeobject')"
+							   " GROUP BY 1, 2 ORDER BY 1, 2",
 							   1, types, vals, NULL);
 	tables = verify_tables(tab, SPI_processed, cxt);
 	ingest_catalog_end();
@@ -369,6 +374,25 @@ ingest_verify(PG_FUNCTION_ARGS)
 								  TextDatumGetCString(values[4])) == 0));
 			values[5] = CStringGetTextDatum(match ? "MATCH" : "MISMATCH");
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+
+		/* the large objects, one row when either side has some (largeobject.c) */
+		{
+			Datum		values[6];
+			bool		nulls[6] = {false};
+
+			values[0] = CStringGetTextDatum("large objects");
+			if (ingest_lo_verify_row(conn, info->password, hash, values, nulls))
+			{
+				bool		match = !nulls[1] && !nulls[2] &&
+					DatumGetInt64(values[1]) == DatumGetInt64(values[2]) &&
+					(!hash || (!nulls[3] && !nulls[4] &&
+							   strcmp(TextDatumGetCString(values[3]),
+									  TextDatumGetCString(values[4])) == 0));
+
+				values[5] = CStringGetTextDatum(match ? "MATCH" : "MISMATCH");
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			}
 		}
 	}
 	PG_FINALLY();

@@ -1,0 +1,1181 @@
+/*-------------------------------------------------------------------------
+ *
+ * largeobject.c
+ *	  Large objects: copied in the full load, brought up to date at the
+ *	  stop, compared by ingest.verify, counted by preflight.
+ *
+ * Logical decoding carries no large object (pg_largeobject is a catalog),
+ * and pg_dump's schema-only sections hold none of them (no BLOB entry
+ * without --blobs), so this file carries them all:
+ *
+ *	- The full load.  The coordinator splits the source's large objects, as
+ *	  of the migration's snapshot, into ranges of OIDs of about equal count
+ *	  (ingest_lo_ranges, ingest_lo_store_items) stored as copy items of the
+ *	  table pg_catalog.pg_largeobject whose page_from/page_to are the OID
+ *	  range [from, to).  Copy workers claim them like tables and copy them
+ *	  on their source connection, under the same imported snapshot
+ *	  (ingest_lo_copy_range): one query in single-row mode gives, per
+ *	  object, its metadata and its first chunk (lo_get, binary); objects
+ *	  longer than a chunk get their other chunks afterwards, one lo_get
+ *	  each.  A chunk (LO_CHUNK) is the most held in memory.  Here each
+ *	  object is made with lo_create(oid), so it keeps its OID, written with
+ *	  lo_put, and given its comment, owner and privileges.
+ *	- The stop (ingest_lo_sync_at_stop, called by the coordinator once the
+ *	  stream has ended).  The source, in one REPEATABLE READ transaction,
+ *	  sends every object's metadata, size and content hash (md5 of the md5s
+ *	  of its chunks, computed there); this server computes the same for its
+ *	  own objects; a merge by OID finds those created, changed (content or
+ *	  metadata) and removed since the snapshot, which are then copied,
+ *	  fixed or unlinked in one transaction, and an INFO event gives the
+ *	  counts and the time.
+ *	- ingest.verify compares the count and the content hash of every object
+ *	  (ingest_lo_verify_sql); preflight counts them (ingest_lo_preflight);
+ *	  ingest.start refuses a source user that cannot read them all
+ *	  (ingest_lo_check_source).
+ *
+ * Owners and privileges are carried by role name, as pg_dump does: an
+ * owner the migration's owner may not give objects to here (no such role,
+ * or not one it is a member of) leaves the object with the migration's
+ * owner; a grantee that does not exist here is left out; each case is one
+ * WARNING event (kind 'large objects') per copy item or stop, with the
+ * count.  The comparison at the stop maps them the same way, so they do
+ * not count as changes again.  Everything here runs as the migration's
+ * owner, through the SQL functions (lo_create, lo_put, lo_unlink, GRANT,
+ * ALTER LARGE OBJECT), so it does nothing that owner could not.
+ *
+ * State: the copy items in the catalog (ingest.copy_item); nothing in
+ * shared memory but the copy worker's progress counters.
+ *
+ * Locking: none of its own; the objects written are those of one item, in
+ * the item's transaction (or the stop's).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "conn.h"
+#include "pg_ingest.h"
+#include "source.h"
+
+/* Bytes of a large object read and written at a time. */
+#define LO_CHUNK (1024 * 1024)
+/* OID ranges of the full load: at most this many ... */
+#define LO_MAX_PARTS 256
+/* ... and about this many bytes each (pg_largeobject's size on disk) */
+#define LO_PART_BYTES ((int64) 256 * 1024 * 1024)
+
+/* Columns of meta_sql()'s result */
+enum
+{
+	COL_OID,
+	COL_OWNER,					/* owner here (mapped) */
+	COL_SOURCE_OWNER,			/* owner on that side */
+	COL_ACL,					/* canonical privileges, mapped */
+	COL_ACL_DEFAULT,			/* 't': no privileges ever granted */
+	COL_DROPPED,				/* grantees left out, or NULL */
+	COL_COMMENT,
+	COL_DATA,					/* LO_COPY: first chunk; LO_HASH: size */
+	COL_HASH					/* LO_HASH: content hash */
+};
+
+typedef enum
+{
+	LO_COPY,
+	LO_HASH
+} MetaMode;
+
+/* Metadata of one object, as meta_sql() gives it. */
+typedef struct LoMeta
+{
+	Oid			oid;
+	char	   *owner;
+	char	   *source_owner;
+	char	   *acl;
+	bool		acl_default;
+	char	   *dropped;
+	char	   *comment;
+} LoMeta;
+
+/* The roles of this server, for the source's query ($1, $2, $3). */
+typedef struct LoRoles
+{
+	char	   *owners;			/* text[] literal: roles it may give objects to */
+	char	   *me;				/* the migration's owner */
+	char	   *all;			/* text[] literal: every role */
+} LoRoles;
+
+/* What could not be carried as on the source, for one WARNING event. */
+typedef struct LoWarnings
+{
+	int			owners;			/* objects left with the migration's owner */
+	int			grantees;		/* objects with grantees left out */
+	List	   *names;			/* those roles, distinct */
+} LoWarnings;
+
+/* Plans of the SQL functions that write objects here. */
+typedef struct LoPlans
+{
+	SPIPlanPtr	create;
+	SPIPlanPtr	put;
+	SPIPlanPtr	unlink;
+} LoPlans;
+
+static Oid	current_oid = InvalidOid;	/* for the error context */
+
+static void
+lo_error_context(void *arg)
+{
+	if (OidIsValid(current_oid))
+		errcontext("large object %u", current_oid);
+}
+
+bool
+ingest_lo_is_item(const char *nspname, const char *relname)
+{
+	return strcmp(nspname, "pg_catalog") == 0 && strcmp(relname, "pg_largeobject") == 0;
+}
+
+/*
+ * The content hash of large object <oid> of size <size> (SQL expressions),
+ * the same on both sides: md5 of the md5s of its LO_CHUNK chunks.
+ */
+static char *
+hash_sql(const char *oid, const char *size)
+{
+	return psprintf("(SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.md5("
+					"pg_catalog.lo_get(%s, g.g * %d, %d)), '' ORDER BY g.g))"
+					" FROM pg_catalog.generate_series(0::pg_catalog.int8,"
+					" GREATEST(%s - 1, 0) / %d) g(g))",
+					oid, LO_CHUNK, LO_CHUNK, size, LO_CHUNK);
+}
+
+/* FROM item giving s.sz, the size of large object m.oid (any user who may read it). */
+static const char *size_lateral =
+" CROSS JOIN LATERAL (SELECT z.sz FROM (SELECT f.fd, pg_catalog.lo_lseek64(f.fd, 0, 2) AS sz"
+" FROM (SELECT pg_catalog.lo_open(m.oid, 262144) AS fd) f) z"
+" WHERE pg_catalog.lo_close(z.fd) = 0) s";
+
+/*
+ * The metadata of the large objects that match <where> (on alias m), by
+ * OID, with the first chunk (LO_COPY) or the size and content hash
+ * (LO_HASH).  $1: the roles an owner may be mapped to here, $2: the
+ * migration's owner, who keeps the others, $3: the roles that exist here.
+ * Privileges come as a sorted text[] of "<r|w><*|-><P|R><role>" (SELECT or
+ * UPDATE, grant option, PUBLIC or a role), the owner's default ones
+ * included, so that both sides compare as text.
+ */
+static char *
+meta_sql(MetaMode mode, const char *where)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT m.oid::pg_catalog.text,"
+						   " CASE WHEN o.rolname::pg_catalog.text = ANY($1::pg_catalog.text[])"
+						   "  THEN o.rolname::pg_catalog.text ELSE $2::pg_catalog.text END,"
+						   " o.rolname::pg_catalog.text,"
+						   " (SELECT pg_catalog.array_agg(k.k ORDER BY k.k COLLATE \"C\")::pg_catalog.text"
+						   "  FROM (SELECT DISTINCT"
+						   "   CASE a.privilege_type WHEN 'SELECT' THEN 'r' WHEN 'UPDATE' THEN 'w' ELSE '?' END"
+						   "   || CASE WHEN a.is_grantable THEN '*' ELSE '-' END"
+						   "   || CASE WHEN a.grantee = 0 THEN 'P'"
+						   "      WHEN a.grantee = m.lomowner AND NOT o.rolname::pg_catalog.text = ANY($1::pg_catalog.text[])"
+						   "      THEN 'R' || $2::pg_catalog.text"
+						   "      ELSE 'R' || g.rolname::pg_catalog.text END AS k"
+						   "   FROM pg_catalog.aclexplode(COALESCE(m.lomacl, pg_catalog.acldefault('L', m.lomowner))) a"
+						   "   LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee"
+						   "   WHERE a.grantee = 0 OR a.grantee = m.lomowner"
+						   "   OR g.rolname::pg_catalog.text = ANY($3::pg_catalog.text[])) k),"
+						   " (m.lomacl IS NULL)::pg_catalog.text,"
+						   " (SELECT pg_catalog.string_agg(DISTINCT g.rolname::pg_catalog.text, ', ')"
+						   "  FROM pg_catalog.aclexplode(m.lomacl) a"
+						   "  JOIN pg_catalog.pg_roles g ON g.oid = a.grantee"
+						   "  WHERE a.grantee <> m.lomowner"
+						   "  AND NOT g.rolname::pg_catalog.text = ANY($3::pg_catalog.text[])),"
+						   " pg_catalog.obj_description(m.oid, 'pg_largeobject')");
+	if (mode == LO_COPY)
+		appendStringInfo(&sql, ", pg_catalog.lo_get(m.oid, 0, %d)", LO_CHUNK);
+	else
+		appendStringInfo(&sql, ", s.sz::pg_catalog.text, %s", hash_sql("m.oid", "s.sz"));
+	appendStringInfoString(&sql,
+						   " FROM pg_catalog.pg_largeobject_metadata m"
+						   " JOIN pg_catalog.pg_roles o ON o.oid = m.lomowner");
+	if (mode == LO_HASH)
+		appendStringInfoString(&sql, size_lateral);
+	appendStringInfo(&sql, " WHERE %s ORDER BY m.oid", where);
+	return sql.data;
+}
+
+/* The roles of this server, as the current user (the migration's owner) sees them. */
+static LoRoles *
+target_roles(void)
+{
+	LoRoles    *r = palloc0(sizeof(LoRoles));
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT COALESCE(pg_catalog.array_agg(rolname::pg_catalog.text)"
+					"  FILTER (WHERE pg_catalog.pg_has_role(oid, 'MEMBER')), '{}')::pg_catalog.text,"
+					" COALESCE(pg_catalog.array_agg(rolname::pg_catalog.text), '{}')::pg_catalog.text"
+					" FROM pg_catalog.pg_roles", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not list the roles");
+	r->owners = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	r->all = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	SPI_finish();
+	r->me = GetUserNameFromId(GetUserId(), false);
+	return r;
+}
+
+/* Wait for the next result of conn, interruptibly. */
+static PGresult *
+next_result(PGconn *conn)
+{
+	while (PQisBusy(conn))
+	{
+		int			rc;
+
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+							   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+			break;
+	}
+	return PQgetResult(conn);
+}
+
+/* Send a query with text parameters, its result in single-row mode. */
+static void
+send_rows(PGconn *conn, const char *sql, int nparams, const char *const *params,
+		  bool binary, const char *what, const char *password)
+{
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0) ||
+		!PQsetSingleRowMode(conn))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not %s on the source: %s", what,
+						ingest_scrub(ingest_conn_error(conn), password))));
+}
+
+/*
+ * The next row of a single-row query, or NULL at its end (the rest of the
+ * results read).  An error of the source is raised.
+ */
+static PGresult *
+next_row(PGconn *conn, const char *what, const char *password)
+{
+	PGresult   *res = next_result(conn);
+
+	if (res != NULL && PQresultStatus(res) == PGRES_SINGLE_TUPLE)
+		return res;
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		PG_TRY();
+		{
+			ingest_report_result_error(conn, res, ERROR, what, password);
+		}
+		PG_FINALLY();
+		{
+			PQclear(res);
+		}
+		PG_END_TRY();
+	}
+	PQclear(res);
+	while ((res = next_result(conn)) != NULL)
+		PQclear(res);
+	return NULL;
+}
+
+static char *
+getstr(PGresult *res, int col)
+{
+	return PQgetisnull(res, 0, col) ? NULL : pstrdup(PQgetvalue(res, 0, col));
+}
+
+static LoMeta *
+read_meta(PGresult *res)
+{
+	LoMeta	   *lm = palloc0(sizeof(LoMeta));
+
+	lm->oid = (Oid) strtoul(PQgetvalue(res, 0, COL_OID), NULL, 10);
+	lm->owner = getstr(res, COL_OWNER);
+	lm->source_owner = getstr(res, COL_SOURCE_OWNER);
+	lm->acl = getstr(res, COL_ACL);
+	lm->acl_default = strcmp(PQgetvalue(res, 0, COL_ACL_DEFAULT), "true") == 0 ||
+		strcmp(PQgetvalue(res, 0, COL_ACL_DEFAULT), "t") == 0;
+	lm->dropped = getstr(res, COL_DROPPED);
+	lm->comment = getstr(res, COL_COMMENT);
+	return lm;
+}
+
+static LoMeta *
+copy_meta(LoMeta *lm)
+{
+	LoMeta	   *c = palloc(sizeof(LoMeta));
+
+	c->oid = lm->oid;
+	c->owner = pstrdup(lm->owner);
+	c->source_owner = pstrdup(lm->source_owner);
+	c->acl = lm->acl ? pstrdup(lm->acl) : NULL;
+	c->acl_default = lm->acl_default;
+	c->dropped = lm->dropped ? pstrdup(lm->dropped) : NULL;
+	c->comment = lm->comment ? pstrdup(lm->comment) : NULL;
+	return c;
+}
+
+static void
+prepare_plans(LoPlans *p)
+{
+	Oid			types[3] = {OIDOID, INT8OID, BYTEAOID};
+
+	p->create = SPI_prepare("SELECT pg_catalog.lo_create($1)", 1, types);
+	p->put = SPI_prepare("SELECT pg_catalog.lo_put($1, $2, $3)", 3, types);
+	p->unlink = SPI_prepare("SELECT pg_catalog.lo_unlink($1)", 1, types);
+	if (!p->create || !p->put || !p->unlink)
+		elog(ERROR, "could not prepare the large object functions");
+}
+
+static void
+run_plan(SPIPlanPtr plan, Datum *vals)
+{
+	if (SPI_execute_plan(plan, vals, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not write large object %u", DatumGetObjectId(vals[0]));
+}
+
+/* Write len bytes at offset off of object oid (len > 0). */
+static void
+put_chunk(LoPlans *p, Oid oid, int64 off, const char *data, int len)
+{
+	bytea	   *b = palloc(len + VARHDRSZ);
+	Datum		vals[3];
+
+	SET_VARSIZE(b, len + VARHDRSZ);
+	memcpy(VARDATA(b), data, len);
+	vals[0] = ObjectIdGetDatum(oid);
+	vals[1] = Int64GetDatum(off);
+	vals[2] = PointerGetDatum(b);
+	run_plan(p->put, vals);
+	pfree(b);
+}
+
+static void
+exec_utility(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "could not run \"%s\"", sql);
+}
+
+static void
+warn_names(LoWarnings *w, const char *names)
+{
+	char	   *copy = pstrdup(names);
+	char	   *tok;
+
+	/* "a, b": for the message only */
+	for (tok = strtok(copy, ","); tok; tok = strtok(NULL, ","))
+	{
+		while (*tok == ' ')
+			tok++;
+		if (list_length(w->names) < 20 && !ingest_string_in(w->names, tok))
+			w->names = lappend(w->names, pstrdup(tok));
+	}
+}
+
+/*
+ * Give object lm->oid the comment, owner and privileges of lm.  fresh: it
+ * was just made here (the migration's owner owns it, no comment, default
+ * privileges).
+ */
+static void
+apply_meta(LoMeta *lm, bool fresh, const char *current_owner, LoWarnings *w)
+{
+	char	   *me = GetUserNameFromId(GetUserId(), false);
+
+	if (lm->comment || !fresh)
+		exec_utility(psprintf("COMMENT ON LARGE OBJECT %u IS %s", lm->oid,
+							  lm->comment ? quote_literal_cstr(lm->comment) : "NULL"));
+	if (strcmp(lm->owner, lm->source_owner) != 0)
+	{
+		w->owners++;
+		warn_names(w, lm->source_owner);
+	}
+	if (lm->dropped)
+	{
+		w->grantees++;
+		warn_names(w, lm->dropped);
+	}
+	if (strcmp(lm->owner, fresh ? me : current_owner) != 0)
+		exec_utility(psprintf("ALTER LARGE OBJECT %u OWNER TO %s", lm->oid,
+							  quote_identifier(lm->owner)));
+	if (fresh && lm->acl_default)
+		return;
+
+	/* the privileges: none, then those of the source */
+	{
+		Oid			types[1] = {OIDOID};
+		Datum		vals[1] = {ObjectIdGetDatum(lm->oid)};
+		StringInfoData revoke;
+		uint64		i;
+
+		if (SPI_execute_with_args("SELECT DISTINCT g.rolname::pg_catalog.text"
+								  " FROM pg_catalog.pg_largeobject_metadata m,"
+								  " pg_catalog.aclexplode(COALESCE(m.lomacl, pg_catalog.acldefault('L', m.lomowner))) a"
+								  " JOIN pg_catalog.pg_roles g ON g.oid = a.grantee"
+								  " WHERE m.oid = $1", 1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the privileges of large object %u", lm->oid);
+		initStringInfo(&revoke);
+		appendStringInfo(&revoke, "REVOKE ALL ON LARGE OBJECT %u FROM PUBLIC", lm->oid);
+		for (i = 0; i < SPI_processed; i++)
+			appendStringInfo(&revoke, ", %s",
+							 quote_identifier(SPI_getvalue(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1)));
+		appendStringInfoString(&revoke, " CASCADE");
+		exec_utility(revoke.data);
+	}
+	if (lm->acl)
+	{
+		Datum		arr = DirectFunctionCall3(array_in, CStringGetDatum(lm->acl),
+											  ObjectIdGetDatum(TEXTOID), Int32GetDatum(-1));
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+		{
+			char	   *k = nulls[i] ? "" : TextDatumGetCString(elems[i]);
+
+			if (strlen(k) < 3 || (k[0] != 'r' && k[0] != 'w') ||
+				(k[2] != 'P' && k[2] != 'R') || (k[2] == 'P') != (k[3] == '\0'))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("the source sent unexpected privileges for large object %u", lm->oid)));
+			exec_utility(psprintf("GRANT %s ON LARGE OBJECT %u TO %s%s",
+								  k[0] == 'r' ? "SELECT" : "UPDATE", lm->oid,
+								  k[2] == 'P' ? "PUBLIC" : quote_identifier(k + 3),
+								  k[1] == '*' ? " WITH GRANT OPTION" : ""));
+		}
+	}
+}
+
+/* One WARNING event for what could not be carried as on the source. */
+static void
+report_warnings(IngestMigration *m, LoWarnings *w, const char *where)
+{
+	ListCell   *lc;
+	StringInfoData names;
+
+	if (w->owners == 0 && w->grantees == 0)
+		return;
+	initStringInfo(&names);
+	foreach(lc, w->names)
+		appendStringInfo(&names, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_identifier(lfirst(lc)));
+	ingest_event(m->id, "WARNING", "large objects", where,
+				 psprintf("%d large object(s) kept by the migration's owner (their owner does not exist here, or the migration's owner may not give objects to it), %d with privileges of roles that do not exist here left out; roles: %s",
+						  w->owners, w->grantees, names.data),
+				 "Create the roles on the target (or grant them to the migration's owner) and set the owners and privileges with ALTER LARGE OBJECT and GRANT.");
+}
+
+/* Read the rest of an object whose first chunk was full. */
+static uint64
+copy_rest(PGconn *conn, const char *password, LoPlans *p, Oid oid)
+{
+	int64		off = LO_CHUNK;
+	uint64		bytes = 0;
+	char		oidbuf[16];
+	char		offbuf[32];
+	const char *params[2] = {oidbuf, offbuf};
+
+	snprintf(oidbuf, sizeof(oidbuf), "%u", oid);
+	for (;;)
+	{
+		PGresult   *res;
+		int			len;
+
+		CHECK_FOR_INTERRUPTS();
+		snprintf(offbuf, sizeof(offbuf), INT64_FORMAT, off);
+		send_rows(conn, psprintf("SELECT pg_catalog.lo_get($1::pg_catalog.oid, $2::pg_catalog.int8, %d)",
+								 LO_CHUNK),
+				  2, params, true, "read a large object", password);
+		res = next_row(conn, "read a large object", password);
+		if (res == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("large object %u is gone from the source's snapshot", oid)));
+		len = PQgetlength(res, 0, 0);
+		if (len > 0)
+			put_chunk(p, oid, off, PQgetvalue(res, 0, 0), len);
+		PQclear(res);
+		res = next_row(conn, "read a large object", password);
+		Assert(res == NULL);
+		bytes += len;
+		off += len;
+		if (MyIngestWorker)
+		{
+			pg_atomic_fetch_add_u64(&MyIngestWorker->bytes, len);
+		}
+		if (len < LO_CHUNK)
+			break;
+	}
+	return bytes;
+}
+
+/*
+ * copy_objects
+ *		Make here the large objects of the source that match <where>
+ *		($4, $5 its parameters), with their data and metadata, as the
+ *		source's transaction on conn sees them.  In the caller's transaction.
+ *		Returns the number of objects; *bytes their data.
+ */
+static uint64
+copy_objects(PGconn *conn, const char *password, LoRoles *roles,
+			 const char *where, int nextra, const char **extra,
+			 uint64 *bytes, LoWarnings *w)
+{
+	const char *params[5];
+	MemoryContext row_cxt;
+	MemoryContext old;
+	List	   *longer = NIL;	/* of LoMeta: more than one chunk */
+	ListCell   *lc;
+	uint64		n = 0;
+	LoPlans		plans;
+	ErrorContextCallback errcb;
+	int			i;
+
+	*bytes = 0;
+	params[0] = roles->owners;
+	params[1] = roles->me;
+	params[2] = roles->all;
+	for (i = 0; i < nextra; i++)
+		params[3 + i] = extra[i];
+
+	errcb.callback = lo_error_context;
+	errcb.arg = NULL;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	current_oid = InvalidOid;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans(&plans);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest large object",
+									ALLOCSET_DEFAULT_SIZES);
+	send_rows(conn, meta_sql(LO_COPY, where), 3 + nextra, params, true,
+			  "read the large objects", password);
+	for (;;)
+	{
+		PGresult   *res;
+		LoMeta	   *lm;
+		Datum		vals[1];
+		int			len;
+
+		CHECK_FOR_INTERRUPTS();
+		res = next_row(conn, "read the large objects", password);
+		if (res == NULL)
+			break;
+		old = MemoryContextSwitchTo(row_cxt);
+		PG_TRY();
+		{
+			lm = read_meta(res);
+			current_oid = lm->oid;
+			vals[0] = ObjectIdGetDatum(lm->oid);
+			run_plan(plans.create, vals);
+			len = PQgetisnull(res, 0, COL_DATA) ? 0 : PQgetlength(res, 0, COL_DATA);
+			if (len > 0)
+				put_chunk(&plans, lm->oid, 0, PQgetvalue(res, 0, COL_DATA), len);
+		}
+		PG_CATCH();
+		{
+			PQclear(res);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		PQclear(res);
+		*bytes += len;
+		n++;
+		if (MyIngestWorker)
+		{
+			pg_atomic_fetch_add_u64(&MyIngestWorker->bytes, len);
+			pg_atomic_write_u64(&MyIngestWorker->rows, n);
+		}
+		if (len == LO_CHUNK)
+		{
+			/* the rest once this query is over: keep its metadata */
+			MemoryContextSwitchTo(old);
+			longer = lappend(longer, copy_meta(lm));
+		}
+		else
+			apply_meta(lm, true, NULL, w);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	foreach(lc, longer)
+	{
+		LoMeta	   *lm = lfirst(lc);
+
+		current_oid = lm->oid;
+		old = MemoryContextSwitchTo(row_cxt);
+		*bytes += copy_rest(conn, password, &plans, lm->oid);
+		apply_meta(lm, true, NULL, w);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	current_oid = InvalidOid;
+	MemoryContextDelete(row_cxt);
+	SPI_finish();
+	error_context_stack = errcb.previous;
+	return n;
+}
+
+/* One OID range of the full load. */
+typedef struct LoRange
+{
+	Oid			from;			/* first OID, 0 for the first range */
+	Oid			to;				/* InvalidOid: to the end */
+	int64		count;
+	int64		bytes;			/* estimated */
+} LoRange;
+
+/*
+ * ingest_lo_ranges
+ *		The source's large objects, in the snapshot of conn's transaction,
+ *		as OID ranges of about equal count: one per LO_PART_BYTES of
+ *		pg_largeobject, at least one per copy job, at most LO_MAX_PARTS.
+ */
+List *
+ingest_lo_ranges(PGconn *conn, const char *password, int jobs)
+{
+	PGresult   *res;
+	int64		count;
+	int64		bytes;
+	int64		parts;
+	List	   *ranges = NIL;
+	int			i;
+
+	res = ingest_exec(conn, "SELECT count(*), pg_catalog.pg_total_relation_size("
+					  "'pg_catalog.pg_largeobject'::pg_catalog.regclass)"
+					  " FROM pg_catalog.pg_largeobject_metadata",
+					  PGRES_TUPLES_OK, "count the large objects", password);
+	count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	bytes = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (count == 0)
+		return NIL;
+	parts = Max((int64) Max(jobs, 1), bytes / LO_PART_BYTES);
+	parts = Min(parts, Min(count, LO_MAX_PARTS));
+	res = ingest_exec(conn, psprintf("SELECT pg_catalog.min(oid)::pg_catalog.text, count(*)"
+									 " FROM (SELECT oid, pg_catalog.ntile(%d) OVER (ORDER BY oid) AS t"
+									 " FROM pg_catalog.pg_largeobject_metadata) s"
+									 " GROUP BY t ORDER BY 1::pg_catalog.oid", (int) parts),
+					  PGRES_TUPLES_OK, "split the large objects", password);
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		LoRange    *r = palloc0(sizeof(LoRange));
+
+		r->from = i == 0 ? 0 : (Oid) strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		r->to = i + 1 < PQntuples(res) ?
+			(Oid) strtoul(PQgetvalue(res, i + 1, 0), NULL, 10) : InvalidOid;
+		r->count = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		r->bytes = bytes * r->count / count;
+		ranges = lappend(ranges, r);
+	}
+	PQclear(res);
+	return ranges;
+}
+
+/*
+ * ingest_lo_store_items
+ *		Record the ranges as copy items of pg_catalog.pg_largeobject, after
+ *		the tables'.  In the caller's transaction.
+ */
+void
+ingest_lo_store_items(int32 migration_id, List *ranges)
+{
+	Oid			types[7] = {INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT4OID};
+	Datum		vals[7];
+	char		nulls[7];
+	ListCell   *lc;
+
+	if (ranges == NIL)
+		return;
+	ingest_catalog_begin();
+	foreach(lc, ranges)
+	{
+		LoRange    *r = lfirst(lc);
+
+		memset(nulls, ' ', sizeof(nulls));
+		vals[0] = Int32GetDatum(migration_id);
+		vals[1] = Int32GetDatum(foreach_current_index(lc) + 1);
+		vals[2] = Int32GetDatum(list_length(ranges));
+		vals[3] = Int64GetDatum((int64) r->from);
+		vals[4] = Int64GetDatum((int64) r->to);
+		if (!OidIsValid(r->to))
+			nulls[4] = 'n';
+		vals[5] = Int64GetDatum(r->bytes);
+		vals[6] = Int32GetDatum(0);
+		ingest_catalog_exec("INSERT INTO ingest.copy_item (migration_id, id, nspname, relname,"
+							" part, parts, page_from, page_to, columns, bytes_total, use_freeze)"
+							" SELECT $1, COALESCE(max(id), 0) + 1, 'pg_catalog', 'pg_largeobject',"
+							" $2, $3, $4, $5, '', $6, false"
+							" FROM ingest.copy_item WHERE migration_id = $1",
+							7, types, vals, nulls);
+	}
+	ingest_catalog_end();
+}
+
+/*
+ * ingest_lo_copy_range
+ *		Copy item of a copy worker: the large objects with OIDs in
+ *		[from, to) (to < 0: to the end), read on conn, in the migration's
+ *		snapshot.  In the item's transaction.  Returns the number of
+ *		objects; *bytes their data.
+ */
+uint64
+ingest_lo_copy_range(PGconn *conn, const char *password, IngestMigration *m,
+					 int64 from, int64 to, uint64 *bytes)
+{
+	LoRoles    *roles = target_roles();
+	LoWarnings	w;
+	char	   *extra[2];
+	uint64		n;
+
+	memset(&w, 0, sizeof(w));
+	extra[0] = psprintf(INT64_FORMAT, Max(from, 0));
+	extra[1] = to >= 0 ? psprintf(INT64_FORMAT, to) : NULL;
+	n = copy_objects(conn, password, roles,
+					 "m.oid >= $4::pg_catalog.int8::pg_catalog.oid"
+					 " AND ($5::pg_catalog.int8 IS NULL OR m.oid < $5::pg_catalog.int8::pg_catalog.oid)",
+					 2, (const char **) extra, bytes, &w);
+	report_warnings(m, &w, to >= 0 ?
+					psprintf("large objects %lld to %lld", (long long) Max(from, 0), (long long) to - 1) :
+					psprintf("large objects from %lld", (long long) Max(from, 0)));
+	return n;
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static char *
+spi_str(HeapTuple tup, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tup, desc, col + 1);
+}
+
+/*
+ * ingest_lo_sync_at_stop
+ *		At the stop, once the stream has ended: make this server's large
+ *		objects those of the source now (see the file header).
+ */
+void
+ingest_lo_sync_at_stop(IngestMigration *m, IngestConnInfo *info)
+{
+	TimestampTz started = GetCurrentTimestamp();
+	PGconn	   *conn;
+
+	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
+								   psprintf("pg_ingest %s large objects", m->name));
+	PG_TRY();
+	{
+		PGresult   *res;
+		LoRoles    *roles;
+		LoRoles    *mine;
+		const char *params[3];
+		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+		Datum		vals[3];
+		Portal		portal;
+		char	   *sql = meta_sql(LO_HASH, "true");
+		PGresult   *src = NULL;
+		SPITupleTable *tab = NULL;
+		uint64		tpos = 0;
+		bool		src_done = false;
+		bool		tgt_done = false;
+		StringInfoData copy_oids;
+		List	   *removed = NIL;	/* of Oid: removed or to copy again */
+		List	   *fix = NIL;	/* of LoMeta */
+		List	   *fix_owner = NIL;	/* of char *: their owner here */
+		int64		n_copied = 0,
+					n_updated = 0,
+					n_removed = 0,
+					n_unchanged = 0;
+		LoWarnings	w;
+		LoPlans		plans;
+		ListCell   *lc,
+				   *lc2;
+		MemoryContext cxt;
+		MemoryContext spi_cxt;
+		MemoryContext row_cxt;
+
+		memset(&w, 0, sizeof(w));
+		initStringInfo(&copy_oids);
+		res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+						  PGRES_COMMAND_OK, "begin a transaction", info->password);
+		PQclear(res);
+
+		ingest_xact_start();
+		cxt = CurrentMemoryContext;
+		roles = target_roles();
+		mine = palloc(sizeof(LoRoles));
+		mine->owners = mine->all = roles->all;
+		mine->me = roles->me;
+
+		/* the source computes its hashes while this server computes its own */
+		params[0] = roles->owners;
+		params[1] = roles->me;
+		params[2] = roles->all;
+		send_rows(conn, sql, 3, params, false, "read the large objects", info->password);
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		vals[0] = CStringGetTextDatum(mine->owners);
+		vals[1] = CStringGetTextDatum(mine->me);
+		vals[2] = CStringGetTextDatum(mine->all);
+		portal = SPI_cursor_open_with_args(NULL, sql, 3, types, vals, NULL, true, 0);
+
+		/* merge by OID */
+		spi_cxt = CurrentMemoryContext;
+		row_cxt = AllocSetContextCreate(cxt, "pg_ingest large objects at the stop",
+										ALLOCSET_DEFAULT_SIZES);
+		for (;;)
+		{
+			Oid			soid = InvalidOid;
+			Oid			toid = InvalidOid;
+			HeapTuple	tup = NULL;
+			TupleDesc	desc = NULL;
+
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(row_cxt);
+			MemoryContextSwitchTo(row_cxt);
+			if (src == NULL && !src_done)
+			{
+				src = next_row(conn, "read the large objects", info->password);
+				src_done = src == NULL;
+			}
+			if (!tgt_done && (tab == NULL || tpos >= tab->numvals))
+			{
+				if (tab)
+					SPI_freetuptable(tab);
+				SPI_cursor_fetch(portal, true, 100);
+				tab = SPI_tuptable;
+				tpos = 0;
+				tgt_done = SPI_processed == 0;
+			}
+			if (src_done && tgt_done)
+				break;
+			if (src)
+				soid = (Oid) strtoul(PQgetvalue(src, 0, COL_OID), NULL, 10);
+			if (!tgt_done)
+			{
+				tup = tab->vals[tpos];
+				desc = tab->tupdesc;
+				toid = (Oid) strtoul(spi_str(tup, desc, COL_OID), NULL, 10);
+			}
+			if (!tgt_done && (src_done || toid < soid))
+			{
+				/* only here: gone from the source */
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				removed = lappend_oid(removed, toid);
+				MemoryContextSwitchTo(old);
+				n_removed++;
+				tpos++;
+				continue;
+			}
+			if (tgt_done || soid < toid)
+			{
+				/* only on the source: new */
+				appendStringInfo(&copy_oids, "%s%u", copy_oids.len > 0 ? "," : "", soid);
+				n_copied++;
+				PQclear(src);
+				src = NULL;
+				continue;
+			}
+			/* on both */
+			if (!str_eq(PQgetvalue(src, 0, COL_DATA), spi_str(tup, desc, COL_DATA)) ||
+				!str_eq(PQgetvalue(src, 0, COL_HASH), spi_str(tup, desc, COL_HASH)))
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				removed = lappend_oid(removed, toid);
+				MemoryContextSwitchTo(old);
+				appendStringInfo(&copy_oids, "%s%u", copy_oids.len > 0 ? "," : "", soid);
+				n_updated++;
+			}
+			else if (!str_eq(getstr(src, COL_OWNER), spi_str(tup, desc, COL_OWNER)) ||
+					 !str_eq(getstr(src, COL_ACL), spi_str(tup, desc, COL_ACL)) ||
+					 !str_eq(getstr(src, COL_COMMENT), spi_str(tup, desc, COL_COMMENT)))
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				fix = lappend(fix, read_meta(src));
+				fix_owner = lappend(fix_owner, spi_str(tup, desc, COL_OWNER));
+				MemoryContextSwitchTo(old);
+				n_updated++;
+			}
+			else
+				n_unchanged++;
+			PQclear(src);
+			src = NULL;
+			tpos++;
+		}
+		MemoryContextSwitchTo(spi_cxt);
+		MemoryContextDelete(row_cxt);
+		if (tab)
+			SPI_freetuptable(tab);
+		SPI_cursor_close(portal);
+
+		/* remove, copy again, fix */
+		prepare_plans(&plans);
+		foreach(lc, removed)
+		{
+			Datum		oid[1] = {ObjectIdGetDatum(lfirst_oid(lc))};
+
+			run_plan(plans.unlink, oid);
+		}
+		if (copy_oids.len > 0)
+		{
+			const char *extra[1];
+			uint64		bytes;
+
+			extra[0] = psprintf("{%s}", copy_oids.data);
+			(void) copy_objects(conn, info->password, roles,
+								"m.oid = ANY($4::pg_catalog.oid[])", 1, extra, &bytes, &w);
+		}
+		forboth(lc, fix, lc2, fix_owner)
+			apply_meta(lfirst(lc), false, lfirst(lc2), &w);
+		SPI_finish();
+
+		report_warnings(m, &w, "large objects");
+		ingest_event(m->id, "INFO", "large objects", NULL,
+					 psprintf("large objects at the stop: " INT64_FORMAT " copied, " INT64_FORMAT " updated, "
+							  INT64_FORMAT " removed, " INT64_FORMAT " unchanged in %ld ms",
+							  n_copied, n_updated, n_removed, n_unchanged,
+							  (long) (TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()))),
+					 NULL);
+		ingest_xact_commit();
+		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
+						  info->password);
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		ingest_disconnect(conn);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * ingest_lo_verify_sql
+ *		The count and the hash of every large object (md5 of the OIDs and
+ *		content hashes in OID order), or the count alone: the same SQL on
+ *		both sides.
+ */
+char *
+ingest_lo_verify_sql(bool hash)
+{
+	if (!hash)
+		return "SELECT count(*), NULL FROM pg_catalog.pg_largeobject_metadata";
+	return psprintf("SELECT count(*), COALESCE(pg_catalog.md5(pg_catalog.string_agg("
+					"m.oid::pg_catalog.text || ':' || %s, ',' ORDER BY m.oid)), '')"
+					" FROM pg_catalog.pg_largeobject_metadata m%s",
+					hash_sql("m.oid", "s.sz"), size_lateral);
+}
+
+/* SQL counting the large objects the current user may not read. */
+static const char *unreadable_sql =
+"SELECT count(*), pg_catalog.string_agg(s.oid::pg_catalog.text || ' (owner ' || s.owner || ')', ', ')"
+" FILTER (WHERE s.n <= 10)"
+" FROM (SELECT m.oid, pg_catalog.pg_get_userbyid(m.lomowner) AS owner,"
+"  pg_catalog.row_number() OVER (ORDER BY m.oid) AS n"
+"  FROM pg_catalog.pg_largeobject_metadata m"
+"  WHERE NOT (pg_catalog.current_setting('lo_compat_privileges')::bool"
+"   OR COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER), false)"
+"   OR pg_catalog.pg_has_role(m.lomowner, 'USAGE')"
+"   OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(m.lomacl) a"
+"    WHERE a.privilege_type = 'SELECT'"
+"    AND CASE WHEN a.grantee = 0 THEN true ELSE pg_catalog.pg_has_role(a.grantee, 'USAGE') END))) s";
+
+/*
+ * ingest_lo_check_source
+ *		ingest.start: refuse a source user that may not read every large
+ *		object of the source (the copy would fail on them).
+ */
+void
+ingest_lo_check_source(PGconn *conn, const char *password)
+{
+	PGresult   *res = ingest_exec(conn, unreadable_sql, PGRES_TUPLES_OK,
+								  "check the large objects", password);
+	int64		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	char	   *some = pstrdup(PQgetvalue(res, 0, 1));
+	char	   *user = pstrdup(PQuser(conn));
+
+	PQclear(res);
+	if (n > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the source user \"%s\" may not read " INT64_FORMAT " large object(s) of the source",
+						user, n),
+				 errdetail("Large objects are copied with the tables; unreadable: %s%s.",
+						   some, n > 10 ? ", ..." : ""),
+				 errhint("GRANT SELECT ON LARGE OBJECT ... TO %s on the source, or connect as their owner or a superuser.",
+						 quote_identifier(user))));
+}
+
+/*
+ * ingest_lo_preflight
+ *		The preflight row large_objects: how many, their size, and whether
+ *		the source user may read them all.
+ */
+void
+ingest_lo_preflight(PGconn *conn, const char *password, const char **status,
+					char **detail, char **hint)
+{
+	PGresult   *res;
+	int64		n;
+	int64		unreadable;
+	char	   *size;
+	char	   *some;
+
+	*hint = NULL;
+	res = ingest_exec(conn, "SELECT count(*), pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size("
+					  "'pg_catalog.pg_largeobject'::pg_catalog.regclass))"
+					  " FROM pg_catalog.pg_largeobject_metadata",
+					  PGRES_TUPLES_OK, "count the large objects", password);
+	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	size = pstrdup(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (n == 0)
+	{
+		*status = "PASS";
+		*detail = pstrdup("the source has no large objects");
+		return;
+	}
+	res = ingest_exec(conn, unreadable_sql, PGRES_TUPLES_OK, "check the large objects", password);
+	unreadable = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	some = pstrdup(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (unreadable > 0)
+	{
+		*status = "FAIL";
+		*detail = psprintf(INT64_FORMAT " large object(s) (pg_largeobject: %s), of which the user may not read " INT64_FORMAT ": %s%s; ingest.start refuses them",
+						   n, size, unreadable, some, unreadable > 10 ? ", ..." : "");
+		*hint = psprintf("GRANT SELECT ON LARGE OBJECT ... TO %s on the source, or connect as their owner or a superuser.",
+						 quote_identifier(PQuser(conn)));
+		return;
+	}
+	*status = "PASS";
+	*detail = psprintf(INT64_FORMAT " large object(s) (pg_largeobject: %s): copied with the tables, and those changed while streaming copied again at the stop",
+					   n, size);
+}
+
+/*
+ * ingest_lo_verify_row
+ *		ingest.verify's row for the large objects, in the caller's source
+ *		transaction (conn) and on this server as the caller: values[1..4]
+ *		and nulls[1..4] as verify.c's columns (NULLs where a side cannot be
+ *		read).  False when neither side has any large object.
+ */
+bool
+ingest_lo_verify_row(PGconn *conn, const char *password, bool hash,
+					 Datum *values, bool *nulls)
+{
+	char	   *sql = ingest_lo_verify_sql(hash);
+	PGresult   *res;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int64		src_count = 0;
+	int64		tgt_count = 0;
+
+	res = ingest_exec(conn, "SAVEPOINT pg_ingest_verify_lo", PGRES_COMMAND_OK,
+					  "verify the large objects", password);
+	PQclear(res);
+	res = ingest_query(conn, sql, -1, NULL);
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		src_count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		values[1] = Int64GetDatum(src_count);
+		if (PQgetisnull(res, 0, 1))
+			nulls[3] = true;
+		else
+			values[3] = CStringGetTextDatum(PQgetvalue(res, 0, 1));
+		PQclear(res);
+		res = ingest_exec(conn, "RELEASE SAVEPOINT pg_ingest_verify_lo", PGRES_COMMAND_OK,
+						  "verify the large objects", password);
+	}
+	else
+	{
+		nulls[1] = nulls[3] = true;
+		src_count = 1;			/* a row says it could not be read */
+		if (PQstatus(conn) == CONNECTION_BAD)
+			ingest_report_result_error(conn, res, ERROR, "verify the large objects", password);
+		PQclear(res);
+		res = ingest_exec(conn, "ROLLBACK TO SAVEPOINT pg_ingest_verify_lo", PGRES_COMMAND_OK,
+						  "verify the large objects", password);
+	}
+	PQclear(res);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the large objects");
+		{
+			char	   *count = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			char	   *h = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			MemoryContext spi = MemoryContextSwitchTo(cxt);
+
+			tgt_count = strtoll(count, NULL, 10);
+			values[2] = Int64GetDatum(tgt_count);
+			if (h)
+				values[4] = CStringGetTextDatum(h);
+			else
+				nulls[4] = true;
+			MemoryContextSwitchTo(spi);
+		}
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		nulls[2] = nulls[4] = true;
+		tgt_count = 1;
+	}
+	PG_END_TRY();
+	return src_count > 0 || tgt_count > 0;
+}
