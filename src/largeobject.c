@@ -63,6 +63,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -125,6 +126,7 @@ typedef struct LoWarnings
 	int			owners;			/* objects left with the migration's owner */
 	int			grantees;		/* objects with grantees left out */
 	List	   *names;			/* those roles, distinct */
+	MemoryContext cxt;			/* where names live */
 } LoWarnings;
 
 /* Plans of the SQL functions that write objects here. */
@@ -164,11 +166,16 @@ hash_sql(const char *oid, const char *size)
 					oid, LO_CHUNK, LO_CHUNK, size, LO_CHUNK);
 }
 
-/* FROM item giving s.sz, the size of large object m.oid (any user who may read it). */
+/*
+ * FROM item giving s.sz, the size of large object m.oid, for any user who
+ * may read it (pg_largeobject itself is for superusers): open, seek to the
+ * end, close.  OFFSET 0 keeps each level a subquery of its own, so that the
+ * close is evaluated after the seek.
+ */
 static const char *size_lateral =
-" CROSS JOIN LATERAL (SELECT z.sz FROM (SELECT f.fd, pg_catalog.lo_lseek64(f.fd, 0, 2) AS sz"
-" FROM (SELECT pg_catalog.lo_open(m.oid, 262144) AS fd) f) z"
-" WHERE pg_catalog.lo_close(z.fd) = 0) s";
+" CROSS JOIN LATERAL (SELECT CASE WHEN pg_catalog.lo_close(z.fd) = 0 THEN z.sz END AS sz"
+" FROM (SELECT f.fd, pg_catalog.lo_lseek64(f.fd, 0, 2) AS sz"
+" FROM (SELECT pg_catalog.lo_open(m.oid, 262144) AS fd OFFSET 0) f OFFSET 0) z) s";
 
 /*
  * The metadata of the large objects that match <where> (on alias m), by
@@ -354,11 +361,15 @@ prepare_plans(LoPlans *p)
 		elog(ERROR, "could not prepare the large object functions");
 }
 
+/* SPI calls end in SPI's procedure context: back to the caller's */
 static void
 run_plan(SPIPlanPtr plan, Datum *vals)
 {
+	MemoryContext cxt = CurrentMemoryContext;
+
 	if (SPI_execute_plan(plan, vals, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not write large object %u", DatumGetObjectId(vals[0]));
+	MemoryContextSwitchTo(cxt);
 }
 
 /* Write len bytes at offset off of object oid (len > 0). */
@@ -380,13 +391,17 @@ put_chunk(LoPlans *p, Oid oid, int64 off, const char *data, int len)
 static void
 exec_utility(const char *sql)
 {
+	MemoryContext cxt = CurrentMemoryContext;
+
 	if (SPI_execute(sql, false, 0) < 0)
 		elog(ERROR, "could not run \"%s\"", sql);
+	MemoryContextSwitchTo(cxt);
 }
 
 static void
 warn_names(LoWarnings *w, const char *names)
 {
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
 	char	   *copy = pstrdup(names);
 	char	   *tok;
 
@@ -398,6 +413,7 @@ warn_names(LoWarnings *w, const char *names)
 		if (list_length(w->names) < 20 && !ingest_string_in(w->names, tok))
 			w->names = lappend(w->names, pstrdup(tok));
 	}
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -435,6 +451,7 @@ apply_meta(LoMeta *lm, bool fresh, const char *current_owner, LoWarnings *w)
 		Datum		vals[1] = {ObjectIdGetDatum(lm->oid)};
 		StringInfoData revoke;
 		uint64		i;
+		MemoryContext cxt = CurrentMemoryContext;
 
 		if (SPI_execute_with_args("SELECT DISTINCT g.rolname::pg_catalog.text"
 								  " FROM pg_catalog.pg_largeobject_metadata m,"
@@ -442,6 +459,7 @@ apply_meta(LoMeta *lm, bool fresh, const char *current_owner, LoWarnings *w)
 								  " JOIN pg_catalog.pg_roles g ON g.oid = a.grantee"
 								  " WHERE m.oid = $1", 1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the privileges of large object %u", lm->oid);
+		MemoryContextSwitchTo(cxt);
 		initStringInfo(&revoke);
 		appendStringInfo(&revoke, "REVOKE ALL ON LARGE OBJECT %u FROM PUBLIC", lm->oid);
 		for (i = 0; i < SPI_processed; i++)
@@ -453,8 +471,7 @@ apply_meta(LoMeta *lm, bool fresh, const char *current_owner, LoWarnings *w)
 	}
 	if (lm->acl)
 	{
-		Datum		arr = DirectFunctionCall3(array_in, CStringGetDatum(lm->acl),
-											  ObjectIdGetDatum(TEXTOID), Int32GetDatum(-1));
+		Datum		arr = OidInputFunctionCall(F_ARRAY_IN, lm->acl, TEXTOID, -1);
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
@@ -688,7 +705,7 @@ ingest_lo_ranges(PGconn *conn, const char *password, int jobs)
 	res = ingest_exec(conn, psprintf("SELECT pg_catalog.min(oid)::pg_catalog.text, count(*)"
 									 " FROM (SELECT oid, pg_catalog.ntile(%d) OVER (ORDER BY oid) AS t"
 									 " FROM pg_catalog.pg_largeobject_metadata) s"
-									 " GROUP BY t ORDER BY 1::pg_catalog.oid", (int) parts),
+									 " GROUP BY t ORDER BY t", (int) parts),
 					  PGRES_TUPLES_OK, "split the large objects", password);
 	for (i = 0; i < PQntuples(res); i++)
 	{
@@ -762,6 +779,7 @@ ingest_lo_copy_range(PGconn *conn, const char *password, IngestMigration *m,
 	uint64		n;
 
 	memset(&w, 0, sizeof(w));
+	w.cxt = CurrentMemoryContext;
 	extra[0] = psprintf(INT64_FORMAT, Max(from, 0));
 	extra[1] = to >= 0 ? psprintf(INT64_FORMAT, to) : NULL;
 	n = copy_objects(conn, password, roles,
@@ -833,6 +851,7 @@ ingest_lo_sync_at_stop(IngestMigration *m, IngestConnInfo *info)
 		MemoryContext row_cxt;
 
 		memset(&w, 0, sizeof(w));
+		w.cxt = CurrentMemoryContext;
 		initStringInfo(&copy_oids);
 		res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 						  PGRES_COMMAND_OK, "begin a transaction", info->password);
@@ -882,6 +901,7 @@ ingest_lo_sync_at_stop(IngestMigration *m, IngestConnInfo *info)
 				if (tab)
 					SPI_freetuptable(tab);
 				SPI_cursor_fetch(portal, true, 100);
+				MemoryContextSwitchTo(row_cxt);
 				tab = SPI_tuptable;
 				tpos = 0;
 				tgt_done = SPI_processed == 0;
