@@ -1068,6 +1068,32 @@ ingest_lo_check_source(PGconn *conn, const char *password)
 }
 
 /*
+ * ingest_lo_check_target
+ *		ingest.start of a migration that copies: this database must have no
+ *		large object.  The copy makes the source's with their OIDs, and the
+ *		stop unlinks those the source does not have.
+ */
+void
+ingest_lo_check_target(void)
+{
+	int64		n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not count the large objects");
+	n = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
+	SPI_finish();
+	if (n > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database already has " INT64_FORMAT " large object(s)", n),
+				 errdetail("A migration copies the source's large objects with their OIDs, and at its stop unlinks those the source does not have."),
+				 errhint("Unlink them (SELECT lo_unlink(oid) FROM pg_largeobject_metadata) or migrate into another database."),
+				 errhidestmt(true)));
+}
+
+/*
  * ingest_lo_preflight
  *		The preflight row large_objects: how many, their size, and whether
  *		the source user may read them all.

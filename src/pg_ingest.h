@@ -304,6 +304,7 @@ extern char *ingest_lo_verify_sql(bool hash);
 extern bool ingest_lo_verify_row(struct pg_conn *conn, const char *password,
 								 bool hash, Datum *values, bool *nulls);
 extern void ingest_lo_check_source(struct pg_conn *conn, const char *password);
+extern void ingest_lo_check_target(void);
 extern void ingest_lo_preflight(struct pg_conn *conn, const char *password,
 								const char **status, char **detail, char **hint);
 

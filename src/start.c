@@ -20,7 +20,8 @@
  * What the migration will not carry (those tables' later changes, user
  * rows of extension configuration tables) is recorded as one WARNING event
  * per object, kind 'not carried'.  A source user that may not read every
- * large object is refused (they are copied, largeobject.c).  The function connects to
+ * large object is refused (they are copied, largeobject.c), and so is a
+ * migration that copies into a database that has large objects already.  The function connects to
  * the source for all that and returns at once; the coordinator does the
  * rest.
  *
@@ -555,6 +556,9 @@ ingest_start(PG_FUNCTION_ARGS)
 								  strcmp(existing_rows, "truncate") == 0,
 								  strcmp(mode, "full-load") == 0 ? ACL_INSERT :
 								  ACL_INSERT | ACL_UPDATE | ACL_DELETE);
+	/* the copy makes the source's large objects here, with their OIDs */
+	if (strcmp(mode, "cdc") != 0)
+		ingest_lo_check_target();
 
 	/* record it */
 	{

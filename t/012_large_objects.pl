@@ -145,13 +145,23 @@ is($target->safe_psql('lo',
 		"SELECT status FROM ingest.verify('lo', 'hash') WHERE table_name = 'large objects'"),
 	'MISMATCH', 'ingest.verify sees a changed byte');
 
-# --- full load only ----------------------------------------------------------
-create_db($target, 'lofull');
+# --- full load only, by an owner that is not a superuser ---------------------
+# it may give objects to lo_owner (a member), not to the others: it keeps those
+$target->safe_psql('postgres', 'CREATE ROLE mig LOGIN IN ROLE ingest_admin, lo_owner');
+create_db($target, 'lofull', 'mig');
 $target->safe_psql('lofull', 'CREATE EXTENSION pg_ingest');
-$target->safe_psql('lofull',
-	"SELECT ingest.start('$conn', name => 'lofull', mode => 'full-load', table_jobs => 1)");
+my ($ret, $out, $err) = $target->psql('lofull',
+	"SELECT ingest.start('$conn', name => 'lofull', mode => 'full-load', table_jobs => 1)",
+	extra_params => [ '-U', 'mig' ]);
+is($ret, 0, 'a full load is started by an owner that is not a superuser') or diag($err);
 ok(wait_phase($target, 'lofull', 'lofull', 'completed'), 'the full load completes');
-same_objects('lofull', 'a full load alone copies every large object');
+my $data = q{SELECT string_agg(format('%s|%s|%s', m.oid, obj_description(m.oid, 'pg_largeobject'),
+	md5(lo_get(m.oid))), E'\n' ORDER BY m.oid) FROM pg_largeobject_metadata m};
+is($target->safe_psql('lofull', $data), $source->safe_psql('app', $data),
+	'a full load alone copies every large object: OIDs, comments, data');
+is($target->safe_psql('lofull',
+		"SELECT string_agg(o || ' ' || n, ',' ORDER BY o) FROM (SELECT pg_get_userbyid(lomowner) o, count(*) n FROM pg_largeobject_metadata GROUP BY 1) s"),
+	'lo_owner 1,mig 205', 'owners it may give objects to are kept; it keeps the others');
 is($target->safe_psql('lofull',
 		"SELECT status FROM ingest.verify('lofull', 'hash') WHERE table_name = 'large objects'"),
 	'MATCH', 'ingest.verify agrees');
@@ -164,11 +174,19 @@ like($target->safe_psql('postgres',
 	'preflight fails on a large object the user may not read');
 create_db($target, 'refused');
 $target->safe_psql('refused', 'CREATE EXTENSION pg_ingest');
-my ($ret, $out, $err) = $target->psql('refused',
+($ret, $out, $err) = $target->psql('refused',
 	"SELECT ingest.start('$conn', name => 'refused', mode => 'full-load')");
 like($err, qr/the source user "migrator" may not read 1 large object\(s\) of the source/,
 	'ingest.start refuses it, naming why');
 is($target->safe_psql('refused', 'SELECT count(*) FROM ingest.migration'), '0',
 	'and records nothing');
+
+# --- a target database that has large objects is refused ----------------------
+$source->safe_psql('app', 'GRANT SELECT ON LARGE OBJECT 100020 TO migrator');
+$target->safe_psql('refused', "SELECT lo_from_bytea(100020, 'mine')");
+($ret, $out, $err) = $target->psql('refused',
+	"SELECT ingest.start('$conn', name => 'refused', mode => 'full-load')");
+like($err, qr/this database already has 1 large object\(s\)/,
+	'ingest.start refuses a target database that has large objects');
 
 done_testing();
