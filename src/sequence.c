@@ -41,6 +41,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "storage/ipc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -115,16 +116,14 @@ load_scope(IngestFilters *filters, IngestConnInfo *info)
 }
 
 /*
- * One round: the source's values in one query (names passed as a
- * parameter), then one setval statement here.  Returns how many sequences
+ * One round: the source's values in one query (the names quoted), then one
+ * setval statement here.  Returns how many sequences
  * were moved.
  */
 static int
 sync_round(IngestMigration *m, IngestConnInfo *info, IngestFilters *filters)
 {
-	Datum	   *names;
-	ArrayType  *arr;
-	const char *param;
+	StringInfoData names;
 	PGresult   *res;
 	bool		timed_out = false;
 	ListCell   *lc;
@@ -149,19 +148,19 @@ sync_round(IngestMigration *m, IngestConnInfo *info, IngestFilters *filters)
 	if (scope == NIL)
 		return 0;
 
-	names = palloc(sizeof(Datum) * list_length(scope));
+	initStringInfo(&names);
 	foreach(lc, scope)
 	{
 		SyncedSequence *s = lfirst(lc);
 
-		names[n++] = CStringGetTextDatum(ingest_qualified(s->nspname, s->relname));
+		appendStringInfo(&names, "%s%s", n > 0 ? ", " : "",
+						 quote_literal_cstr(ingest_qualified(s->nspname, s->relname)));
+		n++;
 	}
-	arr = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
-	param = DatumGetCString(DirectFunctionCall1(array_out, PointerGetDatum(arr)));
 	res = ingest_query(seq_conn,
 					   psprintf("SELECT u.i, pg_catalog.pg_sequence_last_value(pg_catalog.to_regclass(u.n))"
-								" FROM pg_catalog.unnest(%s::pg_catalog.text[]) WITH ORDINALITY AS u(n, i)",
-								quote_literal_cstr(param)),
+								" FROM pg_catalog.unnest(ARRAY[%s]::pg_catalog.text[]) WITH ORDINALITY AS u(n, i)",
+								names.data),
 					   ROUND_TIMEOUT_MS, &timed_out);
 	if (timed_out)
 		ereport(ERROR,
@@ -237,9 +236,9 @@ sync_round(IngestMigration *m, IngestConnInfo *info, IngestFilters *filters)
 		 * never called here (pg_sequence_last_value is NULL) is behind.
 		 */
 		if (SPI_execute_with_args("SELECT pg_catalog.setval(v.id, v.val, true)"
-								  " FROM pg_catalog.unnest($1, $2) AS v(id, val)"
+								  " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS v(id, val)"
 								  " JOIN pg_catalog.pg_sequence s ON s.seqrelid = v.id"
-								  " WHERE pg_catalog.COALESCE(CASE WHEN s.seqincrement > 0"
+								  " WHERE COALESCE(CASE WHEN s.seqincrement > 0"
 								  "  THEN pg_catalog.pg_sequence_last_value(v.id) < v.val"
 								  "  ELSE pg_catalog.pg_sequence_last_value(v.id) > v.val END, true)",
 								  2, types, args, NULL, false, 0) != SPI_OK_SELECT)
