@@ -8,7 +8,8 @@
  * built: keys are looked up through them) and reads the spool, whole
  * transactions only.  Each change goes through the executor as native
  * logical replication does (ExecSimpleRelationInsert/Update/Delete, rows
- * found with RelationFindReplTupleByIndex or ...Seq), with
+ * found with RelationFindReplTupleByIndex or ...Seq, which replident.c
+ * extends to types without an equality operator), with
  * session_replication_role = replica: the target's triggers and foreign
  * keys do not fire.  Values are converted with the target columns' input
  * functions; generated columns are left for the target to compute; a
@@ -58,8 +59,9 @@
  * and lc_monetary the source sessions write them in (conn.c).
  *
  * A change that cannot be applied fails the migration: last_error, the
- * event and the server log say which table, which LSN and which values.  Nothing is skipped;
- * ingest.resume() starts again from the same change.
+ * event and the server log say which table, which LSN and which values.  Nothing is skipped
+ * (but the changes of a materialized view, refreshed at the stop instead:
+ * matview.c); ingest.resume() starts again from the same change.
  *
  * With wal2json before 2.6, NaN and Infinity in numeric, real and double
  * precision columns arrive as JSON null, like a NULL; for such a column the
@@ -110,6 +112,7 @@
 
 #include "conn.h"
 #include "pg_ingest.h"
+#include "replident.h"
 #include "source.h"
 #include "spool.h"
 #include "target.h"
@@ -313,7 +316,8 @@ lookup_rel(const char *nspname, const char *relname)
 		sr.relname = (char *) relname;
 		sr.relkind = 'r';
 		ingest_apply_filters(list_make1(&sr), filters);
-		if (!sr.in_scope)
+		/* a materialized view: refreshed at the stop (matview.c) */
+		if (!sr.in_scope || ingest_matview_skip(m->id, nspname, relname))
 		{
 			r->skip = true;
 			r->valid = true;
@@ -691,7 +695,8 @@ find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
 	*found = table_slot_create(searchrel, &st->estate->es_tupleTable);
 	if (OidIsValid(keyidx))
 		return RelationFindReplTupleByIndex(searchrel, keyidx, LockTupleExclusive, key, *found);
-	return RelationFindReplTupleSeq(searchrel, LockTupleExclusive, key, *found);
+	/* images for types without equality (replident.c) */
+	return ingest_find_repl_tuple_seq(searchrel, LockTupleExclusive, key, *found);
 }
 
 /*

@@ -1313,7 +1313,8 @@ sample_apply_rate(void)
 /*
  * At the stop: sequences from the source's current values (plus
  * pg_ingest.sequence_margin), the large objects created, changed or
- * removed since the snapshot (largeobject.c), the slot dropped (unless
+ * removed since the snapshot (largeobject.c), materialized views
+ * refreshed (matview.c), the slot dropped (unless
  * pg_ingest.drop_slot_at_stop is off), the spool and origin with it.
  */
 static void
@@ -1360,6 +1361,7 @@ finish_stream(void)
 	(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
 	/* large objects are not decoded: those changed since the snapshot */
 	ingest_lo_sync_at_stop(m, info);
+	ingest_refresh_matviews(m, info, filters);
 
 	if (ingest_drop_slot_at_stop)
 	{
@@ -1402,7 +1404,7 @@ record_stop_request(void)
  * phase_streaming
  *		catching_up, streaming, stopping, paused: the receiver and the
  *		applier run; the coordinator watches for caught-up, the stop, a
- *		pause or a failure.
+ *		pause or a failure, and keeps the sequences current (sequence.c).
  */
 static void
 phase_streaming(void)
@@ -1432,6 +1434,7 @@ phase_streaming(void)
 		}
 		ensure_receiver();
 		ensure_single(&applier);
+		ingest_sequence_sync(m, info, filters, phase);
 
 		if (strcmp(phase, "catching_up") == 0 && caught_up())
 		{

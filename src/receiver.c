@@ -34,8 +34,10 @@
  * wal2json leaves out, with only a WARNING sent to the client as a notice,
  * an UPDATE or DELETE on a table that has neither a key nor a replica
  * identity (and a change with no tuple data).  The stream connection's
- * notices come here (never raw into the server log): such a change fails
- * the migration, naming the table, unless the migration was started with
+ * notices come here (never raw into the server log; the same notice again
+ * at once is kept once): such a change fails the migration, naming the
+ * table, unless the table is a materialized view here (the DELETEs of a
+ * REFRESH ... CONCURRENTLY, see matview.c), or the migration was started with
  * untracked_tables = 'copy_only', in which case the table gets one WARNING
  * event (its later changes are not carried).  Other notices of the source
  * are logged at LOG.  libpq hands a notice over while reading the message
@@ -140,6 +142,10 @@ stream_notice(void *arg, const PGresult *res)
 	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 
 	if (message == NULL)
+		return;
+	/* one per row a statement changed: the same notice again adds nothing */
+	if (n_notices > 0 &&
+		strncmp(notices[n_notices - 1].message, message, sizeof(notices[0].message) - 1) == 0)
 		return;
 	if (n_notices >= MAX_NOTICES)
 	{
@@ -276,6 +282,9 @@ handle_notices(void)
 					 errhidestmt(true)));
 			continue;
 		}
+		/* a REFRESH ... CONCURRENTLY's DELETEs: refreshed at the stop */
+		if (ingest_matview_notice(m->id, table))
+			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{
 			MemoryContext old;
