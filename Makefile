@@ -18,6 +18,7 @@ OBJS = \
 	src/index.o \
 	src/preflight.o \
 	src/receiver.o \
+	src/resync.o \
 	src/schema.o \
 	src/source.o \
 	src/spool.o \

@@ -37,7 +37,8 @@
  * notices come here (never raw into the server log): such a change fails
  * the migration, naming the table, unless the migration was started with
  * untracked_tables = 'copy_only', in which case the table gets one WARNING
- * event (its later changes are not carried).  Other notices of the source
+ * event (its later changes are not carried), or the table is one that
+ * resync => 'at_cutover' copies again at the stop (resync.c: skipped).  Other notices of the source
  * are logged at LOG.  libpq hands a notice over while reading the message
  * that follows it, so the notices are handled as soon as a read returns and
  * before its message is spooled: the failing change's transaction is never
@@ -72,6 +73,7 @@
 #include "pg_ingest.h"
 #include "source.h"
 #include "receiver.h"
+#include "resync.h"
 #include "spool.h"
 #include "wal2json.h"
 
@@ -276,6 +278,9 @@ handle_notices(void)
 					 errhidestmt(true)));
 			continue;
 		}
+		/* resync => 'at_cutover': the table is copied again at the stop */
+		if (ingest_resync_covers_w2j(m->id, table))
+			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{
 			MemoryContext old;
