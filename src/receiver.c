@@ -38,11 +38,12 @@
  * the migration, naming the table, unless the migration was started with
  * untracked_tables = 'copy_only', in which case the table gets one WARNING
  * event (its later changes are not carried), or the table is one that
- * resync => 'at_cutover' copies again at the stop (resync.c: skipped).  Other notices of the source
- * are logged at LOG.  libpq hands a notice over while reading the message
- * that follows it, so the notices are handled as soon as a read returns and
- * before its message is spooled: the failing change's transaction is never
- * spooled whole (nor applied), and every resume meets the change again.
+ * resync => 'at_cutover' copies again at the stop (resync.c: skipped).
+ * Other notices of the source are logged at LOG.  libpq hands a notice
+ * over while reading the message that follows it, so the notices are
+ * handled as soon as a read returns and before its message is spooled:
+ * the failing change's transaction is never spooled whole (nor applied),
+ * and every resume meets the change again.
  *
  * Locking: the receiver is the only writer of the receiver fields of its
  * migration slot: the atomics, and receiver_connected, last_contact,
@@ -279,7 +280,7 @@ handle_notices(void)
 			continue;
 		}
 		/* resync => 'at_cutover': the table is copied again at the stop */
-		if (ingest_resync_covers_w2j(m->id, table))
+		if (ingest_resync_covers_w2j(m, table))
 			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{

@@ -156,48 +156,42 @@ ingest_resync_record(IngestMigration *m, List *rels)
 /*
  * ingest_resync_covers_w2j
  *		Whether a table, named as wal2json names it in its notices
- *		("nsp"."rel", unescaped), is copied again at the stop.  The set is
- *		read once per process (and once more before saying no).
+ *		("nsp"."rel", unescaped), is one the migration copies again at the
+ *		stop.  The set, recorded before the stream starts, is read once per
+ *		process.
  */
 bool
-ingest_resync_covers_w2j(int32 migration_id, const char *table)
+ingest_resync_covers_w2j(IngestMigration *m, const char *table)
 {
-	int			pass;
-
-	for (pass = 0; pass < 2; pass++)
+	if (strcmp(m->resync, "at_cutover") != 0)
+		return false;
+	if (!w2j_loaded)
 	{
-		if (!w2j_loaded || pass == 1)
-		{
-			bool		xact = !IsTransactionState();
-			Oid			types[1] = {INT4OID};
-			Datum		vals[1] = {Int32GetDatum(migration_id)};
-			SPITupleTable *tab;
-			MemoryContext old;
-			uint64		i;
+		bool		xact = !IsTransactionState();
+		Oid			types[1] = {INT4OID};
+		Datum		vals[1] = {Int32GetDatum(m->id)};
+		SPITupleTable *tab;
+		MemoryContext old;
+		uint64		i;
 
-			if (xact)
-				ingest_xact_start();
-			ingest_catalog_begin();
-			tab = ingest_catalog_query("SELECT nspname, relname FROM ingest.resync_table"
-									   " WHERE migration_id = $1",
-									   1, types, vals, NULL);
-			old = MemoryContextSwitchTo(TopMemoryContext);
-			list_free_deep(w2j_names);
-			w2j_names = NIL;
-			for (i = 0; i < SPI_processed; i++)
-				w2j_names = lappend(w2j_names,
-									psprintf("\"%s\".\"%s\"", ingest_getstr(tab, i, 1),
-											 ingest_getstr(tab, i, 2)));
-			MemoryContextSwitchTo(old);
-			ingest_catalog_end();
-			if (xact)
-				ingest_xact_commit();
-			w2j_loaded = true;
-		}
-		if (ingest_string_in(w2j_names, table))
-			return true;
+		if (xact)
+			ingest_xact_start();
+		ingest_catalog_begin();
+		tab = ingest_catalog_query("SELECT nspname, relname FROM ingest.resync_table"
+								   " WHERE migration_id = $1",
+								   1, types, vals, NULL);
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		for (i = 0; i < SPI_processed; i++)
+			w2j_names = lappend(w2j_names,
+								psprintf("\"%s\".\"%s\"", ingest_getstr(tab, i, 1),
+										 ingest_getstr(tab, i, 2)));
+		MemoryContextSwitchTo(old);
+		ingest_catalog_end();
+		if (xact)
+			ingest_xact_commit();
+		w2j_loaded = true;
 	}
-	return false;
+	return ingest_string_in(w2j_names, table);
 }
 
 /* The tables to copy again; NIL if there are none or the resync is done. */

@@ -13,7 +13,7 @@
 #include "pg_ingest.h"
 
 extern void ingest_resync_record(IngestMigration *m, List *rels);
-extern bool ingest_resync_covers_w2j(int32 migration_id, const char *table);
+extern bool ingest_resync_covers_w2j(IngestMigration *m, const char *table);
 extern void ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info);
 
 #endif							/* PG_INGEST_RESYNC_H */
