@@ -10,7 +10,10 @@
 # - the owner having lost INSERT on one of them, the stop fails the
 #   migration, naming the table;
 # - a coordinator killed in the middle of the resync (held on a lock)
-#   resumes, and the tables end identical.
+#   resumes, and the tables end identical;
+# - no-key leaves of a source partitioned table whose rows go to one plain
+#   table here (schema 'existing') are refused, naming them: emptying that
+#   table would lose the other leaves' rows.
 
 use strict;
 use warnings;
@@ -27,6 +30,7 @@ use IngestTest;
 my $source = new_source('source');
 my $target = new_target('target',
 	restart_after_crash     => 'on',
+	'pg_ingest.max_retries' => 1,
 	'pg_ingest.retry_delay' => "'200ms'");
 my $conn = source_connstr($source);
 my @resync = qw(nokey ulog ulog_child parted_1 parted_2);
@@ -192,5 +196,21 @@ same_content($source, 'app', $target, 'crash', \@tables,
 is($target->safe_psql('crash',
 		"SELECT count(*) FROM ingest.events WHERE name = 'crash' AND kind = 'resync' AND message LIKE 'copied%'"),
 	'1', 'the resync committed once');
+
+# --- leaves sharing one target table: refused --------------------------
+create_db($target, 'mapped');
+$target->safe_psql('mapped', q{
+	CREATE EXTENSION pg_ingest;
+	CREATE TABLE parted (k int, v text);
+});
+$target->safe_psql('mapped',
+	"SELECT ingest.start('$conn', name => 'mapped', schema => 'existing', resync => 'at_cutover',"
+	  . " include_tables => '{public.parted_1, public.parted_2}')");
+ok(wait_phase($target, 'mapped', 'mapped', 'failed'),
+	'resync of leaves that share a target table fails the migration');
+like( $target->safe_psql('mapped', "SELECT last_error FROM ingest.migration WHERE name = 'mapped'"),
+	qr/table public\.parted_1 cannot be copied again at the stop: its rows go to table public\.parted with those of other partitions/,
+	'naming the leaf and the table');
+is($target->safe_psql('mapped', 'SELECT count(*) FROM parted'), '0', 'nothing is copied');
 
 done_testing();
