@@ -19,6 +19,7 @@ OBJS = \
 	src/largeobject.o \
 	src/preflight.o \
 	src/receiver.o \
+	src/resync.o \
 	src/schema.o \
 	src/source.o \
 	src/spool.o \

@@ -46,7 +46,9 @@
  * pg_ingest.apply_batch_delay.  Transactions the origin has passed are
  * skipped.  A change to a table is applied only if its transaction
  * committed at or after the LSN of the snapshot the table was copied under
- * (its sync LSN): earlier ones are in the copy.
+ * (its sync LSN): earlier ones are in the copy.  No change to a table
+ * that resync => 'at_cutover' copies again at the stop (resync.c) is
+ * applied.
  *
  * Memory is bounded whatever the size of a source transaction: changes are
  * applied as they are read, each in a context reset afterwards.  Spool
@@ -139,6 +141,7 @@ typedef struct ApplyRel
 	bool		valid;			/* cleared by relcache invalidation */
 	bool		skip;			/* left out by the migration's filters */
 	bool		known;			/* in the migration */
+	bool		resync;			/* copied again at the stop (resync.c) */
 	bool		has_root;		/* a leaf partition on the source */
 	NameData	root_nsp;		/* its partition root there */
 	NameData	root_rel;
@@ -237,7 +240,9 @@ load_tables(void)
 
 	ingest_catalog_begin();
 	tab = ingest_catalog_query("SELECT nspname, relname, max(sync_lsn)::text,"
-							   " max(root_nspname), max(root_relname)"
+							   " max(root_nspname), max(root_relname),"
+							   " (nspname, relname) IN (SELECT nspname, relname"
+							   "  FROM ingest.resync_table WHERE migration_id = $1)"
 							   " FROM ingest.copy_item WHERE migration_id = $1"
 							   " GROUP BY 1, 2", 1, types, vals, NULL);
 	for (i = 0; i < SPI_processed; i++)
@@ -256,6 +261,7 @@ load_tables(void)
 			memset(((char *) r) + sizeof(ApplyRelKey), 0, sizeof(ApplyRel) - sizeof(ApplyRelKey));
 		}
 		r->known = true;
+		r->resync = ingest_getbool(tab, i, 6);
 		r->has_root = ingest_getstr(tab, i, 5) != NULL;
 		if (r->has_root)
 		{
@@ -921,6 +927,9 @@ apply_change(W2JChange *c)
 	}
 	/* a change the table's copy already has */
 	if (src.final_lsn < r->sync_lsn)
+		return;
+	/* resync => 'at_cutover': the table is copied again at the stop */
+	if (r->resync)
 		return;
 
 	/*

@@ -72,6 +72,7 @@
 #include "conn.h"
 #include "pg_ingest.h"
 #include "receiver.h"
+#include "resync.h"
 #include "schema.h"
 #include "source.h"
 #include "target.h"
@@ -639,6 +640,7 @@ phase_starting_cdc(void)
 							6, types, vals, nulls);
 	}
 	ingest_catalog_end();
+	ingest_resync_record(m, rels);
 	ingest_event(m->id, "INFO", "start", NULL,
 				 psprintf("mode cdc: %d tables taken as they are on the target, changes from %X/%X on",
 						  id, LSN_FORMAT_ARGS(m->slot_lsn)),
@@ -754,6 +756,7 @@ phase_starting(void)
 	ingest_xact_start();
 	store_copy_items(rels, block_size);
 	ingest_lo_store_items(m->id, lo_ranges);
+	ingest_resync_record(m, rels);
 	ingest_store_schema_items(m->id, items);
 	ingest_set_phase(m, "schema", "starting");
 	ingest_xact_commit();
@@ -1311,7 +1314,8 @@ sample_apply_rate(void)
 }
 
 /*
- * At the stop: sequences from the source's current values (plus
+ * At the stop: the tables of resync => 'at_cutover' copied again
+ * (resync.c), sequences from the source's current values (plus
  * pg_ingest.sequence_margin), the large objects created, changed or
  * removed since the snapshot (largeobject.c), materialized views
  * refreshed (matview.c), the slot dropped (unless
@@ -1343,6 +1347,9 @@ finish_stream(void)
 										   2, types, vals, NULL);
 					   ingest_catalog_end());
 	}
+
+	/* resync => 'at_cutover': tables decoding cannot follow, copied again */
+	ingest_resync_at_stop(m, info);
 
 	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 								   psprintf("pg_ingest %s coordinator", m->name));

@@ -69,6 +69,7 @@
 #include "utils/varlena.h"
 
 #include "conn.h"
+#include "copy.h"
 #include "pg_ingest.h"
 #include "schema.h"
 #include "source.h"
@@ -109,6 +110,8 @@ static IngestMigrationSlot *my_migration = NULL;
 /* State of the data callback, for the COPY in progress. */
 static struct
 {
+	PGconn	   *conn;			/* the source connection it reads */
+	const char *password;		/* to scrub from its errors */
 	char	   *buf;			/* CopyData message being handed over */
 	int			len;
 	int			pos;
@@ -186,7 +189,7 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 		if (stream.eof)
 			break;
 
-		len = ingest_get_copy_data(source, &stream.buf, copied >= minread ? 0 : -1);
+		len = ingest_get_copy_data(stream.conn, &stream.buf, copied >= minread ? 0 : -1);
 		if (len > 0)
 		{
 			stream.len = len;
@@ -199,14 +202,14 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 			break;
 		if (len == -1)
 		{
-			PGresult   *res = PQgetResult(source);
+			PGresult   *res = PQgetResult(stream.conn);
 
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			{
 				PG_TRY();
 				{
-					ingest_report_result_error(source, res, ERROR, "read the table",
-											   conninfo->password);
+					ingest_report_result_error(stream.conn, res, ERROR, "read the table",
+											   stream.password);
 				}
 				PG_FINALLY();
 				{
@@ -221,7 +224,7 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("lost the source while reading the table: %s",
-						ingest_scrub(ingest_conn_error(source), conninfo->password))));
+						ingest_scrub(ingest_conn_error(stream.conn), stream.password))));
 	}
 
 	pg_atomic_write_u64(&MyIngestWorker->bytes, stream.bytes);
@@ -346,6 +349,100 @@ migration_maps_leaves(int32 migration_id)
 }
 
 /*
+ * ingest_copy_table
+ *		Copy the rows of source table nspname.relname (the quoted column
+ *		list columns; with where, only the rows it selects) into rel, which
+ *		the caller has opened and locked, through COPY ... TO STDOUT on conn
+ *		(in whatever transaction and snapshot conn is) and the server's COPY
+ *		FROM.  Binary format when every column's type allows it.  Returns
+ *		the number of rows; *binary_out says which format was used and
+ *		*bytes_out how many bytes the source sent.  The copy worker and the
+ *		resync at the stop (resync.c) use it.
+ */
+uint64
+ingest_copy_table(PGconn *conn, const char *password, Relation rel,
+				  const char *nspname, const char *relname, const char *columns,
+				  const char *where, bool freeze, bool *binary_out,
+				  uint64 *bytes_out)
+{
+	List	   *attnames = column_names(columns);
+	char	   *qualified = ingest_qualified(nspname, relname);
+	bool		binary = true;
+	ListCell   *lc;
+	ParseState *pstate;
+	CopyFromState cstate;
+	List	   *options = NIL;
+	StringInfoData sql;
+	PGresult   *res;
+	uint64		rows;
+
+	foreach(lc, attnames)
+	{
+		AttrNumber	attnum = attnameAttNum(rel, strVal(lfirst(lc)), false);
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of the source table %s does not exist in %s",
+							strVal(lfirst(lc)), qualified,
+							ingest_relid_name(RelationGetRelid(rel)))));
+		if (!binary_safe(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid))
+			binary = false;
+	}
+
+	/* the source side */
+	initStringInfo(&sql);
+	if (where == NULL)
+		appendStringInfo(&sql, "COPY %s%s%s%s TO STDOUT", qualified,
+						 *columns ? " (" : "", columns, *columns ? ")" : "");
+	else
+		appendStringInfo(&sql, "COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT",
+						 columns, qualified, where);
+	if (binary)
+		appendStringInfoString(&sql, " (FORMAT binary)");
+	res = ingest_exec(conn, sql.data, PGRES_COPY_OUT,
+					  psprintf("read table %s", qualified), password);
+	PQclear(res);
+
+	/* the target side */
+	memset(&stream, 0, sizeof(stream));
+	stream.conn = conn;
+	stream.password = password;
+	if (binary)
+		options = lappend(options, makeDefElem("format", (Node *) makeString("binary"), -1));
+	if (freeze)
+		options = lappend(options, makeDefElem("freeze", (Node *) makeString("true"), -1));
+	pstate = make_parsestate(NULL);
+	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL,
+										 false, false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_read_cb,
+						   attnames, options);
+	rows = CopyFrom(cstate);
+	EndCopyFrom(cstate);
+	PopActiveSnapshot();
+
+	/* the source must have ended its COPY cleanly */
+	if (!stream.eof)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("the COPY of %s ended before the source finished sending", qualified)));
+	if (stream.buf)
+		PQfreemem(stream.buf);
+	stream.buf = NULL;
+
+	/*
+	 * The ReadyForQuery after the COPY's result (sent with it): the
+	 * connection is then ready for the next item, in the same transaction.
+	 */
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	*binary_out = binary;
+	*bytes_out = stream.bytes;
+	return rows;
+}
+
+/*
  * copy_item
  *		Copy one item into its table.  Runs in the item's transaction.
  *		Returns the number of rows; *format_out says which format was used.
@@ -355,19 +452,14 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 {
 	Oid			relid;
 	Relation	rel;
-	List	   *attnames = column_names(it->columns);
-	bool		binary = true;
+	bool		binary;
 	bool		truncate = it->freeze && it->page_from < 0;
 	bool		freeze;
 	bool		mapped;
 	char		relkind;
-	ListCell   *lc;
-	ParseState *pstate;
-	CopyFromState cstate;
-	List	   *options = NIL;
-	StringInfoData sql;
-	PGresult   *res;
+	char	   *where;
 	uint64		rows;
+	uint64		bytes;
 	char	   *qualified = ingest_qualified(it->nspname, it->relname);
 	char	   *target;
 
@@ -424,66 +516,21 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 		SPI_finish();
 	}
 
-	rel = table_open(relid, NoLock);
-	foreach(lc, attnames)
-	{
-		AttrNumber	attnum = attnameAttNum(rel, strVal(lfirst(lc)), false);
-
-		if (attnum == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of the source table %s does not exist in %s",
-							strVal(lfirst(lc)), qualified, target)));
-		if (!binary_safe(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid))
-			binary = false;
-	}
-
 	/* the source side */
 	ensure_source(m->name, it->snapshot_name);
-	initStringInfo(&sql);
-	if (it->page_from < 0)
-		appendStringInfo(&sql, "COPY %s%s%s%s TO STDOUT", qualified,
-						 *it->columns ? " (" : "", it->columns, *it->columns ? ")" : "");
-	else
+	where = NULL;
+	if (it->page_from >= 0)
 	{
-		appendStringInfo(&sql, "COPY (SELECT %s FROM ONLY %s WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid",
-						 it->columns, qualified, it->page_from);
+		where = psprintf("ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid", it->page_from);
 		if (it->page_to >= 0)
-			appendStringInfo(&sql, " AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid", it->page_to);
-		appendStringInfoString(&sql, ") TO STDOUT");
+			where = psprintf("%s AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid",
+							 where, it->page_to);
 	}
-	if (binary)
-		appendStringInfoString(&sql, " (FORMAT binary)");
-	res = ingest_exec(source, sql.data, PGRES_COPY_OUT,
-					  psprintf("read table %s", qualified), conninfo->password);
-	PQclear(res);
-
-	/* the target side */
-	memset(&stream, 0, sizeof(stream));
-	if (binary)
-		options = lappend(options, makeDefElem("format", (Node *) makeString("binary"), -1));
-	if (freeze)
-		options = lappend(options, makeDefElem("freeze", (Node *) makeString("true"), -1));
-	pstate = make_parsestate(NULL);
-	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL,
-										 false, false);
-	PushActiveSnapshot(GetTransactionSnapshot());
-	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_read_cb,
-						   attnames, options);
-	rows = CopyFrom(cstate);
-	EndCopyFrom(cstate);
-	PopActiveSnapshot();
+	rel = table_open(relid, NoLock);
+	rows = ingest_copy_table(source, conninfo->password, rel, it->nspname,
+							 it->relname, it->columns, where, freeze, &binary, &bytes);
 	table_close(rel, NoLock);
-
-	/* the source must have ended its COPY cleanly */
-	if (!stream.eof)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("the COPY of %s ended before the source finished sending", qualified)));
-	if (stream.buf)
-		PQfreemem(stream.buf);
-	stream.buf = NULL;
-	pg_atomic_fetch_add_u64(&my_migration->bytes_received, stream.bytes);
+	pg_atomic_fetch_add_u64(&my_migration->bytes_received, bytes);
 	*format_out = binary ? "binary" : "text";
 	return rows;
 }

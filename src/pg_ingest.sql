@@ -155,6 +155,22 @@ CREATE TABLE @extschema@.events (
 CREATE INDEX events_migration ON @extschema@.events (migration_id, id);
 COMMENT ON TABLE @extschema@.events IS 'what happened to each migration: phase changes, failed schema statements, retries and failures';
 
+-- resync => 'at_cutover' (resync.c): tables whose changes cannot be decoded
+-- (unlogged, or neither a key nor a replica identity).  Their changes are
+-- skipped while streaming; at the stop they are all copied again, in one
+-- snapshot of the source and one transaction here.
+CREATE TABLE @extschema@.resync_table (
+	migration_id int NOT NULL REFERENCES @extschema@.migration ON DELETE CASCADE,
+	nspname text NOT NULL,			-- source table, as in copy_item
+	relname text NOT NULL,
+	reason text NOT NULL,			-- unlogged, no identity
+	rows_done bigint,				-- copied at the stop
+	bytes_done bigint,
+	resynced_at timestamptz,		-- when; set by the transaction that copied them all
+	PRIMARY KEY (migration_id, nspname, relname)
+);
+REVOKE ALL ON @extschema@.resync_table FROM PUBLIC;
+
 REVOKE ALL ON @extschema@.migration, @extschema@.copy_item,
 	@extschema@.schema_item, @extschema@.events FROM PUBLIC;
 GRANT SELECT ON @extschema@.events TO ingest_admin;

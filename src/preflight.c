@@ -667,7 +667,7 @@ check_replica_identity(Preflight *pf)
 			 psprintf("%d table(s) have neither a primary key nor a replica identity, so their UPDATEs and DELETEs cannot be replicated; ingest.start refuses them in a CDC mode: %s",
 					  list_length(pf->no_identity),
 					  name_list(pf->no_identity, LIST_MAX)),
-			 psprintf("ALTER TABLE %s REPLICA IDENTITY FULL; (and likewise for each table listed) on the source, or add a primary key; or leave them out (exclude_tables), or pass untracked_tables => 'copy_only' to copy them without their later UPDATEs and DELETEs.",
+			 psprintf("ALTER TABLE %s REPLICA IDENTITY FULL; (and likewise for each table listed) on the source, or add a primary key; or leave them out (exclude_tables); or pass resync => 'at_cutover' to have them copied again when the migration stops, or untracked_tables => 'copy_only' to copy them without their later UPDATEs and DELETEs.",
 					  (char *) linitial(pf->no_identity)));
 	else
 		emit(pf, "replica_identity", "PASS",
@@ -683,7 +683,7 @@ check_unlogged_tables(Preflight *pf)
 		emit(pf, "unlogged_tables", "WARN",
 			 psprintf("%d unlogged table(s): they are copied, but logical decoding sees none of their later changes; ingest.start refuses them in a CDC mode: %s",
 					  list_length(pf->unlogged), name_list(pf->unlogged, LIST_MAX)),
-			 psprintf("ALTER TABLE %s SET LOGGED; (and likewise for each table listed) on the source; or leave them out (exclude_tables), or pass untracked_tables => 'copy_only' to copy them once.",
+			 psprintf("ALTER TABLE %s SET LOGGED; (and likewise for each table listed) on the source; or leave them out (exclude_tables); or pass resync => 'at_cutover' to have them copied again when the migration stops, or untracked_tables => 'copy_only' to copy them once.",
 					  (char *) linitial(pf->unlogged)));
 	else
 		emit(pf, "unlogged_tables", "PASS", "no unlogged tables", NULL);

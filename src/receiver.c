@@ -39,11 +39,13 @@
  * table, unless the table is a materialized view here (the DELETEs of a
  * REFRESH ... CONCURRENTLY, see matview.c), or the migration was started with
  * untracked_tables = 'copy_only', in which case the table gets one WARNING
- * event (its later changes are not carried).  Other notices of the source
- * are logged at LOG.  libpq hands a notice over while reading the message
- * that follows it, so the notices are handled as soon as a read returns and
- * before its message is spooled: the failing change's transaction is never
- * spooled whole (nor applied), and every resume meets the change again.
+ * event (its later changes are not carried), or the table is one that
+ * resync => 'at_cutover' copies again at the stop (resync.c: skipped).
+ * Other notices of the source are logged at LOG.  libpq hands a notice
+ * over while reading the message that follows it, so the notices are
+ * handled as soon as a read returns and before its message is spooled:
+ * the failing change's transaction is never spooled whole (nor applied),
+ * and every resume meets the change again.
  *
  * Locking: the receiver is the only writer of the receiver fields of its
  * migration slot: the atomics, and receiver_connected, last_contact,
@@ -74,6 +76,7 @@
 #include "pg_ingest.h"
 #include "source.h"
 #include "receiver.h"
+#include "resync.h"
 #include "spool.h"
 #include "wal2json.h"
 
@@ -284,6 +287,9 @@ handle_notices(void)
 		}
 		/* a REFRESH ... CONCURRENTLY's DELETEs: refreshed at the stop */
 		if (ingest_matview_notice(m->id, table))
+			continue;
+		/* resync => 'at_cutover': the table is copied again at the stop */
+		if (ingest_resync_covers_w2j(m, table))
 			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{

@@ -85,4 +85,7 @@ extern int	ingest_source_version(PGconn *conn);
 
 extern bool ingest_string_in(List *list, const char *s);
 
+/* start.c */
+extern List *ingest_untracked_tables(List *rels, List **reasons);
+
 #endif							/* PG_INGEST_SOURCE_H */

@@ -340,10 +340,11 @@ check_extension_schema(List *schemas, IngestFilters *filters, Oid fn_oid)
 /*
  * Tables in scope whose changes logical decoding cannot carry: UPDATE and
  * DELETE of a table with no key and no replica identity, anything of an
- * unlogged table.  The names and, in *reasons, why.
+ * unlogged table.  The names and, in *reasons, why.  resync.c records the
+ * same set for resync => 'at_cutover'.
  */
-static List *
-untracked_tables(List *rels, List **reasons)
+List *
+ingest_untracked_tables(List *rels, List **reasons)
 {
 	List	   *names = NIL;
 	ListCell   *lc;
@@ -522,7 +523,7 @@ ingest_start(PG_FUNCTION_ARGS)
 			((SourceRel *) lfirst(lc))->relkind == 'r')
 			ntables++;
 
-	untracked_names = untracked_tables(rels, &untracked_reasons);
+	untracked_names = ingest_untracked_tables(rels, &untracked_reasons);
 	if (!cdc)
 		untracked_names = untracked_reasons = NIL;
 	if (untracked_names != NIL && strcmp(untracked, "refuse") == 0 &&
