@@ -17,7 +17,8 @@
  *	finalizing	the remaining statements (triggers, rules, policies...),
  *				REFRESH MATERIALIZED VIEW, setval of every sequence
  *				(named here, not by the source's text; one that
- *				belongs to an extension here is refused);
+ *				belongs to an extension here is refused, unless it is
+ *				a configuration sequence of it: extconfig.c);
  *	completed.
  *
  * Each phase resumes where it stopped: everything done is recorded in the
@@ -69,6 +70,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "extconfig.h"
 #include "pg_ingest.h"
 #include "receiver.h"
 #include "schema.h"
@@ -382,7 +384,8 @@ refuse_extension_sequence(const char *nspname, const char *relname)
 							 NoLock, true);
 	extension = OidIsValid(relid) ? getExtensionOfObject(RelationRelationId, relid) :
 		InvalidOid;
-	if (OidIsValid(extension))
+	/* an extension's configuration sequence is set (extconfig.c) */
+	if (OidIsValid(extension) && !ingest_extconfig_is_config(relid))
 	{
 		char	   *extname = get_extension_name(extension);
 
@@ -497,10 +500,12 @@ store_copy_items(List *rels, int64 block_size)
 		 * parts of equal size, none larger than split_bytes; never for a
 		 * target that is partitioned or a root several leaves share: a
 		 * table copied again whole (recopy_partial_tables()) is emptied
-		 * first, which only a table of its own can be.
+		 * first, which only a table of its own can be; nor for an
+		 * extension's configuration table, whose user rows its one item
+		 * replaces (extconfig.c).
 		 */
 		if (m->split_bytes > 0 && per_part > 0 && r->bytes_main > m->split_bytes &&
-			!target_shared_or_partitioned(r))
+			!target_shared_or_partitioned(r) && r->extname == NULL)
 		{
 			parts = (int) ((pages + per_part - 1) / per_part);
 			per_part = (pages + parts - 1) / parts;

@@ -28,6 +28,9 @@
  * writing, the worker checks the table with ingest_check_target():
  * privileges (INSERT, and TRUNCATE when it truncates) and row-level
  * security for the migration's owner, no extension member, no Citus table.
+ * An extension's configuration table is not truncated: the rows within its
+ * extension's condition are deleted and the source's rows within the
+ * source's condition copied (extconfig.c).
  *
  * The worker runs as the migration's owner with session_replication_role
  * = replica, so triggers and foreign keys of the target do not fire for
@@ -67,6 +70,7 @@
 #include "utils/varlena.h"
 
 #include "conn.h"
+#include "extconfig.h"
 #include "pg_ingest.h"
 #include "schema.h"
 #include "source.h"
@@ -358,6 +362,7 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	bool		truncate = it->freeze && it->page_from < 0;
 	bool		freeze;
 	bool		mapped;
+	bool		extconfig;
 	char		relkind;
 	ListCell   *lc;
 	ParseState *pstate;
@@ -394,10 +399,17 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 					 (get_rel_relispartition(relid) && migration_maps_leaves(m->id)) ||
 					 referenced_by_foreign_key(relid)))
 		truncate = false;
+	/* an extension's configuration table: its user rows are replaced */
+	extconfig = ingest_extconfig_is_config(relid);
+	if (extconfig)
+		truncate = false;
 	freeze = truncate && relkind != RELKIND_PARTITIONED_TABLE;
 
 	/* what COPY FROM and TRUNCATE would check, and more (target.c) */
-	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0));
+	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0) |
+						(extconfig ? ACL_DELETE : 0));
+	if (extconfig)
+		ingest_extconfig_clear_target(relid);
 
 	if (truncate)
 	{
@@ -427,7 +439,20 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	/* the source side */
 	ensure_source(m->name, it->snapshot_name);
 	initStringInfo(&sql);
-	if (it->page_from < 0)
+	if (extconfig)
+	{
+		char	   *copy = ingest_extconfig_copy_sql(source, conninfo->password,
+													 it->nspname, it->relname,
+													 it->columns);
+
+		if (copy == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s is an extension configuration table here but not on the source",
+							target)));
+		appendStringInfoString(&sql, copy);
+	}
+	else if (it->page_from < 0)
 		appendStringInfo(&sql, "COPY %s%s%s%s TO STDOUT", qualified,
 						 *it->columns ? " (" : "", it->columns, *it->columns ? ")" : "");
 	else

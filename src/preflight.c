@@ -13,8 +13,8 @@
  * Rows also say what a migration will not carry: the UPDATEs and DELETEs
  * of tables without a key or replica identity, the changes of unlogged
  * tables (ingest.start refuses both in a CDC mode unless untracked_tables
- * => 'copy_only'), large objects and user rows of extension configuration
- * tables (WARN).
+ * => 'copy_only'), large objects (WARN).  The user rows of extension
+ * configuration tables, which the copy carries (extconfig.c), are counted.
  *
  * The wal2json check really creates a temporary logical slot on the source
  * over a replication connection, peeks at it with the options the change
@@ -41,6 +41,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "extconfig.h"
 #include "pg_ingest.h"
 #include "source.h"
 
@@ -87,6 +88,7 @@ static void check_select_privileges(Preflight *pf);
 static void check_replica_identity(Preflight *pf);
 static void check_unlogged_tables(Preflight *pf);
 static void check_not_carried(Preflight *pf);
+static void check_extension_config_rows(Preflight *pf);
 static void check_prepared_transactions(Preflight *pf);
 static void check_leftover_slots(Preflight *pf);
 static void check_target_workers(Preflight *pf);
@@ -698,7 +700,6 @@ check_not_carried(Preflight *pf)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *items = NIL;
-	List	   *config = NIL;
 	NotCarried *lo = NULL;
 	ListCell   *lc;
 	char	   *failed = NULL;
@@ -735,18 +736,72 @@ check_not_carried(Preflight *pf)
 
 		if (strcmp(nc->object, "large objects") == 0)
 			lo = nc;
-		else
-			config = lappend(config, nc->brief);
 	}
 	if (lo)
 		emit(pf, "large_objects", "WARN", lo->message, lo->detail);
 	else
 		emit(pf, "large_objects", "PASS", "the source has no large objects", NULL);
-	if (config != NIL)
-		emit(pf, "extension_config_rows", "WARN",
-			 psprintf("%d extension configuration table(s) hold rows added on the source, which are not migrated: %s",
-					  list_length(config), name_list(config, LIST_MAX)),
-			 "CREATE EXTENSION makes the extension's own rows on the target; copy the others separately, or leave the extension out (exclude_extensions).");
+	check_extension_config_rows(pf);
+}
+
+/*
+ * check_extension_config_rows
+ *		The user rows of extension configuration tables, which the copy
+ *		carries (extconfig.c): how many, or which table's cannot be read.
+ */
+static void
+check_extension_config_rows(Preflight *pf)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *tables = NIL;
+	List	   *with_rows = NIL;
+	List	   *problems = NIL;
+	int64		rows = 0;
+	char	   *failed = NULL;
+	ListCell   *lc;
+
+	PG_TRY();
+	{
+		tables = ingest_extconfig_rows(pf->conn, pf->info->password, NIL);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		failed = edata->message;
+	}
+	PG_END_TRY();
+	if (failed)
+	{
+		emit(pf, "extension_config_rows", "FAIL", failed, NULL);
+		return;
+	}
+	foreach(lc, tables)
+	{
+		ExtConfigRows *e = lfirst(lc);
+
+		if (e->problem)
+			problems = lappend(problems, psprintf("%s (%s)", e->table, e->problem));
+		else if (e->rows > 0)
+		{
+			rows += e->rows;
+			with_rows = lappend(with_rows, psprintf("%s (%lld rows)", e->table,
+													(long long) e->rows));
+		}
+	}
+	if (problems != NIL)
+		emit(pf, "extension_config_rows", "FAIL",
+			 psprintf("the user rows of %d extension configuration table(s) cannot be read as pg_dump reads them: %s",
+					  list_length(problems), name_list(problems, LIST_MAX)),
+			 "The copy of such a table fails; leave it out with exclude_tables, or its extension with exclude_extensions.");
+	else if (with_rows != NIL)
+		emit(pf, "extension_config_rows", "PASS",
+			 psprintf("%lld user row(s) of %d extension configuration table(s) are copied, within each extension's condition: %s",
+					  (long long) rows, list_length(with_rows), name_list(with_rows, LIST_MAX)),
+			 NULL);
 	else
 		emit(pf, "extension_config_rows", "PASS",
 			 "no extension configuration table holds rows added on the source", NULL);

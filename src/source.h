@@ -31,6 +31,8 @@ typedef struct SourceRel
 	char	   *owner_rel;
 	List	   *used_by;		/* sequence: SourceRels whose defaults use it */
 	bool		in_scope;
+	char	   *extname;		/* configuration relation of this extension
+								 * (extconfig.c), or NULL */
 } SourceRel;
 
 /* A table name from a filter: relname, with nspname or NULL for any. */

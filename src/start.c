@@ -192,7 +192,8 @@ check_target_tables(List *rels, bool schema_existing, bool check_rows,
 			continue;
 		}
 		ingest_check_target(relid, GetUserId(), needed);
-		if (!check_rows)
+		/* an extension's configuration table has its extension's rows */
+		if (!check_rows || r->extname != NULL)
 			continue;
 		/* leaves of one source tree may map to the same target table */
 		foreach(lc2, not_empty)
