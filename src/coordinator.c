@@ -70,6 +70,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "depend.h"
 #include "extconfig.h"
 #include "pg_ingest.h"
 #include "receiver.h"
@@ -664,6 +665,7 @@ phase_starting(void)
 	List	   *matviews;
 	List	   *sequences;
 	List	   *items = NIL;
+	List	   *left_out = NIL;
 	int64		block_size;
 	SplitContext ctx;
 	ListCell   *lc;
@@ -700,6 +702,7 @@ phase_starting(void)
 		PQclear(res);
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
+		left_out = ingest_left_out_dependents(conn, rels, info->password);
 		sequences = sequence_items(conn, rels);
 		matviews = ingest_source_matviews(conn, info->password);
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
@@ -716,6 +719,7 @@ phase_starting(void)
 	ctx.rels = rels;
 	ctx.exclude_extensions = filters->exclude_extensions;
 	ctx.migration_id = m->id;
+	ctx.left_out = left_out;
 	if (strcmp(m->schema_mode, "copy") == 0)
 	{
 		char	   *dump = ingest_pg_dump(m, info, m->snapshot_name, "pre-data",
@@ -777,6 +781,7 @@ load_post_data(void)
 	char	   *dump;
 	PGconn	   *conn;
 	List	   *rels;
+	List	   *left_out = NIL;
 	SplitContext ctx;
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(m->id)};
@@ -786,6 +791,7 @@ load_post_data(void)
 	{
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
+		left_out = ingest_left_out_dependents(conn, rels, info->password);
 	}
 	PG_FINALLY();
 	{
@@ -798,6 +804,7 @@ load_post_data(void)
 	ctx.rels = rels;
 	ctx.exclude_extensions = filters->exclude_extensions;
 	ctx.migration_id = m->id;
+	ctx.left_out = left_out;
 
 	ingest_xact_start();
 	ingest_store_schema_items(m->id, ingest_split_dump(dump, true, &ctx));

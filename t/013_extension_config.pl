@@ -85,15 +85,7 @@ cmp_ok($target->safe_psql('geo', 'SELECT count(*) FROM spatial_ref_sys WHERE sri
 	'==', 1, 'beside the rows CREATE EXTENSION made');
 same_content($source, 'app', $target, 'geo', \@tables, 'the copy matches the source');
 
-$source->safe_psql('app', q{
-	INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text)
-	VALUES (910010, 'test', 910010, 'LOCAL_CS["streamed"]', '');
-	UPDATE spatial_ref_sys SET srtext = 'LOCAL_CS["changed"]' WHERE srid = 910001;
-	DELETE FROM spatial_ref_sys WHERE srid = 910002;
-	INSERT INTO places VALUES (501, 'new', ST_SetSRID(ST_MakePoint(1, 2), 4326));
-	UPDATE places SET g = ST_SetSRID(ST_MakePoint(0, 0), 4326) WHERE id <= 10;
-	DELETE FROM places WHERE id BETWEEN 20 AND 29;
-});
+# (the sequence first: nextval writes WAL that no commit follows)
 if ($own)
 {
 	$source->safe_psql('app', q{
@@ -103,6 +95,15 @@ if ($own)
 		SELECT nextval('cfgtest.ticket') FROM generate_series(1, 8);
 	});
 }
+$source->safe_psql('app', q{
+	INSERT INTO spatial_ref_sys (srid, auth_name, auth_srid, srtext, proj4text)
+	VALUES (910010, 'test', 910010, 'LOCAL_CS["streamed"]', '');
+	UPDATE spatial_ref_sys SET srtext = 'LOCAL_CS["changed"]' WHERE srid = 910001;
+	DELETE FROM spatial_ref_sys WHERE srid = 910002;
+	INSERT INTO places VALUES (501, 'new', ST_SetSRID(ST_MakePoint(1, 2), 4326));
+	UPDATE places SET g = ST_SetSRID(ST_MakePoint(0, 0), 4326) WHERE id <= 10;
+	DELETE FROM places WHERE id BETWEEN 20 AND 29;
+});
 my $lsn = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
 ok( poll_until($target, 'geo',
 		"SELECT applied_lsn >= '$lsn' FROM ingest.status WHERE name = 'geo'",
