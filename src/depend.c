@@ -38,6 +38,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 
 #include "conn.h"
 #include "depend.h"
@@ -72,7 +73,8 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 				all_seed;
 	PGresult   *res;
 	List	   *out = NIL;
-	List	   *seen = NIL;
+	HTAB	   *seen;
+	HASHCTL		ctl;
 	ListCell   *lc;
 	int			depth;
 	int			i;
@@ -90,6 +92,14 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 	}
 	if (names.len == 0)
 		return NIL;
+
+	/* "classid/objid" of the objects met */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = 32;
+	ctl.entrysize = 32;
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("pg_ingest left-out dependencies", 256, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 	/* the left-out relations are where the walk starts */
 	initStringInfo(&cls);
@@ -109,7 +119,8 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 		add_oid(&cls, "1259");	/* pg_class */
 		add_oid(&obj, PQgetvalue(res, i, 0));
 		add_oid(&seed, PQgetvalue(res, i, 0));
-		seen = lappend(seen, psprintf("1259/%s", PQgetvalue(res, i, 0)));
+		(void) hash_search(seen, psprintf("1259/%s", PQgetvalue(res, i, 0)),
+						   HASH_ENTER, NULL);
 	}
 	PQclear(res);
 
@@ -155,11 +166,13 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 		appendStringInfoChar(&seed, '{');
 		for (i = 0; i < PQntuples(res); i++)
 		{
-			char	   *key = psprintf("%s/%s", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+			char		key[32];
+			bool		found;
 
-			if (ingest_string_in(seen, key))
+			snprintf(key, sizeof(key), "%s/%s", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+			(void) hash_search(seen, key, HASH_ENTER, &found);
+			if (found)
 				continue;
-			seen = lappend(seen, key);
 			add_oid(&cls, PQgetvalue(res, i, 0));
 			add_oid(&obj, PQgetvalue(res, i, 1));
 			add_oid(&seed, PQgetvalue(res, i, 2));
@@ -169,6 +182,7 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 		}
 		PQclear(res);
 	}
+	hash_destroy(seen);
 	if (all_cls.len == 1)
 		return NIL;
 	appendStringInfoChar(&all_cls, '}');
