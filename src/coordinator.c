@@ -702,7 +702,7 @@ phase_starting(void)
 		PQclear(res);
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
-		left_out = ingest_left_out_dependents(conn, rels, info->password);
+		left_out = ingest_left_out_dependents(conn, rels, filters, info->password);
 		sequences = sequence_items(conn, rels);
 		matviews = ingest_source_matviews(conn, info->password);
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
@@ -791,7 +791,7 @@ load_post_data(void)
 	{
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
-		left_out = ingest_left_out_dependents(conn, rels, info->password);
+		left_out = ingest_left_out_dependents(conn, rels, filters, info->password);
 	}
 	PG_FINALLY();
 	{

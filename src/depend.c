@@ -12,8 +12,12 @@
  *	  such an object, and the object is recorded once, as a WARNING event
  *	  of kind 'skipped': "skipped: depends on left-out table X".
  *
+ * The same goes for objects that depend on the types and functions of the
+ * schemas the filters leave out (not an extension's: those come with
+ * CREATE EXTENSION): "skipped: depends on left-out type X".
+ *
  * The dependencies come from the source's pg_depend, read in the
- * migration's snapshot: from each left-out relation, every object that
+ * migration's snapshot: from each left-out relation (type, function), every object that
  * depends on it (normal, automatic or internal dependency) and on those in
  * turn; an object that is an internal part of another (a view's _RETURN
  * rule, a constraint's index) stands for the whole.  The walk stops at
@@ -62,9 +66,11 @@ add_oid(StringInfo buf, const char *oid)
  *		snapshot).  NIL when nothing is left out.
  */
 List *
-ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
+ingest_left_out_dependents(PGconn *conn, List *rels, IngestFilters *filters,
+						   const char *password)
 {
 	StringInfoData names;
+	StringInfoData schemas;
 	StringInfoData cls,
 				obj,
 				seed;
@@ -73,12 +79,14 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 				all_seed;
 	PGresult   *res;
 	List	   *out = NIL;
+	List	   *seeds = NIL;	/* descriptions, by seed number */
 	HTAB	   *seen;
 	HASHCTL		ctl;
 	ListCell   *lc;
 	int			depth;
 	int			i;
 
+	/* the relations left out, as (schema, name) pairs */
 	initStringInfo(&names);
 	foreach(lc, rels)
 	{
@@ -87,10 +95,28 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 		/* an excluded extension's configuration table is not the user's */
 		if (r->in_scope || r->extname != NULL)
 			continue;
-		appendStringInfo(&names, "%s%s", names.len ? ", " : "",
-						 quote_literal_cstr(ingest_qualified(r->nspname, r->relname)));
+		appendStringInfo(&names, "%s(%s, %s)", names.len ? ", " : "",
+						 quote_literal_cstr(r->nspname), quote_literal_cstr(r->relname));
 	}
-	if (names.len == 0)
+	/* the schemas left out, whose types and functions pg_dump leaves out too */
+	initStringInfo(&schemas);
+	if (filters->include_schemas != NIL || filters->exclude_schemas != NIL)
+	{
+		foreach(lc, ingest_source_schemas(conn, password))
+		{
+			char	   *nspname = lfirst(lc);
+
+			if (strcmp(nspname, "pg_catalog") == 0 ||
+				strcmp(nspname, "information_schema") == 0 ||
+				strncmp(nspname, "pg_toast", 8) == 0 ||
+				strncmp(nspname, "pg_temp_", 8) == 0 ||
+				ingest_schema_in_scope(filters, nspname))
+				continue;
+			appendStringInfo(&schemas, "%s%s", schemas.len ? ", " : "",
+							 quote_literal_cstr(nspname));
+		}
+	}
+	if (names.len == 0 && schemas.len == 0)
 		return NIL;
 
 	/* "classid/objid" of the objects met */
@@ -101,7 +127,11 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 	seen = hash_create("pg_ingest left-out dependencies", 256, &ctl,
 					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
-	/* the left-out relations are where the walk starts */
+	/*
+	 * The walk starts at the left-out relations, and at the types and
+	 * functions of the left-out schemas (not an extension's: pg_dump's
+	 * CREATE EXTENSION makes those).
+	 */
 	initStringInfo(&cls);
 	initStringInfo(&obj);
 	initStringInfo(&seed);
@@ -109,18 +139,43 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 	appendStringInfoChar(&obj, '{');
 	appendStringInfoChar(&seed, '{');
 	res = ingest_exec(conn,
-					  psprintf("SELECT c.oid FROM pg_catalog.pg_class c"
-							   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-							   " WHERE pg_catalog.format('%%I.%%I', n.nspname, c.relname) IN (%s)",
-							   names.data),
+					  psprintf("SELECT s.classid, s.objid, pg_catalog.pg_describe_object(s.classid, s.objid, 0)"
+							   " FROM ("
+							   "  SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, c.oid"
+							   "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+							   "  WHERE (n.nspname, c.relname) IN (%s)"
+							   "  UNION ALL"
+							   "  SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, t.oid"
+							   "  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace"
+							   "  WHERE n.nspname IN (%s)"
+							   "  AND (t.typrelid = 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+							   "   WHERE c.oid = t.typrelid AND c.relkind = 'c'))"
+							   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)"
+							   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e"
+							   "   WHERE e.classid = 'pg_catalog.pg_type'::pg_catalog.regclass"
+							   "   AND e.objid = t.oid AND e.deptype = 'e')"
+							   "  UNION ALL"
+							   "  SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid, p.oid"
+							   "  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+							   "  WHERE n.nspname IN (%s)"
+							   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e"
+							   "   WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+							   "   AND e.objid = p.oid AND e.deptype = 'e')"
+							   " ) AS s(classid, objid) ORDER BY 3",
+							   names.len ? names.data : "(NULL, NULL)",
+							   schemas.len ? schemas.data : "NULL",
+							   schemas.len ? schemas.data : "NULL"),
 					  PGRES_TUPLES_OK, "find the left-out relations", password);
 	for (i = 0; i < PQntuples(res); i++)
 	{
-		add_oid(&cls, "1259");	/* pg_class */
-		add_oid(&obj, PQgetvalue(res, i, 0));
-		add_oid(&seed, PQgetvalue(res, i, 0));
-		(void) hash_search(seen, psprintf("1259/%s", PQgetvalue(res, i, 0)),
-						   HASH_ENTER, NULL);
+		char		key[32];
+
+		add_oid(&cls, PQgetvalue(res, i, 0));
+		add_oid(&obj, PQgetvalue(res, i, 1));
+		add_oid(&seed, psprintf("%d", i));
+		seeds = lappend(seeds, pstrdup(PQgetvalue(res, i, 2)));
+		snprintf(key, sizeof(key), "%s/%s", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+		(void) hash_search(seen, key, HASH_ENTER, NULL);
 	}
 	PQclear(res);
 
@@ -192,12 +247,9 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 	/* each object as pg_dump's table of contents names it */
 	res = ingest_exec(conn,
 					  psprintf("SELECT o.type, o.nsp, o.tag, o.acl, o.col,"
-							   " pg_catalog.pg_describe_object(f.classid, f.objid, 0),"
-							   " pg_catalog.format('%%I.%%I', sn.nspname, sc.relname)"
+							   " pg_catalog.pg_describe_object(f.classid, f.objid, 0), f.seed"
 							   " FROM ROWS FROM (pg_catalog.unnest(%s::pg_catalog.oid[]), pg_catalog.unnest(%s::pg_catalog.oid[]),"
 							   "  pg_catalog.unnest(%s::pg_catalog.oid[])) AS f(classid, objid, seed)"
-							   " JOIN pg_catalog.pg_class sc ON sc.oid = f.seed"
-							   " JOIN pg_catalog.pg_namespace sn ON sn.oid = sc.relnamespace"
 							   " CROSS JOIN LATERAL ("
 							   "  SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'"
 							   "   WHEN 'i' THEN 'INDEX' WHEN 'I' THEN 'INDEX' ELSE 'TYPE' END,"
@@ -262,7 +314,7 @@ ingest_left_out_dependents(PGconn *conn, List *rels, const char *password)
 		if (!PQgetisnull(res, i, 4))
 			d->column_prefix = pstrdup(PQgetvalue(res, i, 4));
 		d->description = pstrdup(PQgetvalue(res, i, 5));
-		d->table = pstrdup(PQgetvalue(res, i, 6));
+		d->left_out = list_nth(seeds, atoi(PQgetvalue(res, i, 6)));
 		out = lappend(out, d);
 	}
 	PQclear(res);
@@ -413,6 +465,6 @@ ingest_left_out_skip(int32 migration_id, LeftOutDep *dep, const char *statement)
 							 pg_mbcliplen(statement, strlen(statement), STATEMENT_IN_EVENT_MAX),
 							 statement);
 	ingest_event(migration_id, "WARNING", "skipped", dep->description,
-				 psprintf("skipped: depends on left-out table %s", dep->table),
+				 psprintf("skipped: depends on left-out %s", dep->left_out),
 				 statement);
 }

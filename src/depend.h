@@ -12,6 +12,8 @@
 #include "libpq-fe.h"
 #include "nodes/pg_list.h"
 
+#include "source.h"
+
 /* An object depending on a left-out relation, as pg_dump's TOC names it. */
 typedef struct LeftOutDep
 {
@@ -21,7 +23,8 @@ typedef struct LeftOutDep
 	char	   *acl_tag;		/* name of its ACL entry, or NULL */
 	char	   *column_prefix;	/* "COLUMN <rel>." of its columns' ACLs */
 	char	   *description;	/* pg_describe_object on the source */
-	char	   *table;			/* the left-out relation, quoted */
+	char	   *left_out;		/* what it depends on, described ("table
+								 * public.t") */
 } LeftOutDep;
 
 /* The pg_dump TOC entry a statement of a dump belongs to. */
@@ -36,6 +39,7 @@ typedef struct DumpEntry
 } DumpEntry;
 
 extern List *ingest_left_out_dependents(PGconn *conn, List *rels,
+										IngestFilters *filters,
 										const char *password);
 extern void ingest_dump_entry_update(DumpEntry *entry, const char *span,
 									 int len);

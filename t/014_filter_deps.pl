@@ -2,7 +2,8 @@
 # excluded table (and a view over that view), a materialized view and its
 # index, a function returning the table's row type, a composite type and a
 # domain over it, a foreign key to it, an INSTEAD OF trigger of the view, a
-# policy that reads it, and a view over a table of an excluded schema.  The
+# policy that reads it; a view over a table of an excluded schema, a
+# function taking a type of it, a trigger calling a function of it.  The
 # migration skips each of them with exactly one WARNING naming the table,
 # no ERROR, completes, and everything else arrives identical.
 
@@ -29,6 +30,10 @@ $source->safe_psql('app', q{
 	CREATE SCHEMA aux;
 	CREATE TABLE aux.lookup (code text PRIMARY KEY);
 	CREATE VIEW v_lookup AS SELECT code FROM aux.lookup;
+	CREATE TYPE aux.mood AS ENUM ('ok', 'bad');
+	CREATE FUNCTION moody(m aux.mood) RETURNS int LANGUAGE sql AS 'SELECT 1';
+	CREATE FUNCTION aux.trg() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+	CREATE TRIGGER keep_aux BEFORE UPDATE ON keep FOR EACH ROW EXECUTE FUNCTION aux.trg();
 
 	CREATE VIEW v_base AS SELECT * FROM base;
 	COMMENT ON VIEW v_base IS 'over base';
@@ -82,9 +87,11 @@ is($skipped, join("\n",
 		"composite type public.wrap|$b",
 		"constraint keep_base_id_fkey on table public.keep|$b",
 		"function public.get_base(integer)|$b",
+		"function public.moody(aux.mood)|skipped: depends on left-out type aux.mood",
 		"index public.mv_base_id|$b",
 		"materialized view public.mv_base|$b",
 		"policy p_base on table public.keep|$b",
+		"trigger keep_aux on table public.keep|skipped: depends on left-out function aux.trg()",
 		"trigger v_trg on view public.v_base|$b",
 		"type public.dbase|$b",
 		"view public.v_base|$b",
