@@ -15,6 +15,8 @@ OBJS = \
 	src/control.o \
 	src/coordinator.o \
 	src/copy.o \
+	src/depend.o \
+	src/extconfig.o \
 	src/index.o \
 	src/largeobject.o \
 	src/preflight.o \

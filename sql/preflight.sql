@@ -72,8 +72,9 @@ SELECT status, detail, hint FROM ingest.preflight(:'src') WHERE check_name = 'le
 \c regress_ingest_src
 SELECT pg_drop_replication_slot('pg_ingest_regress_leftover');
 
--- What no migration carries: an unlogged table's changes, a large object,
--- rows added to an extension's configuration table (here made one by hand).
+-- What no migration carries: an unlogged table's changes, a large object;
+-- and rows added to an extension's configuration table (here made one by
+-- hand), which are counted and copied.
 CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY);
 SELECT lo_from_bytea(0, 'large') > 0 AS lo_made;
 CREATE EXTENSION seg;

@@ -18,7 +18,8 @@
  *	finalizing	the remaining statements (triggers, rules, policies...),
  *				REFRESH MATERIALIZED VIEW, setval of every sequence
  *				(named here, not by the source's text; one that
- *				belongs to an extension here is refused);
+ *				belongs to an extension here is refused, unless it is
+ *				a configuration sequence of it: extconfig.c);
  *	completed.
  *
  * Each phase resumes where it stopped: everything done is recorded in the
@@ -70,6 +71,8 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "depend.h"
+#include "extconfig.h"
 #include "pg_ingest.h"
 #include "receiver.h"
 #include "resync.h"
@@ -384,7 +387,8 @@ refuse_extension_sequence(const char *nspname, const char *relname)
 							 NoLock, true);
 	extension = OidIsValid(relid) ? getExtensionOfObject(RelationRelationId, relid) :
 		InvalidOid;
-	if (OidIsValid(extension))
+	/* an extension's configuration sequence is set (extconfig.c) */
+	if (OidIsValid(extension) && !ingest_extconfig_is_config(relid))
 	{
 		char	   *extname = get_extension_name(extension);
 
@@ -499,10 +503,12 @@ store_copy_items(List *rels, int64 block_size)
 		 * parts of equal size, none larger than split_bytes; never for a
 		 * target that is partitioned or a root several leaves share: a
 		 * table copied again whole (recopy_partial_tables()) is emptied
-		 * first, which only a table of its own can be.
+		 * first, which only a table of its own can be; nor for an
+		 * extension's configuration table, whose user rows its one item
+		 * replaces (extconfig.c).
 		 */
 		if (m->split_bytes > 0 && per_part > 0 && r->bytes_main > m->split_bytes &&
-			!target_shared_or_partitioned(r))
+			!target_shared_or_partitioned(r) && r->extname == NULL)
 		{
 			parts = (int) ((pages + per_part - 1) / per_part);
 			per_part = (pages + parts - 1) / parts;
@@ -663,6 +669,7 @@ phase_starting(void)
 	List	   *sequences;
 	List	   *items = NIL;
 	List	   *lo_ranges;
+	List	   *left_out = NIL;
 	int64		block_size;
 	SplitContext ctx;
 	ListCell   *lc;
@@ -699,6 +706,7 @@ phase_starting(void)
 		PQclear(res);
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
+		left_out = ingest_left_out_dependents(conn, rels, filters, info->password);
 		sequences = sequence_items(conn, rels);
 		matviews = ingest_source_matviews(conn, info->password);
 		lo_ranges = ingest_lo_ranges(conn, info->password, m->table_jobs);
@@ -716,6 +724,7 @@ phase_starting(void)
 	ctx.rels = rels;
 	ctx.exclude_extensions = filters->exclude_extensions;
 	ctx.migration_id = m->id;
+	ctx.left_out = left_out;
 	if (strcmp(m->schema_mode, "copy") == 0)
 	{
 		char	   *dump = ingest_pg_dump(m, info, m->snapshot_name, "pre-data",
@@ -779,6 +788,7 @@ load_post_data(void)
 	char	   *dump;
 	PGconn	   *conn;
 	List	   *rels;
+	List	   *left_out = NIL;
 	SplitContext ctx;
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(m->id)};
@@ -788,6 +798,7 @@ load_post_data(void)
 	{
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
+		left_out = ingest_left_out_dependents(conn, rels, filters, info->password);
 	}
 	PG_FINALLY();
 	{
@@ -800,6 +811,7 @@ load_post_data(void)
 	ctx.rels = rels;
 	ctx.exclude_extensions = filters->exclude_extensions;
 	ctx.migration_id = m->id;
+	ctx.left_out = left_out;
 
 	ingest_xact_start();
 	ingest_store_schema_items(m->id, ingest_split_dump(dump, true, &ctx));

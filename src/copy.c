@@ -30,6 +30,9 @@
  * writing, the worker checks the table with ingest_check_target():
  * privileges (INSERT, and TRUNCATE when it truncates) and row-level
  * security for the migration's owner, no extension member, no Citus table.
+ * An extension's configuration table is not truncated: the rows within its
+ * extension's condition are deleted and the source's rows within the
+ * source's condition copied (extconfig.c).
  *
  * The worker runs as the migration's owner with session_replication_role
  * = replica, so triggers and foreign keys of the target do not fire for
@@ -70,6 +73,7 @@
 
 #include "conn.h"
 #include "copy.h"
+#include "extconfig.h"
 #include "pg_ingest.h"
 #include "schema.h"
 #include "source.h"
@@ -351,7 +355,8 @@ migration_maps_leaves(int32 migration_id)
 /*
  * ingest_copy_table
  *		Copy the rows of source table nspname.relname (the quoted column
- *		list columns; with where, only the rows it selects) into rel, which
+ *		list columns; with filter, a clause such as "WHERE ...", only the
+ *		rows it selects) into rel, which
  *		the caller has opened and locked, through COPY ... TO STDOUT on conn
  *		(in whatever transaction and snapshot conn is) and the server's COPY
  *		FROM.  Binary format when every column's type allows it.  Returns
@@ -362,7 +367,7 @@ migration_maps_leaves(int32 migration_id)
 uint64
 ingest_copy_table(PGconn *conn, const char *password, Relation rel,
 				  const char *nspname, const char *relname, const char *columns,
-				  const char *where, bool freeze, bool *binary_out,
+				  const char *filter, bool freeze, bool *binary_out,
 				  uint64 *bytes_out)
 {
 	List	   *attnames = column_names(columns);
@@ -392,12 +397,13 @@ ingest_copy_table(PGconn *conn, const char *password, Relation rel,
 
 	/* the source side */
 	initStringInfo(&sql);
-	if (where == NULL)
+	if (filter == NULL)
 		appendStringInfo(&sql, "COPY %s%s%s%s TO STDOUT", qualified,
 						 *columns ? " (" : "", columns, *columns ? ")" : "");
 	else
-		appendStringInfo(&sql, "COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT",
-						 columns, qualified, where);
+		/* the line break ends a comment an extension's condition may end with */
+		appendStringInfo(&sql, "COPY (SELECT %s FROM ONLY %s %s\n) TO STDOUT",
+						 columns, qualified, filter);
 	if (binary)
 		appendStringInfoString(&sql, " (FORMAT binary)");
 	res = ingest_exec(conn, sql.data, PGRES_COPY_OUT,
@@ -456,6 +462,7 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	bool		truncate = it->freeze && it->page_from < 0;
 	bool		freeze;
 	bool		mapped;
+	bool		extconfig;
 	char		relkind;
 	char	   *where;
 	uint64		rows;
@@ -500,10 +507,17 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 					 (get_rel_relispartition(relid) && migration_maps_leaves(m->id)) ||
 					 referenced_by_foreign_key(relid)))
 		truncate = false;
+	/* an extension's configuration table: its user rows are replaced */
+	extconfig = ingest_extconfig_is_config(relid);
+	if (extconfig)
+		truncate = false;
 	freeze = truncate && relkind != RELKIND_PARTITIONED_TABLE;
 
 	/* what COPY FROM and TRUNCATE would check, and more (target.c) */
-	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0));
+	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0) |
+						(extconfig ? ACL_DELETE : 0));
+	if (extconfig)
+		ingest_extconfig_clear_target(relid);
 
 	if (truncate)
 	{
@@ -519,9 +533,19 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	/* the source side */
 	ensure_source(m->name, it->snapshot_name);
 	where = NULL;
-	if (it->page_from >= 0)
+	if (extconfig)
 	{
-		where = psprintf("ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid", it->page_from);
+		where = ingest_extconfig_filter(source, conninfo->password,
+										it->nspname, it->relname, it->columns);
+		if (where == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s is an extension configuration table here but not on the source",
+							target)));
+	}
+	else if (it->page_from >= 0)
+	{
+		where = psprintf("WHERE ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid", it->page_from);
 		if (it->page_to >= 0)
 			where = psprintf("%s AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid",
 							 where, it->page_to);

@@ -15,7 +15,7 @@
 extern uint64 ingest_copy_table(PGconn *conn, const char *password,
 								Relation rel, const char *nspname,
 								const char *relname, const char *columns,
-								const char *where, bool freeze,
+								const char *filter, bool freeze,
 								bool *binary_out, uint64 *bytes_out);
 
 #endif							/* PG_INGEST_COPY_H */

@@ -13,9 +13,10 @@
  * Rows also say what a migration will not carry: the UPDATEs and DELETEs
  * of tables without a key or replica identity, the changes of unlogged
  * tables (ingest.start refuses both in a CDC mode unless untracked_tables
- * => 'copy_only') and user rows of extension configuration tables (WARN).
- * Large objects are carried: their row counts them and FAILs when the
- * source user may not read them all.
+ * => 'copy_only' or resync => 'at_cutover').  Large objects and the user
+ * rows of extension configuration tables are carried (largeobject.c,
+ * extconfig.c): their rows count them, and FAIL when the source user may
+ * not read them as the copy will.
  *
  * The wal2json check really creates a temporary logical slot on the source
  * over a replication connection, peeks at it with the options the change
@@ -42,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "extconfig.h"
 #include "pg_ingest.h"
 #include "source.h"
 
@@ -88,6 +90,7 @@ static void check_select_privileges(Preflight *pf);
 static void check_replica_identity(Preflight *pf);
 static void check_unlogged_tables(Preflight *pf);
 static void check_not_carried(Preflight *pf);
+static void check_extension_config_rows(Preflight *pf);
 static void check_prepared_transactions(Preflight *pf);
 static void check_leftover_slots(Preflight *pf);
 static void check_target_workers(Preflight *pf);
@@ -691,18 +694,17 @@ check_unlogged_tables(Preflight *pf)
 
 /*
  * check_not_carried
- *		What no migration copies: user rows of extension configuration
- *		tables (ingest.start records them as warnings too); and the large
- *		objects, which are copied (largeobject.c).
+ *		What the copy carries besides tables' rows, and whether the source
+ *		user may read it: large objects (largeobject.c) and the user rows of
+ *		extension configuration tables (extconfig.c).
  */
 static void
 check_not_carried(Preflight *pf)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	List	   *items = NIL;
-	List	   *config = NIL;
-	ListCell   *lc;
-	char	   *failed = NULL;
+	const char *status = "FAIL";
+	char	   *detail = NULL;
+	char	   *hint = NULL;
 
 	if (pf->lost)
 	{
@@ -712,7 +714,42 @@ check_not_carried(Preflight *pf)
 	}
 	PG_TRY();
 	{
-		items = ingest_source_not_carried(pf->conn, pf->info->password, NIL);
+		ingest_lo_preflight(pf->conn, pf->info->password, &status, &detail, &hint);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		status = "FAIL";
+		detail = edata->message;
+	}
+	PG_END_TRY();
+	emit(pf, "large_objects", status, detail, hint);
+	check_extension_config_rows(pf);
+}
+
+/*
+ * check_extension_config_rows
+ *		The user rows of extension configuration tables, which the copy
+ *		carries (extconfig.c): how many, or which table's cannot be read.
+ */
+static void
+check_extension_config_rows(Preflight *pf)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *tables = NIL;
+	List	   *with_rows = NIL;
+	List	   *problems = NIL;
+	int64		rows = 0;
+	char	   *failed = NULL;
+	ListCell   *lc;
+
+	PG_TRY();
+	{
+		tables = ingest_extconfig_rows(pf->conn, pf->info->password, NIL);
 	}
 	PG_CATCH();
 	{
@@ -726,44 +763,32 @@ check_not_carried(Preflight *pf)
 	PG_END_TRY();
 	if (failed)
 	{
-		emit(pf, "large_objects", "FAIL", failed, NULL);
 		emit(pf, "extension_config_rows", "FAIL", failed, NULL);
 		return;
 	}
-	foreach(lc, items)
+	foreach(lc, tables)
 	{
-		NotCarried *nc = lfirst(lc);
+		ExtConfigRows *e = lfirst(lc);
 
-		config = lappend(config, nc->brief);
-	}
-	/* large objects are carried (largeobject.c): how many, and readable? */
-	{
-		const char *status = "FAIL";
-		char	   *detail = NULL;
-		char	   *hint = NULL;
-
-		PG_TRY();
+		if (e->problem)
+			problems = lappend(problems, psprintf("%s (%s)", e->table, e->problem));
+		else if (e->rows > 0)
 		{
-			ingest_lo_preflight(pf->conn, pf->info->password, &status, &detail, &hint);
+			rows += e->rows;
+			with_rows = lappend(with_rows, psprintf("%s (%lld rows)", e->table,
+													(long long) e->rows));
 		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			status = "FAIL";
-			detail = edata->message;
-		}
-		PG_END_TRY();
-		emit(pf, "large_objects", status, detail, hint);
 	}
-	if (config != NIL)
-		emit(pf, "extension_config_rows", "WARN",
-			 psprintf("%d extension configuration table(s) hold rows added on the source, which are not migrated: %s",
-					  list_length(config), name_list(config, LIST_MAX)),
-			 "CREATE EXTENSION makes the extension's own rows on the target; copy the others separately, or leave the extension out (exclude_extensions).");
+	if (problems != NIL)
+		emit(pf, "extension_config_rows", "FAIL",
+			 psprintf("the user rows of %d extension configuration table(s) cannot be read as pg_dump reads them: %s",
+					  list_length(problems), name_list(problems, LIST_MAX)),
+			 "The copy of such a table fails; leave it out with exclude_tables, or its extension with exclude_extensions.");
+	else if (with_rows != NIL)
+		emit(pf, "extension_config_rows", "PASS",
+			 psprintf("%lld user row(s) of %d extension configuration table(s) are copied, within each extension's condition: %s",
+					  (long long) rows, list_length(with_rows), name_list(with_rows, LIST_MAX)),
+			 NULL);
 	else
 		emit(pf, "extension_config_rows", "PASS",
 			 "no extension configuration table holds rows added on the source", NULL);

@@ -24,6 +24,10 @@
  * pg_dump's CREATE SCHEMA public (written when include_schemas names it)
  * becomes CREATE SCHEMA IF NOT EXISTS public: every database has it.
  *
+ * The statements of objects that depend on relations the filters leave
+ * out (a view over an excluded table, a foreign key to it...) are not run:
+ * each such object is recorded once as a WARNING event (depend.c).
+ *
  * A statement that fails is recorded in ingest.events with its text (cut
  * on a character boundary); it is
  * retried only for transient errors (deadlock, serialization, resources).
@@ -63,6 +67,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "depend.h"
 #include "schema.h"
 
 #define STATEMENT_IN_EVENT_MAX 4000
@@ -692,13 +697,19 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 	char	   *prelude = NULL;
 	List	   *items = NIL;
 	ListCell   *lc;
+	DumpEntry	entry;
 
+	memset(&entry, 0, sizeof(entry));
 	foreach(lc, raw)
 	{
 		RawStmt    *rs = lfirst_node(RawStmt, lc);
 		Node	   *stmt = rs->stmt;
 		char	   *text = statement_text(sql, rs->stmt_location, rs->stmt_len);
 		char	   *name = setting_name(stmt);
+		LeftOutDep *dep;
+
+		/* the pg_dump entry this statement belongs to (depend.c) */
+		ingest_dump_entry_update(&entry, sql + rs->stmt_location, rs->stmt_len);
 
 		if (name != NULL)
 		{
@@ -716,6 +727,14 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 			}
 			s->text = text;
 			prelude = prelude_text(settings);
+			continue;
+		}
+
+		/* an object that depends on a relation the filters leave out */
+		dep = ingest_left_out_match(ctx->left_out, &entry);
+		if (dep != NULL)
+		{
+			ingest_left_out_skip(ctx->migration_id, dep, text);
 			continue;
 		}
 

@@ -38,6 +38,8 @@ typedef struct SplitContext
 	List	   *exclude_extensions;
 	int32		migration_id;	/* for events about skipped statements */
 	List	   *matviews;		/* out: qualified names, in dump order */
+	List	   *left_out;		/* LeftOutDep: objects whose statements are
+								 * skipped (depend.c) */
 } SplitContext;
 
 extern char *ingest_pg_dump(IngestMigration *m, IngestConnInfo *info,

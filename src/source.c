@@ -10,7 +10,9 @@
  * filter naming either one applies.  A sequence follows the table that owns
  * it, and stays whenever a table in scope uses it (a column default calls
  * nextval on it), so that the table can be created.  Views, materialized views and foreign tables are filtered like
- * tables.  Every filter must match something on the source, or
+ * tables.  Extension members are not listed, except the configuration
+ * tables and sequences of extensions (extconfig.c), which filters name like
+ * any table and which leave with their extension (exclude_extensions).  Every filter must match something on the source, or
  * ingest_check_filters() says which does not.
  *
  * Locking: none; these are queries on a source connection.
@@ -27,6 +29,7 @@
 #include "utils/regproc.h"
 
 #include "conn.h"
+#include "extconfig.h"
 #include "pg_ingest.h"
 #include "source.h"
 
@@ -260,7 +263,8 @@ ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 				   "  OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
 				   "      WHERE i.indrelid = c.oid AND i.indisprimary))"
 				   "  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
-				   "      WHERE i.indrelid = c.oid AND i.indisreplident)))"
+				   "      WHERE i.indrelid = c.oid AND i.indisreplident))),"
+				   " " INGEST_EXTCONFIG_OF_C_SQL
 				   " FROM pg_catalog.pg_class c"
 				   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 				   " LEFT JOIN pg_catalog.pg_class r ON %s"
@@ -277,7 +281,8 @@ ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 				   "  AND n.nspname !~ '^pg_(toast|temp_)'"
 				   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e"
 				   "   WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-				   "   AND e.objid = c.oid AND e.deptype = 'e')"
+				   "   AND e.objid = c.oid AND e.deptype = 'e'"
+				   "   AND " INGEST_EXTCONFIG_OF_C_SQL " IS NULL)"
 				   " ORDER BY 1, 2",
 				   with_sizes ? "true" : "false", with_sizes ? "true" : "false",
 				   version >= 120000 ? " AND a.attgenerated = ''" : "",
@@ -308,6 +313,8 @@ ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 		}
 		r->relpersistence = PQgetvalue(res, i, 11)[0];
 		r->no_identity = PQgetvalue(res, i, 12)[0] == 't';
+		if (!PQgetisnull(res, i, 13))
+			r->extname = pstrdup(PQgetvalue(res, i, 13));
 		rels = lappend(rels, r);
 	}
 	PQclear(res);
@@ -390,109 +397,6 @@ ingest_source_matviews(PGconn *conn, const char *password)
 	return out;
 }
 
-/* sql is one SELECT statement (checked with this server's parser). */
-static bool
-single_select(const char *sql)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	bool		ok = false;
-
-	PG_TRY();
-	{
-		List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-
-		ok = list_length(raw) == 1 &&
-			IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-/*
- * ingest_source_not_carried
- *		What a migration does not copy at all: the user rows of extension
- *		configuration tables (those the
- *		extension's condition selects, as pg_dump counts them; the target's
- *		CREATE EXTENSION makes the extension's own).  Extensions in
- *		exclude_extensions, and pg_ingest, are left out.
- */
-List *
-ingest_source_not_carried(PGconn *conn, const char *password,
-						  List *exclude_extensions)
-{
-	List	   *out = NIL;
-	PGresult   *res;
-	int64		n;
-	int			i;
-
-	res = ingest_exec(conn,
-					  "SELECT e.extname, n.nspname, c.relname, COALESCE(x.cond, '')"
-					  " FROM pg_catalog.pg_extension e"
-					  " CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig),"
-					  "  pg_catalog.unnest(e.extcondition)) AS x(cfg, cond)"
-					  " JOIN pg_catalog.pg_class c ON c.oid = x.cfg AND c.relkind = 'r'"
-					  " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-					  " ORDER BY 1, 2, 3",
-					  PGRES_TUPLES_OK, "list the extension configuration tables",
-					  password);
-	for (i = 0; i < PQntuples(res); i++)
-	{
-		char	   *ext = PQgetvalue(res, i, 0);
-		char	   *q = ingest_qualified(PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
-		char	   *sql;
-		bool		plain;
-		PGresult   *cnt;
-		ListCell   *lc;
-		bool		excluded = strcmp(ext, "pg_ingest") == 0;
-		NotCarried *nc;
-
-		foreach(lc, exclude_extensions)
-			excluded |= strcmp(lfirst(lc), ext) == 0;
-		if (excluded)
-			continue;
-
-		/*
-		 * The extension's own condition (a WHERE clause, as pg_dump uses
-		 * it), run where it comes from, and only as one SELECT.
-		 */
-		sql = psprintf("SELECT count(*) FROM ONLY %s %s", q, PQgetvalue(res, i, 3));
-		plain = single_select(sql);
-		cnt = plain ? ingest_query(conn, sql, -1, NULL) : NULL;
-		nc = palloc0(sizeof(NotCarried));
-		nc->object = q;
-		nc->detail = "CREATE EXTENSION makes the extension's own rows here; rows added on the source must be copied separately.";
-		if (cnt != NULL && PQresultStatus(cnt) == PGRES_TUPLES_OK)
-		{
-			n = strtoll(PQgetvalue(cnt, 0, 0), NULL, 10);
-			if (n == 0)
-			{
-				PQclear(cnt);
-				continue;
-			}
-			nc->brief = psprintf("%s (%lld rows)", q, (long long) n);
-			nc->message = psprintf("%lld user row(s) of configuration table %s of extension \"%s\" are not migrated",
-								   (long long) n, q, ext);
-		}
-		else
-		{
-			nc->brief = psprintf("%s (rows not counted)", q);
-			nc->message = psprintf("user rows of configuration table %s of extension \"%s\" are not migrated (could not count them: %s)",
-								   q, ext,
-								   plain ? ingest_result_message(conn, cnt, password) :
-								   "its condition is not a WHERE clause");
-		}
-		PQclear(cnt);
-		out = lappend(out, nc);
-	}
-	PQclear(res);
-	return out;
-}
-
 static bool
 name_match(List *names, const char *nspname, const char *relname)
 {
@@ -542,6 +446,8 @@ table_in_scope(IngestFilters *f, SourceRel *r)
 
 	if (!schema_in_scope(f, r->nspname))
 		return false;
+	if (r->extname && ingest_extconfig_excluded(r->extname, f->exclude_extensions))
+		return false;
 	if (r->root_nsp && !schema_in_scope(f, r->root_nsp))
 		return false;
 	in = true;
@@ -580,7 +486,8 @@ ingest_apply_filters(List *rels, IngestFilters *f)
 
 		if (r->relkind != 'S')
 			continue;
-		r->in_scope = schema_in_scope(f, r->nspname);
+		r->in_scope = schema_in_scope(f, r->nspname) &&
+			!(r->extname && ingest_extconfig_excluded(r->extname, f->exclude_extensions));
 		if (!r->in_scope)
 			continue;
 		if (r->owner_rel)

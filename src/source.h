@@ -31,6 +31,8 @@ typedef struct SourceRel
 	char	   *owner_rel;
 	List	   *used_by;		/* sequence: SourceRels whose defaults use it */
 	bool		in_scope;
+	char	   *extname;		/* configuration relation of this extension
+								 * (extconfig.c), or NULL */
 } SourceRel;
 
 /* A table name from a filter: relname, with nspname or NULL for any. */
@@ -51,17 +53,6 @@ typedef struct IngestFilters
 	List	   *exclude_extensions; /* of char * */
 } IngestFilters;
 
-/* Something of the source a migration does not copy at all. */
-typedef struct NotCarried
-{
-	char	   *object;			/* for ingest.events.object */
-	char	   *brief;			/* short, for lists */
-	char	   *message;
-	char	   *detail;
-} NotCarried;
-
-extern List *ingest_source_not_carried(PGconn *conn, const char *password,
-									   List *exclude_extensions);
 extern IngestFilters *ingest_filters_from_arrays(ArrayType *include_schemas,
 												 ArrayType *exclude_schemas,
 												 ArrayType *include_tables,

@@ -194,7 +194,8 @@ check_target_tables(List *rels, bool schema_existing, bool check_rows,
 			continue;
 		}
 		ingest_check_target(relid, GetUserId(), needed);
-		if (!check_rows)
+		/* an extension's configuration table has its extension's rows */
+		if (!check_rows || r->extname != NULL)
 			continue;
 		/* leaves of one source tree may map to the same target table */
 		foreach(lc2, not_empty)
@@ -256,7 +257,6 @@ typedef struct SourceFacts
 	char	   *system_identifier;	/* NULL if the source does not say */
 	Oid			database_oid;
 	char	   *database_name;
-	List	   *not_carried;	/* of NotCarried */
 } SourceFacts;
 
 static void
@@ -285,8 +285,6 @@ read_source_facts(PGconn *conn, IngestConnInfo *info, IngestFilters *filters,
 	}
 	PQclear(res);
 
-	f->not_carried = ingest_source_not_carried(conn, info->password,
-											   filters->exclude_extensions);
 	/* large objects are copied: the source user must read them all */
 	ingest_lo_check_source(conn, info->password);
 }
@@ -630,13 +628,6 @@ ingest_start(PG_FUNCTION_ARGS)
 						 psprintf("later changes of %s are not carried: %s (untracked_tables => 'copy_only')",
 								  (char *) lfirst(lc), (char *) lfirst(lc2)),
 						 NULL);
-	}
-	foreach(lc, facts.not_carried)
-	{
-		NotCarried *nc = lfirst(lc);
-
-		ingest_event(id, "WARNING", "not carried", nc->object, nc->message,
-					 nc->detail);
 	}
 	if (ntables == 0)
 		ereport(NOTICE,

@@ -20,7 +20,9 @@
  *	 - a relation that is not a table;
  *	 - a member of an extension (pg_depend deptype 'e'), such as
  *	   pg_ingest's own ingest.events: an extension's objects are never a
- *	   destination, whatever the source calls its schemas;
+ *	   destination, whatever the source calls its schemas; except its
+ *	   configuration tables (pg_extension_config_dump), whose user rows
+ *	   a migration carries as pg_dump does (extconfig.c);
  *	 - a table Citus distributes (listed in pg_dist_partition, when that
  *	   catalog exists): COPY and the executor's simple insert would write
  *	   into the coordinator's shell table, not the shards;
@@ -54,6 +56,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
+#include "extconfig.h"
 #include "target.h"
 
 /*
@@ -162,7 +165,7 @@ ingest_check_target(Oid relid, Oid roleid, AclMode needed)
 				 errmsg("cannot migrate rows into %s: it is not a table", name)));
 
 	extension = getExtensionOfObject(RelationRelationId, relid);
-	if (OidIsValid(extension))
+	if (OidIsValid(extension) && !ingest_extconfig_is_config(relid))
 	{
 		char	   *extname = get_extension_name(extension);
 
