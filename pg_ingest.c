@@ -49,6 +49,8 @@ int			ingest_sequence_margin = 0;
 bool		ingest_drop_slot_at_stop = true;
 int			ingest_max_crashes = 3;
 char	   *ingest_debug_crash_worker = NULL;
+int			ingest_sequence_sync_interval = 5;
+bool		ingest_refresh_matviews_at_stop = true;
 
 IngestSharedState *IngestShared = NULL;
 
@@ -159,6 +161,22 @@ _PG_init(void)
 							0, 0, INT_MAX,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ingest.sequence_sync_interval",
+							"How often sequences are brought up to the source's values while a migration streams; 0 turns it off.",
+							"A sequence is only ever moved forward; the stop still sets each one to the source's value plus pg_ingest.sequence_margin.",
+							&ingest_sequence_sync_interval,
+							5, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_ingest.refresh_matviews_at_stop",
+							 "Whether the stop of a migration with change data capture refreshes its materialized views.",
+							 "Changes a REFRESH on the source sends are left out while streaming; off leaves the views with what the copy put in them.",
+							 &ingest_refresh_matviews_at_stop,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("pg_ingest.drop_slot_at_stop",
 							 "Whether a migration drops its replication slot on the source when it stops.",

@@ -110,6 +110,7 @@
 
 #include "conn.h"
 #include "pg_ingest.h"
+#include "replident.h"
 #include "source.h"
 #include "spool.h"
 #include "target.h"
@@ -313,7 +314,8 @@ lookup_rel(const char *nspname, const char *relname)
 		sr.relname = (char *) relname;
 		sr.relkind = 'r';
 		ingest_apply_filters(list_make1(&sr), filters);
-		if (!sr.in_scope)
+		/* a materialized view: refreshed at the stop (matview.c) */
+		if (!sr.in_scope || ingest_matview_skip(m->id, nspname, relname))
 		{
 			r->skip = true;
 			r->valid = true;
@@ -691,7 +693,8 @@ find_row(Relation rel, ApplyRel *r, ApplyState *st, W2JChange *c,
 	*found = table_slot_create(searchrel, &st->estate->es_tupleTable);
 	if (OidIsValid(keyidx))
 		return RelationFindReplTupleByIndex(searchrel, keyidx, LockTupleExclusive, key, *found);
-	return RelationFindReplTupleSeq(searchrel, LockTupleExclusive, key, *found);
+	/* images for types without equality (replident.c) */
+	return ingest_find_repl_tuple_seq(searchrel, LockTupleExclusive, key, *found);
 }
 
 /*

@@ -1303,7 +1303,8 @@ sample_apply_rate(void)
 
 /*
  * At the stop: sequences from the source's current values (plus
- * pg_ingest.sequence_margin), the slot dropped (unless
+ * pg_ingest.sequence_margin), materialized views refreshed (matview.c),
+ * the slot dropped (unless
  * pg_ingest.drop_slot_at_stop is off), the spool and origin with it.
  */
 static void
@@ -1348,6 +1349,7 @@ finish_stream(void)
 	PG_END_TRY();
 	IN_TRANSACTION(ingest_store_schema_items(m->id, items));
 	(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
+	ingest_refresh_matviews(m, info, filters);
 
 	if (ingest_drop_slot_at_stop)
 	{
@@ -1390,7 +1392,7 @@ record_stop_request(void)
  * phase_streaming
  *		catching_up, streaming, stopping, paused: the receiver and the
  *		applier run; the coordinator watches for caught-up, the stop, a
- *		pause or a failure.
+ *		pause or a failure, and keeps the sequences current (sequence.c).
  */
 static void
 phase_streaming(void)
@@ -1420,6 +1422,7 @@ phase_streaming(void)
 		}
 		ensure_receiver();
 		ensure_single(&applier);
+		ingest_sequence_sync(m, info, filters, phase);
 
 		if (strcmp(phase, "catching_up") == 0 && caught_up())
 		{

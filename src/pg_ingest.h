@@ -87,6 +87,8 @@ extern int	ingest_sequence_margin;
 extern bool ingest_drop_slot_at_stop;
 extern int	ingest_max_crashes;
 extern char *ingest_debug_crash_worker;
+extern int	ingest_sequence_sync_interval;
+extern bool ingest_refresh_matviews_at_stop;
 
 /* What a background worker of pg_ingest does. */
 typedef enum IngestWorkerKind
@@ -290,6 +292,18 @@ extern void ingest_drop_local(IngestMigration *m);
 extern void ingest_forget_password(IngestMigration *m);
 extern Datum ingest_wait(PG_FUNCTION_ARGS);
 extern Datum ingest_stop_at(PG_FUNCTION_ARGS);
+
+/* matview.c */
+struct IngestFilters;
+extern bool ingest_matview_skip(int32 migration_id, const char *nspname,
+								const char *relname);
+extern bool ingest_matview_notice(int32 migration_id, const char *table);
+extern void ingest_refresh_matviews(IngestMigration *m, struct IngestConnInfo *info,
+									struct IngestFilters *filters);
+
+/* sequence.c */
+extern void ingest_sequence_sync(IngestMigration *m, struct IngestConnInfo *info,
+								 struct IngestFilters *filters, const char *phase);
 
 /* Background worker entry points */
 extern PGDLLEXPORT void ingest_supervisor_main(Datum main_arg);

@@ -141,6 +141,10 @@ stream_notice(void *arg, const PGresult *res)
 
 	if (message == NULL)
 		return;
+	/* one per row a statement changed: the same notice again adds nothing */
+	if (n_notices > 0 &&
+		strncmp(notices[n_notices - 1].message, message, sizeof(notices[0].message) - 1) == 0)
+		return;
 	if (n_notices >= MAX_NOTICES)
 	{
 		notices_lost++;
@@ -276,6 +280,9 @@ handle_notices(void)
 					 errhidestmt(true)));
 			continue;
 		}
+		/* a REFRESH ... CONCURRENTLY's DELETEs: refreshed at the stop */
+		if (ingest_matview_notice(m->id, table))
+			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{
 			MemoryContext old;
