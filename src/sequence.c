@@ -22,9 +22,11 @@
  * after a failure.  One that does not exist here, or belongs to an
  * extension here, is left out (the stop names it).  A round that fails (the
  * source gone, a sequence dropped) closes the connection and is tried again
- * at the next interval: the first failure of a run of them is a WARNING
- * event, never a failure of the migration, since the stop still sets every
- * sequence exactly.
+ * after twice the interval, then four times... (up to 16 times: connecting
+ * to a source that does not answer holds the coordinator up to
+ * pg_ingest.connect_timeout): the first failure of a run of them is a
+ * WARNING event, never a failure of the migration, since the stop still
+ * sets every sequence exactly.
  *
  * State: all in this process (the connection, the names in scope, the time
  * of the last round); nothing in the catalog or shared memory.
@@ -67,7 +69,7 @@ static MemoryContext seq_cxt = NULL;	/* the names in scope */
 static List *scope = NIL;		/* SyncedSequence, in seq_cxt */
 static TimestampTz scope_at = 0;
 static TimestampTz last_round = 0;
-static bool failing = false;	/* the last round failed (warned) */
+static int	failures = 0;		/* rounds failed in a row (the first warned) */
 static bool announced = false;
 
 static void
@@ -279,8 +281,10 @@ ingest_sequence_sync(IngestMigration *m, IngestConnInfo *info,
 		close_connection();
 		return;
 	}
+	/* after failures, less often: a connection attempt may wait long */
 	if (last_round != 0 &&
-		!TimestampDifferenceExceeds(last_round, now, ingest_sequence_sync_interval * 1000))
+		!TimestampDifferenceExceeds(last_round, now,
+									ingest_sequence_sync_interval * 1000 * (1 << Min(failures, 4))))
 		return;
 	last_round = now;
 	if (!exit_registered)
@@ -296,7 +300,7 @@ ingest_sequence_sync(IngestMigration *m, IngestConnInfo *info,
 		ereport(DEBUG1,
 				(errmsg_internal("pg_ingest migration \"%s\": %d sequences moved to the source's values",
 								 m->name, moved)));
-		failing = false;
+		failures = 0;
 	}
 	PG_CATCH();
 	{
@@ -310,7 +314,7 @@ ingest_sequence_sync(IngestMigration *m, IngestConnInfo *info,
 		MemoryContextSwitchTo(cxt);
 		close_connection();
 		scope = NIL;
-		if (!failing)
+		if (failures == 0)
 		{
 			ingest_log_recovered_error(edata);
 			ingest_event_tx(m->id, "WARNING", "sequences", NULL,
@@ -318,7 +322,7 @@ ingest_sequence_sync(IngestMigration *m, IngestConnInfo *info,
 									 edata->message),
 							"Tried again every pg_ingest.sequence_sync_interval; the stop sets every sequence all the same.");
 		}
-		failing = true;
+		failures++;
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
