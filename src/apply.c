@@ -8,7 +8,8 @@
  * built: keys are looked up through them) and reads the spool, whole
  * transactions only.  Each change goes through the executor as native
  * logical replication does (ExecSimpleRelationInsert/Update/Delete, rows
- * found with RelationFindReplTupleByIndex or ...Seq), with
+ * found with RelationFindReplTupleByIndex or ...Seq, which replident.c
+ * extends to types without an equality operator), with
  * session_replication_role = replica: the target's triggers and foreign
  * keys do not fire.  Values are converted with the target columns' input
  * functions; generated columns are left for the target to compute; a
@@ -58,8 +59,9 @@
  * and lc_monetary the source sessions write them in (conn.c).
  *
  * A change that cannot be applied fails the migration: last_error, the
- * event and the server log say which table, which LSN and which values.  Nothing is skipped;
- * ingest.resume() starts again from the same change.
+ * event and the server log say which table, which LSN and which values.  Nothing is skipped
+ * (but the changes of a materialized view, refreshed at the stop instead:
+ * matview.c); ingest.resume() starts again from the same change.
  *
  * With wal2json before 2.6, NaN and Infinity in numeric, real and double
  * precision columns arrive as JSON null, like a NULL; for such a column the

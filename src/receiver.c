@@ -34,8 +34,10 @@
  * wal2json leaves out, with only a WARNING sent to the client as a notice,
  * an UPDATE or DELETE on a table that has neither a key nor a replica
  * identity (and a change with no tuple data).  The stream connection's
- * notices come here (never raw into the server log): such a change fails
- * the migration, naming the table, unless the migration was started with
+ * notices come here (never raw into the server log; the same notice again
+ * at once is kept once): such a change fails the migration, naming the
+ * table, unless the table is a materialized view here (the DELETEs of a
+ * REFRESH ... CONCURRENTLY, see matview.c), or the migration was started with
  * untracked_tables = 'copy_only', in which case the table gets one WARNING
  * event (its later changes are not carried).  Other notices of the source
  * are logged at LOG.  libpq hands a notice over while reading the message

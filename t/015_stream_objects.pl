@@ -209,6 +209,8 @@ like($target->safe_psql('live',
 		"SELECT message FROM ingest.events WHERE name = 'live' AND kind = 'matview' AND object IS NULL"),
 	qr/^5 of 5 materialized views refreshed at the stop \(1 of them emptied as on the source\) in \d+ ms$/,
 	'an event gives the count and time of the refreshes');
+note($target->safe_psql('live',
+		"SELECT string_agg(message, E'\\n' ORDER BY id) FROM ingest.events WHERE name = 'live' AND kind IN ('matview', 'sequences')"));
 my $seq_ok = "SELECT string_agg(s.name, ',') FROM (VALUES %s) AS s(name, v) JOIN"
   . " (SELECT c.relname::text AS name, COALESCE(pg_sequence_last_value(c.oid), 0) AS v FROM pg_class c WHERE c.relkind = 'S') t USING (name)"
   . " WHERE CASE WHEN s.name = 'seq_down' THEN t.v > s.v ELSE t.v < s.v END";
