@@ -67,7 +67,7 @@ typedef struct SyncedSequence
 static PGconn *seq_conn = NULL;
 static MemoryContext seq_cxt = NULL;	/* the names in scope */
 static List *scope = NIL;		/* SyncedSequence, in seq_cxt */
-static TimestampTz scope_at = 0;
+static TimestampTz scope_at = 0;	/* when scope was found; 0: to find */
 static TimestampTz last_round = 0;
 static int	failures = 0;		/* rounds failed in a row (the first warned) */
 static bool announced = false;
@@ -142,10 +142,10 @@ sync_round(IngestMigration *m, IngestConnInfo *info, IngestFilters *filters)
 	{
 		seq_conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 										   psprintf("pg_ingest %s sequences", m->name));
-		scope = NIL;
+		scope_at = 0;
 	}
-	if (scope == NIL || TimestampDifferenceExceeds(scope_at, GetCurrentTimestamp(),
-												   SCOPE_REFRESH_MS))
+	if (scope_at == 0 || TimestampDifferenceExceeds(scope_at, GetCurrentTimestamp(),
+													SCOPE_REFRESH_MS))
 		load_scope(filters, info);
 	if (scope == NIL)
 		return 0;
@@ -313,7 +313,7 @@ ingest_sequence_sync(IngestMigration *m, IngestConnInfo *info,
 		ingest_catalog_reset();
 		MemoryContextSwitchTo(cxt);
 		close_connection();
-		scope = NIL;
+		scope_at = 0;
 		if (failures == 0)
 		{
 			ingest_log_recovered_error(edata);
