@@ -8,7 +8,10 @@
 #   an INFO event giving the counts;
 # - ingest.verify has a row for them; preflight counts them, and a source
 #   user that may not read them all is refused (preflight FAIL, start ERROR);
-# - a full-load-only migration copies them too.
+# - a full-load-only migration copies them too; so does one whose owner is
+#   not a superuser (objects of roles it may not give them to are its own),
+#   whose stop also brings them up to date;
+# - ingest.start refuses a target database that has large objects.
 
 use strict;
 use warnings;
@@ -165,6 +168,33 @@ is($target->safe_psql('lofull',
 is($target->safe_psql('lofull',
 		"SELECT status FROM ingest.verify('lofull', 'hash') WHERE table_name = 'large objects'"),
 	'MATCH', 'ingest.verify agrees');
+
+# --- change data capture by that owner: the stop writes, unlinks, comments ---
+create_db($target, 'locdc', 'mig');
+$target->safe_psql('locdc', 'CREATE EXTENSION pg_ingest');
+($ret, $out, $err) = $target->psql('locdc',
+	"SELECT ingest.start('$conn', name => 'locdc', mode => 'full-load-and-cdc', table_jobs => 2)",
+	extra_params => [ '-U', 'mig' ]);
+is($ret, 0, 'and a migration with change data capture') or diag($err);
+ok(wait_phase($target, 'locdc', 'locdc', 'streaming'), 'which streams');
+$source->safe_psql('app', q{
+	SELECT lo_from_bytea(100030, 'by mig');
+	GRANT SELECT ON LARGE OBJECT 100030 TO migrator;
+	SELECT lo_put(100003, 0, 'mig was here');
+	SELECT lo_unlink(100010);
+	COMMENT ON LARGE OBJECT 100011 IS 'commented';
+});
+$target->safe_psql('locdc', "SELECT ingest.cutover('locdc')");
+ok(wait_phase($target, 'locdc', 'locdc', 'completed'), 'it completes');
+is($target->safe_psql('locdc', $data), $source->safe_psql('app', $data),
+	'its stop brings every large object up to date');
+like($target->safe_psql('locdc',
+		"SELECT message FROM ingest.events WHERE name = 'locdc' AND kind = 'large objects' AND level = 'INFO'"),
+	qr/^large objects at the stop: 1 copied, 2 updated, 1 removed, 203 unchanged in \d+ ms$/,
+	'with the counts');
+is($target->safe_psql('locdc',
+		"SELECT pg_get_userbyid(lomowner) FROM pg_largeobject_metadata WHERE oid = 100003"),
+	'lo_owner', 'an object of a role it is a member of keeps its owner');
 
 # --- a source user that may not read them all is refused ----------------------
 $source->safe_psql('app', "SELECT lo_from_bytea(100020, 'secret')");
