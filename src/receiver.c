@@ -93,6 +93,7 @@ int			ingest_stream_failure_timeout = 600;
 
 static IngestMigration *m;
 static IngestConnInfo *info;
+static IngestFilters *filters;	/* the migration's, read once */
 static IngestMigrationSlot *me;
 static int	my_slot;
 static SpoolWriter spool;
@@ -257,6 +258,55 @@ untracked_policy(void)
 	return policy ? policy : pstrdup("refuse");
 }
 
+/*
+ * Whether a table named as wal2json names it in its notices ("nsp"."rel",
+ * the names unescaped) is left out by the migration's filters: it is not
+ * one the migration copied (ingest.copy_item), and the filters leave it
+ * out however the name is split (a name holding "." makes the split
+ * ambiguous).  Anything else is in scope.
+ */
+static bool
+left_out_by_filters(const char *table)
+{
+	size_t		len = strlen(table);
+	const char *p;
+	bool		split = false;
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+	SPITupleTable *tab;
+	uint64		i;
+	bool		known = false;
+
+	if (len < 5 || table[0] != '"' || table[len - 1] != '"')
+		return false;
+	for (p = strstr(table, "\".\""); p != NULL; p = strstr(p + 1, "\".\""))
+	{
+		SourceRel	sr;
+
+		memset(&sr, 0, sizeof(sr));
+		sr.nspname = pnstrdup(table + 1, p - table - 1);
+		sr.relname = pnstrdup(p + 3, (table + len - 1) - (p + 3));
+		sr.relkind = 'r';
+		ingest_apply_filters(list_make1(&sr), filters);
+		if (sr.in_scope)
+			return false;
+		split = true;
+	}
+	if (!split)
+		return false;
+
+	ingest_xact_start();
+	ingest_catalog_begin();
+	tab = ingest_catalog_query("SELECT DISTINCT '\"' || nspname || '\".\"' || relname || '\"'"
+							   " FROM ingest.copy_item WHERE migration_id = $1",
+							   1, types, vals, NULL);
+	for (i = 0; i < SPI_processed && !known; i++)
+		known = strcmp(ingest_getstr(tab, i, 1), table) == 0;
+	ingest_catalog_end();
+	ingest_xact_commit();
+	return !known;
+}
+
 static void fail_stream(const char *message);
 
 /*
@@ -290,6 +340,9 @@ handle_notices(void)
 			continue;
 		/* resync => 'at_cutover': the table is copied again at the stop */
 		if (ingest_resync_covers_w2j(m, table))
+			continue;
+		/* a table the filters leave out: none of its changes are applied */
+		if (left_out_by_filters(table))
 			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{
@@ -832,6 +885,7 @@ ingest_receiver_main(Datum main_arg)
 	ingest_xact_start();
 	m = ingest_load_migration(migration_id);
 	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
+	filters = ingest_load_filters(m->id);
 	ingest_w2j_setup_conversion(m->source_encoding);
 	ingest_xact_commit();
 	spool_dir = ingest_spool_dir(MyDatabaseId, m->id);
