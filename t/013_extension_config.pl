@@ -51,10 +51,10 @@ $source->safe_psql('app', q{
 	SELECT i, 'p' || i, ST_SetSRID(ST_MakePoint(i, i / 2.0), 4326)
 	FROM generate_series(1, 500) i;
 });
-my $user_rows = $source->safe_psql('app', q{
+my $is_config = $source->safe_psql('app', q{
 	SELECT count(*) FROM pg_extension
 	WHERE extname = 'postgis' AND 'spatial_ref_sys'::regclass = ANY (extconfig)});
-is($user_rows, '1', 'spatial_ref_sys is a configuration table of postgis');
+is($is_config, '1', 'spatial_ref_sys is a configuration table of postgis');
 
 my @tables = qw(public.spatial_ref_sys public.places);
 if ($own)
