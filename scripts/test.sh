@@ -14,6 +14,11 @@ build_and_install
 say "checking that the version has one source"
 as_user make -C "$BUILD_DIR" -s check-version
 
+# t/013's test extension (a configuration table with a condition of its
+# own) goes where this installation's extensions are
+"${SUDO[@]}" install -m 644 "$BUILD_DIR"/t/ext/ingest_cfgtest.control \
+	"$BUILD_DIR"/t/ext/ingest_cfgtest--1.0.sql "$("$PGBIN"/pg_config --sharedir)/extension/"
+
 say "running pg_regress and TAP suites"
 log=$(mktemp)
 set +e
