@@ -16,6 +16,7 @@ OBJS = \
 	src/coordinator.o \
 	src/copy.o \
 	src/index.o \
+	src/infer.o \
 	src/preflight.o \
 	src/receiver.o \
 	src/schema.o \

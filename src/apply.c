@@ -109,6 +109,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "infer.h"
 #include "pg_ingest.h"
 #include "source.h"
 #include "spool.h"
@@ -917,6 +918,9 @@ apply_change(W2JChange *c)
 	/* a change the table's copy already has */
 	if (src.final_lsn < r->sync_lsn)
 		return;
+	/* its columns differ from the target's: a schema change (infer.c) */
+	if (c->action != 'T' && ingest_infer_change(m, info, r->relid, c))
+		r = lookup_rel(c->schema, c->table);
 
 	/*
 	 * Locking the table may process invalidations (a REVOKE, an ALTER): its
@@ -1406,9 +1410,11 @@ done:	;
 		ingest_xact_abort();
 		replorigin_session_origin_lsn = InvalidXLogRecPtr;
 		ingest_xact_start();
-		ingest_fail_migration(m, edata->context ?
-							  psprintf("%s (%s)", edata->message, edata->context) :
-							  edata->message);
+		ingest_fail_migration(m, psprintf("%s%s%s%s%s", edata->message,
+										  edata->context ? " (" : "",
+										  edata->context ? edata->context : "",
+										  edata->context ? ")" : "",
+										  edata->hint ? psprintf(" Hint: %s", edata->hint) : ""));
 		ingest_xact_commit();
 		failed = true;
 	}
