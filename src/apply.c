@@ -320,12 +320,16 @@ lookup_rel(const char *nspname, const char *relname)
 			r->valid = true;
 			return r;
 		}
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table %s.%s of the source is not part of the migration",
-						quote_identifier(nspname), quote_identifier(relname)),
-				 errdetail("It was created on the source after the migration started; pg_ingest does not replicate DDL."),
-				 errhint("Create it on the target, copy its rows, and add it: or leave it out with a filter in a new migration.")));
+		/* created on the source since: ddl => 'infer' creates and copies it */
+		if (ingest_infer_new_table(m, info, nspname, relname, src.final_lsn, &r->sync_lsn))
+			r->known = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table %s.%s of the source is not part of the migration",
+							quote_identifier(nspname), quote_identifier(relname)),
+					 errdetail("It was created on the source after the migration started; under ddl => '%s' it is not created here.", m->ddl),
+					 errhint("Create it on the target, copy its rows, and add it: or leave it out with a filter in a new migration.")));
 	}
 
 	r->relid = ingest_target_relid(nspname, relname,

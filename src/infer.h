@@ -16,5 +16,8 @@
 extern bool ingest_infer_enabled(IngestMigration *m);
 extern bool ingest_infer_change(IngestMigration *m, IngestConnInfo *info,
 								Oid relid, W2JChange *c);
+extern bool ingest_infer_new_table(IngestMigration *m, IngestConnInfo *info,
+								   const char *nspname, const char *relname,
+								   XLogRecPtr change_lsn, XLogRecPtr *sync_lsn);
 
 #endif							/* PG_INGEST_INFER_H */

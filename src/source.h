@@ -49,6 +49,7 @@ typedef struct IngestFilters
 	List	   *include_tables;
 	List	   *exclude_tables;
 	List	   *exclude_extensions; /* of char * */
+	List	   *dump_tables;	/* of QualName: pg_dump only these (infer.c) */
 } IngestFilters;
 
 /* Something of the source a migration does not copy at all. */

@@ -115,7 +115,25 @@ is($target->safe_psql('inf', "SELECT count(*) FROM pg_attribute WHERE attrelid =
 	'0', 'items.note is dropped on the target');
 same_content($source, 'app', $target, 'inf', ['items'], 'items matches after ALTER TYPE and DROP COLUMN');
 
+# a table created on the source while streaming, written to at once
+$source->safe_psql('app', q{
+	BEGIN;
+	CREATE TABLE fresh (id serial PRIMARY KEY, v text, n int DEFAULT 7);
+	ALTER TABLE fresh OWNER TO migrator;
+	INSERT INTO fresh (v) SELECT 'r' || g FROM generate_series(1, 100) g;
+	COMMIT;
+});
+$source->safe_psql('app', q{
+	INSERT INTO fresh (v) VALUES ('after');
+	UPDATE fresh SET v = 'upd' WHERE id = 5;
+	DELETE FROM fresh WHERE id = 6;
+});
+ok(wait_applied('inf', 'inf', 'app', 'the new table to be created and applied'), 'CREATE TABLE followed');
+same_content($source, 'app', $target, 'inf', ['fresh'], 'the new table has the source rows');
+
 my $ev = events('inf', 'inf');
+like($ev, qr/INFO ddl public\.fresh created table public\.fresh and copied its \d+ rows as of LSN [0-9A-F]+\/[0-9A-F]+ \(inferred from the stream at LSN/,
+	'an INFO event says the new table was created and copied');
 like($ev, qr/INFO ddl public\.items added column c1 integer \(inferred from the stream at LSN [0-9A-F]+\/[0-9A-F]+\)/,
 	'an INFO event names the added column');
 like($ev, qr/added column c2 text default 'dflt'::text not null \(inferred/, 'and the NOT NULL one with its default');
@@ -144,8 +162,10 @@ $pgbench->finish;
 my $cut = $target->safe_psql('inf', "SELECT ingest.cutover('inf')");
 like($cut, qr{^[0-9A-F]+/[0-9A-F]+$}, 'cutover');
 same_content($source, 'app', $target, 'inf',
-	[qw(items pgbench_accounts pgbench_branches pgbench_tellers pgbench_history)],
+	[qw(items fresh pgbench_accounts pgbench_branches pgbench_tellers pgbench_history)],
 	'after cutover every table has the source content');
+is($target->safe_psql('inf', "SELECT count(*) FROM ingest.verify('inf') WHERE status <> 'MATCH'"),
+	'0', 'ingest.verify agrees, the new table included');
 
 # --- ddl => 'off' ------------------------------------------------------------
 my $conn2 = source_connstr($source, dbname => 'app2');
