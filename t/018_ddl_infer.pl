@@ -164,6 +164,9 @@ like($cut, qr{^[0-9A-F]+/[0-9A-F]+$}, 'cutover');
 same_content($source, 'app', $target, 'inf',
 	[qw(items fresh pgbench_accounts pgbench_branches pgbench_tellers pgbench_history)],
 	'after cutover every table has the source content');
+my ($sseq, $tseq) = (sequence_values($source, 'app'), sequence_values($target, 'inf'));
+cmp_ok($tseq->{'public.fresh_id_seq'} // -1, '>=', $sseq->{'public.fresh_id_seq'},
+	"the new table's sequence is at least where the source's is");
 is($target->safe_psql('inf', "SELECT count(*) FROM ingest.verify('inf') WHERE status <> 'MATCH'"),
 	'0', 'ingest.verify agrees, the new table included');
 
