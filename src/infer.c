@@ -509,6 +509,11 @@ add_column(IngestMigration *m, Oid relid, const char *alter, const char *object,
 	else if (sc->def && !sc->notnull)
 		run_ddl(psprintf("%s ALTER COLUMN %s SET DEFAULT %s", alter, qcol, sc->def));
 
+	if (sc->def && !sc->missing && !sc->notnull)
+		ingest_event(m->id, "WARNING", "ddl", object,
+					 psprintf("column %s was inferred null on the rows that existed when it was added; check with ingest.verify()",
+							  qcol),
+					 "The source's catalog gives a default but no value for rows that existed: the default was set after the column was added (the rows are null), or the table was rewritten since (they hold the default).");
 	inferred(m, object, lsn,
 			 psprintf("added column %s %s%s%s%s", qcol, shown,
 					  sc->def ? " default " : "", sc->def ? sc->def : "",
