@@ -58,8 +58,15 @@
  * and lc_monetary the source sessions write them in (conn.c).
  *
  * A change that cannot be applied fails the migration: last_error, the
- * event and the server log say which table, which LSN and which values.  Nothing is skipped;
+ * event and the server log say which table, which LSN and which values
+ * (and the error's hint).  Nothing is skipped;
  * ingest.resume() starts again from the same change.
+ *
+ * Schema changes of the source (ddl => 'infer' or 'off'): before a change
+ * is applied, infer.c compares its columns with the target table's and
+ * alters the table (or fails); a change of a table the migration does not
+ * know, in scope of its filters, has infer.c create and copy the table
+ * under 'infer' (ingest_infer_new_table), with a sync LSN of its own.
  *
  * With wal2json before 2.6, NaN and Infinity in numeric, real and double
  * precision columns arrive as JSON null, like a NULL; for such a column the

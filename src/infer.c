@@ -38,9 +38,14 @@
  * migration so, with the hint to change the target by hand and resume:
  * ingest.resume() applies the same change again.
  *
- * A change of a table the migration does not know (created on the source
- * after the snapshot) is apply.c's: it fails the migration, naming the
- * table.
+ * A change of a table the migration does not know, in scope of its filters
+ * (created on the source after the snapshot): under 'infer',
+ * ingest_infer_new_table() creates it from pg_dump --table (pre-data, then
+ * post-data once the rows are in) and copies its rows under the snapshot of
+ * a temporary slot, in the applier's transaction; its ingest.copy_item row
+ * has that slot's consistent point as sync LSN, so the changes before it,
+ * which the copy has, are skipped.  Under 'off' apply.c fails the migration,
+ * naming the table.
  *
  * State: a per-process cache (this applier's) of the last column list that
  * matched each target table, so an unchanged table costs one comparison of
@@ -48,8 +53,15 @@
  * source connection for catalog lookups is opened when first needed.
  * Nothing lives in shared memory; what was inferred is in ingest.events.
  *
+ * A table is altered only if ingest_check_target() accepts it (not an
+ * extension's nor a Citus table), and as the migration's owner: ALTER
+ * TABLE's own ownership check applies.  A new table is created by the
+ * statements of pg_dump --table, run as the owner too.
+ *
  * Locking: ALTER TABLE takes AccessExclusiveLock on the target table, held
- * until the applier's transaction commits.
+ * until the applier's transaction commits.  A new table's snapshot comes
+ * from a temporary slot, whose creation waits for the transactions running
+ * on the source to end (as the migration's own slot did).
  *
  *-------------------------------------------------------------------------
  */
@@ -699,6 +711,8 @@ ingest_infer_change(IngestMigration *m, IngestConnInfo *info, Oid relid,
 	/* a partition is altered through the root of its tree */
 	if (rel->rd_rel->relispartition)
 		alter_relid = llast_oid(get_partition_ancestors(relid));
+	/* never a table the migration may not write (an extension's, Citus's) */
+	ingest_check_target(alter_relid, m->owner, 0);
 	alter = psprintf("ALTER TABLE %s", ingest_relid_name(alter_relid));
 	table_close(rel, AccessShareLock);
 

@@ -35,6 +35,11 @@ $source->safe_psql('app', q{
 	CREATE TABLE items (id int PRIMARY KEY, a int, note text, big text);
 	INSERT INTO items SELECT g, g, 'n' || g, repeat('toast', 2000) FROM generate_series(1, 200) g;
 	ALTER TABLE items OWNER TO migrator;
+	CREATE TABLE parted (id int, k int, v text, PRIMARY KEY (id, k)) PARTITION BY RANGE (k);
+	CREATE TABLE parted_p1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+	INSERT INTO parted SELECT g, g % 100, 'p' FROM generate_series(1, 50) g;
+	ALTER TABLE parted OWNER TO migrator;
+	ALTER TABLE parted_p1 OWNER TO migrator;
 });
 create_db($source, 'app2', 'migrator');
 $source->safe_psql('app2', q{
@@ -128,8 +133,20 @@ $source->safe_psql('app', q{
 	UPDATE fresh SET v = 'upd' WHERE id = 5;
 	DELETE FROM fresh WHERE id = 6;
 });
+# a partition created and written to
+$source->safe_psql('app', q{
+	BEGIN;
+	CREATE TABLE parted_p2 PARTITION OF parted FOR VALUES FROM (100) TO (200);
+	ALTER TABLE parted_p2 OWNER TO migrator;
+	INSERT INTO parted VALUES (1000, 150, 'p2'), (1001, 160, 'p2');
+	COMMIT;
+	INSERT INTO parted VALUES (1002, 170, 'p2 after');
+	UPDATE parted SET v = 'moved' WHERE id = 1000;
+});
 ok(wait_applied('inf', 'inf', 'app', 'the new table to be created and applied'), 'CREATE TABLE followed');
-same_content($source, 'app', $target, 'inf', ['fresh'], 'the new table has the source rows');
+same_content($source, 'app', $target, 'inf', [qw(fresh parted_p1 parted_p2)], 'the new table and partition have the source rows');
+is($target->safe_psql('inf', "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'parted_p2'"),
+	'FOR VALUES FROM (100) TO (200)', 'the new partition is attached as on the source');
 
 # a column added and dropped again before the applier gets there: the
 # source's catalog has moved on, the stream alone tells
@@ -178,7 +195,7 @@ $pgbench->finish;
 my $cut = $target->safe_psql('inf', "SELECT ingest.cutover('inf')");
 like($cut, qr{^[0-9A-F]+/[0-9A-F]+$}, 'cutover');
 same_content($source, 'app', $target, 'inf',
-	[qw(items fresh pgbench_accounts pgbench_branches pgbench_tellers pgbench_history)],
+	[qw(items fresh parted_p1 parted_p2 pgbench_accounts pgbench_branches pgbench_tellers pgbench_history)],
 	'after cutover every table has the source content');
 my ($sseq, $tseq) = (sequence_values($source, 'app'), sequence_values($target, 'inf'));
 cmp_ok($tseq->{'public.fresh_id_seq'} // -1, '>=', $sseq->{'public.fresh_id_seq'},
