@@ -19,6 +19,7 @@ OBJS = \
 	src/extconfig.o \
 	src/index.o \
 	src/largeobject.o \
+	src/infer.o \
 	src/preflight.o \
 	src/receiver.o \
 	src/resync.o \

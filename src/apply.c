@@ -61,9 +61,17 @@
  * and lc_monetary the source sessions write them in (conn.c).
  *
  * A change that cannot be applied fails the migration: last_error, the
- * event and the server log say which table, which LSN and which values.  Nothing is skipped
- * (but the changes of a materialized view, refreshed at the stop instead:
- * matview.c); ingest.resume() starts again from the same change.
+ * event and the server log say which table, which LSN and which values
+ * (and the error's hint).  Nothing is skipped (but the changes of a
+ * materialized view, refreshed at the stop instead: matview.c, and of the
+ * tables resync => 'at_cutover' copies again: resync.c); ingest.resume()
+ * starts again from the same change.
+ *
+ * Schema changes of the source (ddl => 'infer' or 'off'): before a change
+ * is applied, infer.c compares its columns with the target table's and
+ * alters the table (or fails); a change of a table the migration does not
+ * know, in scope of its filters, has infer.c create and copy the table
+ * under 'infer' (ingest_infer_new_table), with a sync LSN of its own.
  *
  * With wal2json before 2.6, NaN and Infinity in numeric, real and double
  * precision columns arrive as JSON null, like a NULL; for such a column the
@@ -113,6 +121,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "infer.h"
 #include "pg_ingest.h"
 #include "replident.h"
 #include "source.h"
@@ -329,12 +338,16 @@ lookup_rel(const char *nspname, const char *relname)
 			r->valid = true;
 			return r;
 		}
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table %s.%s of the source is not part of the migration",
-						quote_identifier(nspname), quote_identifier(relname)),
-				 errdetail("It was created on the source after the migration started; pg_ingest does not replicate DDL."),
-				 errhint("Create it on the target, copy its rows, and add it: or leave it out with a filter in a new migration.")));
+		/* created on the source since: ddl => 'infer' creates and copies it */
+		if (ingest_infer_new_table(m, info, nspname, relname, src.final_lsn, &r->sync_lsn))
+			r->known = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table %s.%s of the source is not part of the migration",
+							quote_identifier(nspname), quote_identifier(relname)),
+					 errdetail("It was created on the source after the migration started; under ddl => '%s' it is not created here.", m->ddl),
+					 errhint("Create it on the target, copy its rows, and add it: or leave it out with a filter in a new migration.")));
 	}
 
 	r->relid = ingest_target_relid(nspname, relname,
@@ -931,6 +944,9 @@ apply_change(W2JChange *c)
 	/* resync => 'at_cutover': the table is copied again at the stop */
 	if (r->resync)
 		return;
+	/* its columns differ from the target's: a schema change (infer.c) */
+	if (c->action != 'T' && ingest_infer_change(m, info, r->relid, c))
+		r = lookup_rel(c->schema, c->table);
 
 	/*
 	 * Locking the table may process invalidations (a REVOKE, an ALTER): its
@@ -1420,9 +1436,11 @@ done:	;
 		ingest_xact_abort();
 		replorigin_session_origin_lsn = InvalidXLogRecPtr;
 		ingest_xact_start();
-		ingest_fail_migration(m, edata->context ?
-							  psprintf("%s (%s)", edata->message, edata->context) :
-							  edata->message);
+		ingest_fail_migration(m, psprintf("%s%s%s%s%s", edata->message,
+										  edata->context ? " (" : "",
+										  edata->context ? edata->context : "",
+										  edata->context ? ")" : "",
+										  edata->hint ? psprintf(" Hint: %s", edata->hint) : ""));
 		ingest_xact_commit();
 		failed = true;
 	}

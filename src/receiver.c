@@ -73,6 +73,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "infer.h"
 #include "pg_ingest.h"
 #include "source.h"
 #include "receiver.h"
@@ -538,9 +539,10 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 	cmd = psprintf("START_REPLICATION SLOT %s LOGICAL %X/%X ("
 				   "\"format-version\" '2', \"include-xids\" '1',"
 				   " \"include-timestamp\" '1', \"include-lsn\" '1',"
-				   " \"include-transaction\" '1', \"include-types\" '0',"
+				   " \"include-transaction\" '1', \"include-types\" '%d',"
 				   " \"include-schemas\" '1'%s)",
 				   m->slot_name, LSN_FORMAT_ARGS(start),
+				   ingest_infer_enabled(m) ? 1 : 0,	/* infer.c compares them */
 				   numeric_as_string ? ", \"numeric-data-types-as-string\" '1'" : "");
 	res = ingest_query(stream, cmd, -1, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_BOTH)

@@ -319,6 +319,11 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 				appendStringInfo(&cmd, " --exclude-table=%s",
 								 shell_quote(dump_pattern(r->nspname, r->relname)));
 		}
+		/* only these tables: one created on the source while streaming */
+		foreach(lc, filters->dump_tables)
+			appendStringInfo(&cmd, " --table=%s",
+							 shell_quote(dump_pattern(((QualName *) lfirst(lc))->nspname,
+													  ((QualName *) lfirst(lc))->relname)));
 		appendStringInfo(&cmd, " 2>%s", shell_quote(errfile));
 
 		pipe = OpenPipeStream(cmd.data, PG_BINARY_R);

@@ -51,6 +51,7 @@ typedef struct IngestFilters
 	List	   *include_tables;
 	List	   *exclude_tables;
 	List	   *exclude_extensions; /* of char * */
+	List	   *dump_tables;	/* of QualName: pg_dump only these (infer.c) */
 } IngestFilters;
 
 extern IngestFilters *ingest_filters_from_arrays(ArrayType *include_schemas,

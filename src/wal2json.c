@@ -206,6 +206,11 @@ parse_columns(Lexer *l, W2JColumn **out, int *n)
 					return false;
 				col.is_number = l->lex->token_type == JSON_TOKEN_NUMBER;
 			}
+			else if (strcmp(key, "type") == 0)
+			{
+				if (!token_value(l, &col.type))
+					return false;
+			}
 			else if (!skip_value(l))
 				return false;
 		}
@@ -460,11 +465,13 @@ ingest_w2j_convert(char *msg, int len, bool no_error)
  * The compact form: a marker byte, the action, xid, lsn, nextlsn, then the
  * strings timestamp, schema, table, prefix, content (each a presence byte,
  * then the bytes and a NUL), then the columns and the identity (a count,
- * then per column its name, a flags byte and, unless null, its value).
+ * then per column its name, a flags byte, unless null its value, and its
+ * type if the source sent one ("include-types", infer.c)).
  */
 #define W2J_COMPACT		'\x01'
 #define COL_NULL		0x01
 #define COL_NUMBER		0x02
+#define COL_TYPE		0x04
 
 static void
 put_string(StringInfo out, const char *s)
@@ -485,9 +492,12 @@ put_columns(StringInfo out, W2JColumn *cols, int n)
 	{
 		appendBinaryStringInfo(out, cols[i].name, strlen(cols[i].name) + 1);
 		appendStringInfoChar(out, (cols[i].value ? 0 : COL_NULL) |
-							 (cols[i].is_number ? COL_NUMBER : 0));
+							 (cols[i].is_number ? COL_NUMBER : 0) |
+							 (cols[i].type ? COL_TYPE : 0));
 		if (cols[i].value)
 			appendBinaryStringInfo(out, cols[i].value, strlen(cols[i].value) + 1);
+		if (cols[i].type)
+			appendBinaryStringInfo(out, cols[i].type, strlen(cols[i].type) + 1);
 	}
 }
 
@@ -572,6 +582,9 @@ get_columns(Compact *r, W2JColumn **cols, int *n)
 		(*cols)[i].is_number = (flags & COL_NUMBER) != 0;
 		(*cols)[i].value = NULL;
 		if (!(flags & COL_NULL) && !get_cstring(r, &(*cols)[i].value))
+			return false;
+		(*cols)[i].type = NULL;
+		if ((flags & COL_TYPE) && !get_cstring(r, &(*cols)[i].type))
 			return false;
 	}
 	return true;

@@ -18,6 +18,7 @@ typedef struct W2JColumn
 	char	   *name;
 	char	   *value;
 	bool		is_number;		/* a bare JSON number (numeric types) */
+	char	   *type;			/* its type as the source names it, if sent */
 } W2JColumn;
 
 typedef struct W2JChange
