@@ -416,10 +416,10 @@ single_select(const char *sql)
 /*
  * ingest_source_not_carried
  *		What a migration does not copy at all: the user rows of extension
- *		configuration tables (those the
- *		extension's condition selects, as pg_dump counts them; the target's
- *		CREATE EXTENSION makes the extension's own).  Extensions in
- *		exclude_extensions, and pg_ingest, are left out.
+ *		configuration tables (those the extension's condition selects, as
+ *		pg_dump counts them; the target's CREATE EXTENSION makes the
+ *		extension's own).  Extensions in exclude_extensions, and pg_ingest,
+ *		are left out.  (Large objects are copied: largeobject.c.)
  */
 List *
 ingest_source_not_carried(PGconn *conn, const char *password,
