@@ -1502,9 +1502,15 @@ completed(void)
 									   " ORDER BY e.id",
 									   1, types, vals, NULL);
 				   tab = ingest_catalog_query(
-											  "SELECT pg_catalog.format('%s tables, %s rows, %s in %s; %s errors%s',"
-											  " (SELECT count(DISTINCT (nspname, relname)) FROM ingest.copy_item WHERE migration_id = $1),"
-											  " (SELECT COALESCE(sum(rows_done), 0) FROM ingest.copy_item WHERE migration_id = $1),"
+											  "SELECT pg_catalog.format('%s tables, %s rows%s, %s in %s; %s errors%s',"
+											  " (SELECT count(DISTINCT (nspname, relname)) FROM ingest.copy_item WHERE migration_id = $1"
+											  "  AND (nspname, relname) <> ('pg_catalog', 'pg_largeobject')),"
+											  " (SELECT COALESCE(sum(rows_done), 0) FROM ingest.copy_item WHERE migration_id = $1"
+											  "  AND (nspname, relname) <> ('pg_catalog', 'pg_largeobject')),"
+											  /* large objects: copy items of pg_largeobject (largeobject.c) */
+											  " (SELECT ', ' || sum(rows_done) || ' large objects' FROM ingest.copy_item"
+											  "  WHERE migration_id = $1 AND (nspname, relname) = ('pg_catalog', 'pg_largeobject')"
+											  "  HAVING sum(rows_done) > 0),"
 											  " pg_catalog.pg_size_pretty((SELECT COALESCE(sum(bytes_total), 0) FROM ingest.copy_item WHERE migration_id = $1)),"
 											  " pg_catalog.date_trunc('second', m.finished_at - m.started_at), m.errors,"
 											  " (SELECT '; ' || count(*) || ' objects not carried (WARNING events)'"

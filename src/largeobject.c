@@ -31,7 +31,16 @@
  *	- ingest.verify compares the count and the content hash of every object
  *	  (ingest_lo_verify_sql); preflight counts them (ingest_lo_preflight);
  *	  ingest.start refuses a source user that cannot read them all
- *	  (ingest_lo_check_source).
+ *	  (ingest_lo_check_source), and a migration that copies into a
+ *	  database that has large objects already (ingest_lo_check_target):
+ *	  the copy keeps the source's OIDs, and the stop unlinks here what the
+ *	  source does not have.
+ *
+ * A copy item is one transaction here: an item that fails leaves nothing,
+ * and is retried whole.  After a new snapshot (source restart) the items
+ * not yet copied are read under it; the items already copied are not
+ * copied again (unlike a split table's parts, no object moves between
+ * ranges), and the stop brings everything to the source's state anyway.
  *
  * Owners and privileges are carried by role name, as pg_dump does: an
  * owner the migration's owner may not give objects to here (no such role,
@@ -47,7 +56,8 @@
  * shared memory but the copy worker's progress counters.
  *
  * Locking: none of its own; the objects written are those of one item, in
- * the item's transaction (or the stop's).
+ * the item's transaction (or the stop's), with the locks lo_create,
+ * lo_put and lo_unlink take.
  *
  *-------------------------------------------------------------------------
  */

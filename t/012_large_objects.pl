@@ -158,6 +158,8 @@ my ($ret, $out, $err) = $target->psql('lofull',
 	extra_params => [ '-U', 'mig' ]);
 is($ret, 0, 'a full load is started by an owner that is not a superuser') or diag($err);
 ok(wait_phase($target, 'lofull', 'lofull', 'completed'), 'the full load completes');
+like($target->safe_psql('lofull', "SELECT message FROM ingest.events WHERE name = 'lofull' AND kind = 'summary'"),
+	qr/^migration completed: 1 tables, 1001 rows, 206 large objects, /, 'the summary counts them apart');
 my $data = q{SELECT string_agg(format('%s|%s|%s', m.oid, obj_description(m.oid, 'pg_largeobject'),
 	md5(lo_get(m.oid))), E'\n' ORDER BY m.oid) FROM pg_largeobject_metadata m};
 is($target->safe_psql('lofull', $data), $source->safe_psql('app', $data),
