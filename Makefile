@@ -26,7 +26,8 @@ OBJS = \
 	src/target.o \
 	src/verify.o \
 	src/wal2json.o \
-	src/workers.o
+	src/workers.o \
+	src/ddl.o
 
 DATA_built = pg_ingest--$(EXTVERSION).sql
 EXTRA_CLEAN = META.json.tmp .deps

@@ -69,6 +69,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "ddl.h"
 #include "pg_ingest.h"
 #include "receiver.h"
 #include "schema.h"
@@ -676,6 +677,10 @@ phase_starting(void)
 									   " WHERE id = $1", 1, types, vals, NULL);
 				   ingest_catalog_end());
 	m->postdata_loaded = false;
+
+	/* schema changes: the event trigger goes in before the slot (ddl.c) */
+	if (cdc_mode())
+		ingest_ddl_install(m, info);
 
 	if (strcmp(m->mode, "cdc") == 0)
 	{
@@ -1348,6 +1353,7 @@ finish_stream(void)
 	PG_END_TRY();
 	IN_TRANSACTION(ingest_store_schema_items(m->id, items));
 	(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
+	(void) ingest_ddl_remove(m, info);
 
 	if (ingest_drop_slot_at_stop)
 	{

@@ -71,6 +71,7 @@
 #include "conn.h"
 #include "pg_ingest.h"
 #include "source.h"
+#include "ddl.h"
 #include "receiver.h"
 #include "spool.h"
 #include "wal2json.h"
@@ -471,9 +472,10 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 				   "\"format-version\" '2', \"include-xids\" '1',"
 				   " \"include-timestamp\" '1', \"include-lsn\" '1',"
 				   " \"include-transaction\" '1', \"include-types\" '0',"
-				   " \"include-schemas\" '1'%s)",
+				   " \"include-schemas\" '1'%s%s)",
 				   m->slot_name, LSN_FORMAT_ARGS(start),
-				   numeric_as_string ? ", \"numeric-data-types-as-string\" '1'" : "");
+				   numeric_as_string ? ", \"numeric-data-types-as-string\" '1'" : "",
+				   ingest_ddl_stream_options(m));
 	res = ingest_query(stream, cmd, -1, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_BOTH)
 	{

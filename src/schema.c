@@ -63,6 +63,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "ddl.h"
 #include "schema.h"
 
 #define STATEMENT_IN_EVENT_MAX 4000
@@ -314,6 +315,8 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 				appendStringInfo(&cmd, " --exclude-table=%s",
 								 shell_quote(dump_pattern(r->nspname, r->relname)));
 		}
+		/* pg_ingest's own objects on the source (ddl.c) */
+		appendStringInfoString(&cmd, " --exclude-schema=" INGEST_DDL_SCHEMA);
 		appendStringInfo(&cmd, " 2>%s", shell_quote(errfile));
 
 		pipe = OpenPipeStream(cmd.data, PG_BINARY_R);
@@ -730,6 +733,10 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 						 text);
 			continue;
 		}
+
+		/* the event triggers of pg_ingest's migrations (ddl.c) */
+		if (ingest_ddl_is_own_statement(stmt))
+			continue;
 
 		if (IsA(stmt, CreateTableAsStmt) &&
 			((CreateTableAsStmt *) stmt)->objtype == OBJECT_MATVIEW)
