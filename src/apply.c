@@ -316,6 +316,14 @@ lookup_rel(const char *nspname, const char *relname)
 		sr.relname = (char *) relname;
 		sr.relkind = 'r';
 		ingest_apply_filters(list_make1(&sr), filters);
+		/* a materialized view made while streaming fills itself here (ddl.c) */
+		if (sr.in_scope)
+		{
+			Oid			mv = RangeVarGetRelid(makeRangeVar((char *) nspname, (char *) relname, -1),
+											  NoLock, true);
+
+			sr.in_scope = !(OidIsValid(mv) && get_rel_relkind(mv) == RELKIND_MATVIEW);
+		}
 		if (!sr.in_scope)
 		{
 			r->skip = true;

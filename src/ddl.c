@@ -80,7 +80,9 @@
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "catalog/namespace.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/varlena.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
@@ -199,11 +201,18 @@ function_sql(const char *ident, const char *prefix)
 					 "    PERFORM set_config('search_path', sp, true);\n"
 					 "    RETURN;\n"
 					 "  END IF;\n"
+	/* emitted at its start: the rows it writes come before its end */
+					 "  IF TG_EVENT = 'ddl_command_end'\n"
+					 "     AND TG_TAG IN ('CREATE TABLE AS', 'SELECT INTO', 'CREATE MATERIALIZED VIEW') THEN\n"
+					 "    PERFORM set_config('search_path', sp, true);\n"
+					 "    RETURN;\n"
+					 "  END IF;\n"
 					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".d_%s', true), '');\n"
 					 "  IF st IS NOT NULL THEN\n"
 					 "    dropped := st::jsonb;\n"
 					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".d_%s', '', false);\n"
 					 "  END IF;\n"
+					 "  IF TG_EVENT = 'ddl_command_end' THEN\n"
 					 "  SELECT jsonb_agg(jsonb_build_object('type', c.object_type, 'schema', c.schema_name,\n"
 					 "      'identity', c.object_identity, 'ext', c.in_extension,\n"
 					 "      'temp', c.schema_name = 'pg_temp' OR r.relpersistence = 't',\n"
@@ -219,6 +228,7 @@ function_sql(const char *ident, const char *prefix)
 					 "        (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid = c.objid)\n"
 					 "      END\n"
 					 "    LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace;\n"
+					 "  END IF;\n"
 					 "  objs := COALESCE(objs, '[]') || COALESCE(dropped, '[]');\n"
 	/* the ordinal of this command among those of its tag in the query text */
 					 "  marker := pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())\n"
@@ -261,6 +271,7 @@ remove_sql(const char *ident)
 					"SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('" INGEST_DDL_SCHEMA "'));\n"
 					"DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_end;\n"
 					"DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_drop;\n"
+					"DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_start;\n"
 					"DROP FUNCTION IF EXISTS " INGEST_DDL_SCHEMA ".ddl_%s();\n"
 					"DO $pg_ingest$\n"
 					"BEGIN\n"
@@ -279,7 +290,7 @@ remove_sql(const char *ident)
 					"END\n"
 					"$pg_ingest$;\n"
 					"COMMIT",
-					ident, ident, ident, ident);
+					ident, ident, ident, ident, ident);
 }
 
 /*
@@ -354,12 +365,16 @@ ingest_ddl_install(IngestMigration *m, IngestConnInfo *info)
 					 "REVOKE ALL ON FUNCTION " INGEST_DDL_SCHEMA ".ddl_%s() FROM PUBLIC;\n"
 					 "DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_end;\n"
 					 "DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_drop;\n"
+					 "DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_start;\n"
 					 "CREATE EVENT TRIGGER " INGEST_DDL_SCHEMA "_ddl_%s_drop ON sql_drop"
+					 " EXECUTE FUNCTION " INGEST_DDL_SCHEMA ".ddl_%s();\n"
+					 "CREATE EVENT TRIGGER " INGEST_DDL_SCHEMA "_ddl_%s_start ON ddl_command_start"
+					 " WHEN TAG IN ('CREATE TABLE AS', 'SELECT INTO', 'CREATE MATERIALIZED VIEW')"
 					 " EXECUTE FUNCTION " INGEST_DDL_SCHEMA ".ddl_%s();\n"
 					 "CREATE EVENT TRIGGER " INGEST_DDL_SCHEMA "_ddl_%s_end ON ddl_command_end"
 					 " EXECUTE FUNCTION " INGEST_DDL_SCHEMA ".ddl_%s();\n"
 					 "COMMIT",
-					 ident, ident, ident, ident, ident, ident, ident);
+					 ident, ident, ident, ident, ident, ident, ident, ident, ident, ident);
 
 	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 								   psprintf("pg_ingest %s coordinator", m->name));
@@ -437,10 +452,12 @@ ingest_ddl_remove(IngestMigration *m, IngestConnInfo *info)
 							 psprintf("Run ingest.cleanup('%s') once the source is reachable, or run there:"
 									  " DROP EVENT TRIGGER IF EXISTS %s_ddl_%s_end;"
 									  " DROP EVENT TRIGGER IF EXISTS %s_ddl_%s_drop;"
+									  " DROP EVENT TRIGGER IF EXISTS %s_ddl_%s_start;"
 									  " DROP FUNCTION IF EXISTS %s.ddl_%s();"
 									  " DELETE FROM %s.token WHERE id = '%s';"
 									  " and DROP SCHEMA %s CASCADE once no migration uses it.",
 									  m->name, INGEST_DDL_SCHEMA, ident, INGEST_DDL_SCHEMA, ident,
+									  INGEST_DDL_SCHEMA, ident,
 									  INGEST_DDL_SCHEMA, ident, INGEST_DDL_SCHEMA, ident,
 									  INGEST_DDL_SCHEMA)));
 		return false;
@@ -651,9 +668,24 @@ drop_concurrently(Node *stmt)
 	return NULL;
 }
 
-/* Run one statement of the text with the source session's search_path. */
+/* The table a CREATE TABLE AS, SELECT INTO or CREATE MATERIALIZED VIEW makes. */
+static IntoClause *
+into_clause(Node *stmt)
+{
+	if (IsA(stmt, CreateTableAsStmt))
+		return ((CreateTableAsStmt *) stmt)->into;
+	if (IsA(stmt, SelectStmt))
+		return ((SelectStmt *) stmt)->intoClause;
+	return NULL;
+}
+
+/*
+ * Run one statement of the text with the source session's search_path.
+ * *into_nsp gets the schema of the relation made by into, if any.
+ */
 static void
-execute_statement(RawStmt *rs, const char *query, const char *search_path)
+execute_statement(RawStmt *rs, const char *query, const char *search_path,
+				  IntoClause *into, char **into_nsp)
 {
 	int			nest = NewGUCNestLevel();
 	List	   *querytrees;
@@ -677,6 +709,12 @@ execute_statement(RawStmt *rs, const char *query, const char *search_path)
 		ProcessUtility(ps, query, false, PROCESS_UTILITY_QUERY, NULL, NULL,
 					   None_Receiver, NULL);
 		CommandCounterIncrement();
+	}
+	if (into)
+	{
+		Oid			relid = RangeVarGetRelid(into->rel, NoLock, true);
+
+		*into_nsp = OidIsValid(relid) ? get_namespace_name(get_rel_namespace(relid)) : NULL;
 	}
 	PopActiveSnapshot();
 	AtEOXact_GUC(true, nest);
@@ -824,6 +862,8 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 	DdlErrorArg arg;
 	MemoryContext outer = CurrentMemoryContext;
 	char	   *before[3] = {NULL, NULL, NULL};
+	IntoClause *into;
+	char	   *into_nsp = NULL;
 
 	if (c->prefix == NULL || c->content == NULL ||
 		strcmp(c->prefix, ingest_ddl_prefix(m)) != 0)
@@ -951,8 +991,52 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		pstrdup(msg.query + chosen->stmt_location);
 	arg.text = text;
 
+	/*
+	 * CREATE TABLE AS and SELECT INTO are emitted at their start, before
+	 * the rows they write: the table is made empty here, its rows follow.
+	 */
+	into = into_clause(chosen->stmt);
+	if (into && into->rel->relpersistence == RELPERSISTENCE_TEMP)
+	{
+		error_context_stack = callback.previous;
+		return false;
+	}
+	if (into && into->rel->schemaname)
+	{
+		DdlObject	o;
+
+		memset(&o, 0, sizeof(o));
+		o.relschema = into->rel->schemaname;
+		o.relname = into->rel->relname;
+		o.relkind = IsA(chosen->stmt, CreateTableAsStmt) &&
+			((CreateTableAsStmt *) chosen->stmt)->objtype == OBJECT_MATVIEW ? 'm' : 'r';
+		if (!object_in_scope(filters, &o))
+		{
+			ingest_event(m->id, "INFO", "ddl", ingest_qualified(o.relschema, o.relname),
+						 psprintf("skipped %s at %X/%X: the migration's filters leave the table out",
+								  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
+						 text);
+			error_context_stack = callback.previous;
+			return false;
+		}
+	}
+	if (into && !(IsA(chosen->stmt, CreateTableAsStmt) &&
+				  ((CreateTableAsStmt *) chosen->stmt)->objtype == OBJECT_MATVIEW))
+		into->skipData = true;
+	else
+		into = NULL;			/* a materialized view is no table of the migration */
+
 	plain = drop_concurrently(chosen->stmt);
-	execute_statement(chosen, msg.query, msg.search_path);
+	execute_statement(chosen, msg.query, msg.search_path, into, &into_nsp);
+	if (into && into_nsp)
+	{
+		DdlObject  *o = palloc0(sizeof(DdlObject));
+
+		o->relschema = into_nsp;
+		o->relname = into->rel->relname;
+		o->relkind = 'r';
+		msg.objects = lappend(msg.objects, o);
+	}
 	follow_tables(m, filters, &msg, before[0], before[1], before[2], final_lsn);
 
 	ingest_event(m->id, "INFO", "ddl", NULL,
