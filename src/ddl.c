@@ -79,6 +79,7 @@
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "catalog/namespace.h"
 #include "utils/guc.h"
@@ -216,9 +217,11 @@ function_sql(const char *ident, const char *prefix)
 					 "  SELECT jsonb_agg(jsonb_build_object('type', c.object_type, 'schema', c.schema_name,\n"
 					 "      'identity', c.object_identity, 'ext', c.in_extension,\n"
 					 "      'temp', c.schema_name = 'pg_temp' OR r.relpersistence = 't',\n"
-					 "      'relschema', rn.nspname, 'relname', r.relname, 'relkind', r.relkind))\n"
+					 "      'relschema', rn.nspname, 'relname', r.relname, 'relkind', r.relkind,\n"
+					 "      'owner', pg_get_userbyid(COALESCE(r.relowner, p.proowner))))\n"
 					 "    INTO objs\n"
 					 "    FROM pg_event_trigger_ddl_commands() c\n"
+					 "    LEFT JOIN pg_proc p ON c.classid = 'pg_proc'::regclass AND p.oid = c.objid\n"
 					 "    LEFT JOIN pg_class r ON r.oid = CASE\n"
 					 "      WHEN c.classid = 'pg_class'::regclass THEN\n"
 					 "        COALESCE((SELECT x.indrelid FROM pg_index x WHERE x.indexrelid = c.objid), c.objid)\n"
@@ -256,7 +259,9 @@ function_sql(const char *ident, const char *prefix)
 					 "  PERFORM pg_logical_emit_message(true, '%s', jsonb_build_object(\n"
 					 "      'token', (SELECT token FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s'),\n"
 					 "      'tag', TG_TAG, 'query', current_query(), 'search_path', sp,\n"
-					 "      'ordinal', n, 'objects', objs)::text);\n"
+					 "      'ordinal', n, 'objects', objs,\n"
+					 "      'role', (SELECT o ->> 'owner' FROM jsonb_array_elements(objs) o\n"
+					 "                WHERE o ->> 'owner' IS NOT NULL LIMIT 1))::text);\n"
 					 "  PERFORM set_config('search_path', sp, true);\n"
 					 "END\n"
 					 "$pg_ingest$",
@@ -516,6 +521,7 @@ typedef struct DdlMessage
 	char	   *tag;
 	char	   *query;
 	char	   *search_path;
+	char	   *role;			/* owner of the (first) object concerned */
 	int			ordinal;
 	List	   *objects;
 } DdlMessage;
@@ -542,7 +548,7 @@ parse_message(IngestMigration *m, const char *content, DdlMessage *msg, char **t
 	ingest_catalog_begin();
 	tab = ingest_catalog_query("SELECT j ->> 'token', j ->> 'tag', j ->> 'query', j ->> 'search_path',"
 							   " (j ->> 'ordinal')::int,"
-							   " (SELECT ddl_token FROM ingest.migration WHERE id = $2)"
+							   " (SELECT ddl_token FROM ingest.migration WHERE id = $2), j ->> 'role'"
 							   " FROM (SELECT $1::jsonb AS j) s", 2, types, vals, NULL);
 	msg->token = dupstr(outer, ingest_getstr(tab, 0, 1));
 	msg->tag = dupstr(outer, ingest_getstr(tab, 0, 2));
@@ -550,6 +556,7 @@ parse_message(IngestMigration *m, const char *content, DdlMessage *msg, char **t
 	msg->search_path = dupstr(outer, ingest_getstr(tab, 0, 4));
 	msg->ordinal = (int) ingest_getint(tab, 0, 5, -1);
 	*token = dupstr(outer, ingest_getstr(tab, 0, 6));
+	msg->role = dupstr(outer, ingest_getstr(tab, 0, 7));
 	tab = ingest_catalog_query("SELECT o ->> 'type', o ->> 'schema', COALESCE(o ->> 'identity', o ->> 'name'),"
 							   " o ->> 'relschema', o ->> 'relname', o ->> 'relkind',"
 							   " COALESCE((o ->> 'temp')::boolean, false)"
@@ -864,6 +871,8 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 	char	   *before[3] = {NULL, NULL, NULL};
 	IntoClause *into;
 	char	   *into_nsp = NULL;
+	Oid			save_userid;
+	int			save_sec;
 
 	if (c->prefix == NULL || c->content == NULL ||
 		strcmp(c->prefix, ingest_ddl_prefix(m)) != 0)
@@ -1027,7 +1036,24 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		into = NULL;			/* a materialized view is no table of the migration */
 
 	plain = drop_concurrently(chosen->stmt);
+
+	/*
+	 * As the owner of what it concerns, as on the source, when that role is
+	 * here and the migration's owner has its privileges (objects created
+	 * get the same owner; expressions run with no more rights than there);
+	 * otherwise as the migration's owner.
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	if (msg.role)
+	{
+		Oid			roleid = get_role_oid(msg.role, true);
+
+		if (OidIsValid(roleid) && roleid != save_userid &&
+			has_privs_of_role(save_userid, roleid))
+			SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	}
 	execute_statement(chosen, msg.query, msg.search_path, into, &into_nsp);
+	SetUserIdAndSecContext(save_userid, save_sec);
 	if (into && into_nsp)
 	{
 		DdlObject  *o = palloc0(sizeof(DdlObject));

@@ -137,6 +137,8 @@ $source->safe_psql('app', q{
 	CREATE SEQUENCE counter;
 	CREATE FUNCTION bump(int) RETURNS int LANGUAGE sql AS 'SELECT $1 + 1';
 	CREATE VIEW v_items AS SELECT id, note FROM items;
+	CREATE ROLE app_owner;
+	GRANT CREATE ON SCHEMA public TO app_owner;
 });
 my $pgbench_out = '';
 my $pgbench = IPC::Run::start(
@@ -147,6 +149,7 @@ $source->poll_query_until('app', 'SELECT count(*) > 20 FROM pgbench_history')
 
 create_db($target, 'live');
 $target->safe_psql('live', 'CREATE EXTENSION pg_ingest');
+$target->safe_psql('live', 'CREATE ROLE app_owner');
 my $conn = source_connstr($source);
 $target->safe_psql('live',
 	"SELECT ingest.start('$conn', name => 'ddl', table_jobs => 2, index_jobs => 2,"
@@ -185,6 +188,10 @@ $source->safe_psql('app', q{CREATE OR REPLACE FUNCTION bump(int) RETURNS int LAN
 $source->safe_psql('app', 'CREATE VIEW v_fresh AS SELECT id, label FROM fresh; DROP VIEW v_items;');
 $source->safe_psql('app', 'CREATE SEQUENCE s2 START 100; ALTER SEQUENCE counter INCREMENT BY 5');
 $source->safe_psql('app', "SELECT nextval('counter'), nextval('s2')");
+# made by another role: the same owner on the target
+$source->safe_psql('app',
+	"SET ROLE app_owner; CREATE TABLE by_owner (id int PRIMARY KEY, v text); INSERT INTO by_owner VALUES (1, 'a');"
+	  . " ALTER TABLE by_owner ADD COLUMN w int DEFAULT 3;");
 # tables made with their rows: empty on the target, the rows follow
 $source->safe_psql('app',
 	'CREATE TABLE copied AS SELECT id, qty FROM items WHERE id <= 50; SELECT id, remark INTO into_t FROM items WHERE id <= 7;');
@@ -204,6 +211,8 @@ is( poll_value($target, 'live',
 	'streaming', 'the stream with its schema changes is applied, and the migration goes on streaming')
   or diag(events('live', 'ddl'));
 is($target->safe_psql('live', 'SELECT bump(1)'), '3', 'CREATE OR REPLACE FUNCTION is applied');
+is($target->safe_psql('live', "SELECT tableowner FROM pg_tables WHERE tablename = 'by_owner'"), 'app_owner',
+	'a table created by a role on the source has that owner on the target');
 my $ev = events('live', 'ddl');
 like($ev, qr/skipped ALTER TABLE .* filters leave out/, 'DDL on a table left out is skipped, with an event');
 like($ev, qr/skipped CREATE TABLE .* filters leave out/, 'so is a table created in a schema left out');
@@ -218,7 +227,7 @@ is($target->safe_psql('live', "SELECT phase FROM ingest.status WHERE name = 'ddl
 	'the cutover completes');
 
 my @tables = qw(pgbench_accounts pgbench_branches pgbench_tellers pgbench_history
-  items fresh measures_2024 measures_2025 measures_2026 copied into_t mv);
+  items fresh measures_2024 measures_2025 measures_2026 copied into_t mv by_owner);
 same_content($source, 'app', $target, 'live', \@tables, 'every table has the same content');
 my $sv = sequence_values($source, 'app');
 my $tv = sequence_values($target, 'live');
