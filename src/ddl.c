@@ -45,8 +45,10 @@
  * query string of several statements fires the trigger once per command;
  * a command run inside a function or DO block is not a statement of the
  * text and fails the migration, named).  It runs with the source session's
- * search_path, as the migration's owner (the applier acts as it), through
- * ProcessUtility; CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY and
+ * search_path, through ProcessUtility, as the role owning on the source the
+ * first object it concerns when that role exists here and the migration's
+ * owner has its privileges (what it creates gets the same owner), else as
+ * the migration's owner (the applier acts as it); CREATE INDEX CONCURRENTLY, DROP INDEX CONCURRENTLY and
  * DETACH PARTITION CONCURRENTLY run in their plain form (with an event).
  * Filters apply: a command whose objects are all left out is skipped with
  * an event, and so are the later changes of a table it created.  The
