@@ -689,6 +689,36 @@ into_clause(Node *stmt)
 }
 
 /*
+ * A GRANT or REVOKE on tables or sequences: the event trigger does not say
+ * which.  Whether none of them is on the target, with search_path set.
+ */
+static bool
+grant_on_missing_relations(Node *stmt, const char *search_path)
+{
+	GrantStmt  *g;
+	ListCell   *lc;
+	int			nest;
+	bool		missing = true;
+
+	if (!IsA(stmt, GrantStmt))
+		return false;
+	g = (GrantStmt *) stmt;
+	if (g->targtype != ACL_TARGET_OBJECT ||
+		(g->objtype != OBJECT_TABLE && g->objtype != OBJECT_SEQUENCE) || g->objects == NIL)
+		return false;
+	nest = NewGUCNestLevel();
+	if (search_path)
+		(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	foreach(lc, g->objects)
+		if (IsA(lfirst(lc), RangeVar) &&
+			OidIsValid(RangeVarGetRelid((RangeVar *) lfirst(lc), NoLock, true)))
+			missing = false;
+	AtEOXact_GUC(true, nest);
+	return missing;
+}
+
+/*
  * Run one statement of the text with the source session's search_path.
  * *into_nsp gets the schema of the relation made by into, if any.
  */
@@ -1036,6 +1066,19 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		into->skipData = true;
 	else
 		into = NULL;			/* a materialized view is no table of the migration */
+
+	/* privileges on tables the filters leave out (so not here) */
+	if ((filters->include_schemas || filters->exclude_schemas ||
+		 filters->include_tables || filters->exclude_tables) &&
+		grant_on_missing_relations(chosen->stmt, msg.search_path))
+	{
+		ingest_event(m->id, "INFO", "ddl", NULL,
+					 psprintf("skipped %s at %X/%X: it names no table of the target, the migration's filters leave them out",
+							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
+					 text);
+		error_context_stack = callback.previous;
+		return false;
+	}
 
 	plain = drop_concurrently(chosen->stmt);
 

@@ -200,6 +200,7 @@ $source->safe_psql('app', 'CREATE MATERIALIZED VIEW mv AS SELECT count(*) AS n F
 # left out by the filters
 $source->safe_psql('app', "ALTER TABLE secret_t ADD COLUMN extra int; INSERT INTO secret_t VALUES (2, 'x', 1)");
 $source->safe_psql('app', 'CREATE TABLE hidden.h2 (id int PRIMARY KEY); INSERT INTO hidden.h2 VALUES (1)');
+$source->safe_psql('app', 'GRANT SELECT ON secret_t TO app_owner; GRANT SELECT ON items TO app_owner');
 $source->safe_psql('app', 'INSERT INTO hidden.h2 VALUES (2)');
 # a temporary table is nobody's business
 $source->safe_psql('app', 'CREATE TEMP TABLE scratch (x int); DROP TABLE scratch');
@@ -216,6 +217,8 @@ is($target->safe_psql('live', "SELECT tableowner FROM pg_tables WHERE tablename 
 my $ev = events('live', 'ddl');
 like($ev, qr/skipped ALTER TABLE .* filters leave out/, 'DDL on a table left out is skipped, with an event');
 like($ev, qr/skipped CREATE TABLE .* filters leave out/, 'so is a table created in a schema left out');
+like($ev, qr/skipped GRANT .* names no table of the target/, 'a GRANT on a table left out is skipped');
+like($ev, qr/applied GRANT/, 'one on a table of the migration is applied');
 like($ev, qr/without CONCURRENTLY/, 'CREATE INDEX CONCURRENTLY runs as CREATE INDEX, with an event');
 is($target->safe_psql('live', "SELECT to_regclass('hidden.h2') IS NULL AND to_regclass('public.old_t') IS NULL"),
 	't', 'the left-out table is not created; the dropped table is gone');
