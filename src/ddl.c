@@ -55,9 +55,16 @@
  * migration's tables (ingest.copy_item) follow: a table created is added
  * (state 'skipped', its sync LSN the command's transaction: its rows come
  * in the stream), one renamed or moved is renamed, one dropped removed.
- * A command on a table copied under a later snapshot than the command
- * (after a snapshot was exported again) fails the migration: the table's
- * definition on the target predates the command while its rows do not.
+ * The sync LSN rule: the target's tables are defined as of the migration's
+ * first snapshot (pg_dump's pre-data), and every command the stream holds
+ * committed after it, so each is applied, on the definition the copy left.
+ * Only a table copied under a later snapshot (exported again during the
+ * copy) can have rows newer than a command: an ALTER TABLE of such a
+ * table fails the migration, naming it (its rows cannot be reconciled with
+ * a definition older than they are); other commands apply.  A table
+ * rewrite (ALTER COLUMN TYPE...) of a table not yet copied is not
+ * MVCC-safe in PostgreSQL (the copy's older snapshot would see it empty):
+ * README says to keep them out of the full load.
  * A command that fails on the target fails the migration with the
  * command, its LSN and the error; resume retries it.
  *
@@ -192,10 +199,21 @@ function_sql(const char *ident, const char *prefix)
 					 "LANGUAGE plpgsql SECURITY DEFINER AS $pg_ingest$\n"
 					 "DECLARE\n"
 					 "  sp text := pg_catalog.current_setting('search_path');\n"
-					 "  st text; marker text; counts jsonb; n int; objs jsonb; dropped jsonb;\n"
+					 "  st text; marker text; counts jsonb; n int; objs jsonb; dropped jsonb; rewritten jsonb;\n"
 					 "BEGIN\n"
 	/* the caller's search_path must not resolve anything of this definer function */
 					 "  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);\n"
+	/* a rewrite is not MVCC-safe: the copy must know (ingest_ddl_apply) */
+					 "  IF TG_EVENT = 'table_rewrite' THEN\n"
+					 "    SELECT COALESCE(NULLIF(current_setting('" INGEST_DDL_SCHEMA ".r_%s', true), ''), '[]')::jsonb\n"
+					 "        || jsonb_build_array(jsonb_build_object('schema', n.nspname, 'name', c.relname))\n"
+					 "      INTO dropped\n"
+					 "      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+					 "     WHERE c.oid = pg_event_trigger_table_rewrite_oid();\n"
+					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".r_%s', COALESCE(dropped, '[]')::text, false);\n"
+					 "    PERFORM set_config('search_path', sp, true);\n"
+					 "    RETURN;\n"
+					 "  END IF;\n"
 					 "  IF TG_EVENT = 'sql_drop' THEN\n"
 					 "    SELECT jsonb_agg(jsonb_build_object('type', object_type, 'schema', schema_name,\n"
 					 "        'name', object_name, 'identity', object_identity, 'temp', is_temporary))\n"
@@ -209,6 +227,11 @@ function_sql(const char *ident, const char *prefix)
 					 "     AND TG_TAG IN ('CREATE TABLE AS', 'SELECT INTO', 'CREATE MATERIALIZED VIEW') THEN\n"
 					 "    PERFORM set_config('search_path', sp, true);\n"
 					 "    RETURN;\n"
+					 "  END IF;\n"
+					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".r_%s', true), '');\n"
+					 "  IF st IS NOT NULL THEN\n"
+					 "    rewritten := st::jsonb;\n"
+					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".r_%s', '', false);\n"
 					 "  END IF;\n"
 					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".d_%s', true), '');\n"
 					 "  IF st IS NOT NULL THEN\n"
@@ -261,13 +284,13 @@ function_sql(const char *ident, const char *prefix)
 					 "  PERFORM pg_logical_emit_message(true, '%s', jsonb_build_object(\n"
 					 "      'token', (SELECT token FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s'),\n"
 					 "      'tag', TG_TAG, 'query', current_query(), 'search_path', sp,\n"
-					 "      'ordinal', n, 'objects', objs,\n"
+					 "      'ordinal', n, 'objects', objs, 'rewritten', rewritten,\n"
 					 "      'role', (SELECT o ->> 'owner' FROM jsonb_array_elements(objs) o\n"
 					 "                WHERE o ->> 'owner' IS NOT NULL LIMIT 1))::text);\n"
 					 "  PERFORM set_config('search_path', sp, true);\n"
 					 "END\n"
 					 "$pg_ingest$",
-					 ident, ident, ident, ident, ident, ident, prefix, ident);
+					 ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, prefix, ident);
 	return s.data;
 }
 
@@ -279,6 +302,7 @@ remove_sql(const char *ident)
 					"DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_end;\n"
 					"DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_drop;\n"
 					"DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_start;\n"
+					"DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_rewrite;\n"
 					"DROP FUNCTION IF EXISTS " INGEST_DDL_SCHEMA ".ddl_%s();\n"
 					"DO $pg_ingest$\n"
 					"BEGIN\n"
@@ -297,7 +321,7 @@ remove_sql(const char *ident)
 					"END\n"
 					"$pg_ingest$;\n"
 					"COMMIT",
-					ident, ident, ident, ident, ident);
+					ident, ident, ident, ident, ident, ident);
 }
 
 /*
@@ -351,7 +375,7 @@ ingest_ddl_install(IngestMigration *m, IngestConnInfo *info)
 						   "  IF EXISTS (SELECT FROM pg_catalog.pg_namespace n\n"
 						   "              JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner\n"
 						   "             WHERE n.nspname = '" INGEST_DDL_SCHEMA "'\n"
-						   "               AND (NOT r.rolsuper\n"
+						   "               AND ((NOT r.rolsuper AND r.rolname <> current_user)\n"
 						   "                    OR pg_catalog.obj_description(n.oid, 'pg_namespace')\n"
 						   "                       IS DISTINCT FROM 'pg_ingest: event triggers of migrations')) THEN\n"
 						   "    RAISE EXCEPTION 'a schema " INGEST_DDL_SCHEMA " exists that pg_ingest did not create';\n"
@@ -373,6 +397,9 @@ ingest_ddl_install(IngestMigration *m, IngestConnInfo *info)
 					 "DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_end;\n"
 					 "DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_drop;\n"
 					 "DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_start;\n"
+					 "DROP EVENT TRIGGER IF EXISTS " INGEST_DDL_SCHEMA "_ddl_%s_rewrite;\n"
+					 "CREATE EVENT TRIGGER " INGEST_DDL_SCHEMA "_ddl_%s_rewrite ON table_rewrite"
+					 " EXECUTE FUNCTION " INGEST_DDL_SCHEMA ".ddl_%s();\n"
 					 "CREATE EVENT TRIGGER " INGEST_DDL_SCHEMA "_ddl_%s_drop ON sql_drop"
 					 " EXECUTE FUNCTION " INGEST_DDL_SCHEMA ".ddl_%s();\n"
 					 "CREATE EVENT TRIGGER " INGEST_DDL_SCHEMA "_ddl_%s_start ON ddl_command_start"
@@ -381,7 +408,7 @@ ingest_ddl_install(IngestMigration *m, IngestConnInfo *info)
 					 "CREATE EVENT TRIGGER " INGEST_DDL_SCHEMA "_ddl_%s_end ON ddl_command_end"
 					 " EXECUTE FUNCTION " INGEST_DDL_SCHEMA ".ddl_%s();\n"
 					 "COMMIT",
-					 ident, ident, ident, ident, ident, ident, ident, ident, ident, ident);
+					 ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, ident);
 
 	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 								   psprintf("pg_ingest %s coordinator", m->name));
@@ -460,11 +487,12 @@ ingest_ddl_remove(IngestMigration *m, IngestConnInfo *info)
 									  " DROP EVENT TRIGGER IF EXISTS %s_ddl_%s_end;"
 									  " DROP EVENT TRIGGER IF EXISTS %s_ddl_%s_drop;"
 									  " DROP EVENT TRIGGER IF EXISTS %s_ddl_%s_start;"
+									  " DROP EVENT TRIGGER IF EXISTS %s_ddl_%s_rewrite;"
 									  " DROP FUNCTION IF EXISTS %s.ddl_%s();"
 									  " DELETE FROM %s.token WHERE id = '%s';"
 									  " and DROP SCHEMA %s CASCADE once no migration uses it.",
 									  m->name, INGEST_DDL_SCHEMA, ident, INGEST_DDL_SCHEMA, ident,
-									  INGEST_DDL_SCHEMA, ident,
+									  INGEST_DDL_SCHEMA, ident, INGEST_DDL_SCHEMA, ident,
 									  INGEST_DDL_SCHEMA, ident, INGEST_DDL_SCHEMA, ident,
 									  INGEST_DDL_SCHEMA)));
 		return false;
@@ -526,6 +554,7 @@ typedef struct DdlMessage
 	char	   *role;			/* owner of the (first) object concerned */
 	int			ordinal;
 	List	   *objects;
+	List	   *rewritten;		/* DdlObject: tables the command rewrote */
 } DdlMessage;
 
 static char *
@@ -565,7 +594,8 @@ parse_message(IngestMigration *m, const char *content, DdlMessage *msg, char **t
 							   "  OR COALESCE((o ->> 'ext')::boolean, false)"
 							   "  OR COALESCE(o ->> 'schema', '') = '" INGEST_DDL_SCHEMA "'"
 							   "  OR COALESCE(o ->> 'relschema', '') = '" INGEST_DDL_SCHEMA "'"
-							   " FROM jsonb_array_elements(COALESCE($1::jsonb -> 'objects', '[]')) o",
+							   " FROM jsonb_array_elements(CASE jsonb_typeof($1::jsonb -> 'objects')"
+							   "  WHEN 'array' THEN $1::jsonb -> 'objects' ELSE '[]' END) o",
 							   1, types, vals, NULL);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -581,6 +611,21 @@ parse_message(IngestMigration *m, const char *content, DdlMessage *msg, char **t
 		o->relkind = kind ? kind[0] : '\0';
 		o->ignored = ingest_getbool(tab, i, 7);
 		msg->objects = lappend(msg->objects, o);
+		MemoryContextSwitchTo(old);
+	}
+	tab = ingest_catalog_query("SELECT r ->> 'schema', r ->> 'name'"
+							   " FROM jsonb_array_elements(CASE jsonb_typeof($1::jsonb -> 'rewritten')"
+							   "  WHEN 'array' THEN $1::jsonb -> 'rewritten' ELSE '[]' END) r",
+							   1, types, vals, NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(outer);
+		DdlObject  *o = palloc0(sizeof(DdlObject));
+
+		o->relschema = dupstr(outer, ingest_getstr(tab, i, 1));
+		o->relname = dupstr(outer, ingest_getstr(tab, i, 2));
+		if (o->relschema && o->relname)
+			msg->rewritten = lappend(msg->rewritten, o);
 		MemoryContextSwitchTo(old);
 	}
 	ingest_catalog_end();
@@ -686,6 +731,40 @@ into_clause(Node *stmt)
 	if (IsA(stmt, SelectStmt))
 		return ((SelectStmt *) stmt)->intoClause;
 	return NULL;
+}
+
+/*
+ * A GRANT or REVOKE on pg_ingest's own objects of the source (another
+ * migration installing its trigger): the event trigger cannot tell its
+ * objects, the statement can.
+ */
+static bool
+grant_on_own_objects(Node *stmt)
+{
+	GrantStmt  *g;
+	ListCell   *lc;
+
+	if (!IsA(stmt, GrantStmt))
+		return false;
+	g = (GrantStmt *) stmt;
+	if (g->targtype != ACL_TARGET_OBJECT)
+		return false;
+	foreach(lc, g->objects)
+	{
+		Node	   *o = lfirst(lc);
+		const char *nsp = NULL;
+
+		if (IsA(o, RangeVar))
+			nsp = ((RangeVar *) o)->schemaname;
+		else if (IsA(o, String))
+			nsp = g->objtype == OBJECT_SCHEMA ? strVal(o) : NULL;
+		else if (IsA(o, ObjectWithArgs) &&
+				 list_length(((ObjectWithArgs *) o)->objname) == 2)
+			nsp = strVal(linitial(((ObjectWithArgs *) o)->objname));
+		if (nsp && strcmp(nsp, INGEST_DDL_SCHEMA) == 0)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -964,7 +1043,13 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		return false;
 	}
 
-	/* a table whose rows were copied after the command: its definition is older */
+	/*
+	 * A table whose rows were copied under a later snapshot than the command
+	 * (exported again during the copy), its definition being that of the
+	 * first snapshot: the command applies to the definition (an index, a
+	 * comment, a grant), but a change of its columns cannot be reconciled
+	 * with rows copied after it.
+	 */
 	ingest_catalog_begin();
 	foreach(lc, msg.objects)
 	{
@@ -972,7 +1057,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, PG_LSNOID};
 		Datum		vals[4];
 
-		if (o->ignored || o->relname == NULL)
+		if (o->ignored || o->relname == NULL || strcmp(msg.tag, "ALTER TABLE") != 0)
 			continue;
 		vals[0] = Int32GetDatum(m->id);
 		vals[1] = CStringGetTextDatum(o->relschema);
@@ -988,6 +1073,30 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 							LSN_FORMAT_ARGS(final_lsn)),
 					 errdetail("A snapshot was exported again during the copy; the table's definition on the target is older than the command, its rows are not."),
 					 errhint("Abort the migration and start it again.")));
+	}
+	/* a rewrite the copy may have seen as an empty table (not MVCC-safe) */
+	foreach(lc, msg.rewritten)
+	{
+		DdlObject  *o = lfirst(lc);
+		Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, PG_LSNOID};
+		Datum		vals[4];
+
+		vals[0] = Int32GetDatum(m->id);
+		vals[1] = CStringGetTextDatum(o->relschema);
+		vals[2] = CStringGetTextDatum(o->relname);
+		vals[3] = LSNGetDatum(final_lsn);
+		if (ingest_catalog_exec("SELECT 1 FROM ingest.copy_item WHERE migration_id = $1"
+								" AND nspname = $2 AND relname = $3 AND sync_lsn < $4"
+								" GROUP BY nspname, relname"
+								" HAVING bool_and(state = 'done') AND sum(rows_done) = 0",
+								4, types, vals, NULL) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s was rewritten on the source by %s at %X/%X, and its copy read no rows",
+							ingest_qualified(o->relschema, o->relname), msg.tag,
+							LSN_FORMAT_ARGS(final_lsn)),
+					 errdetail("A table rewrite is not MVCC-safe: a copy that starts after it, under the migration's older snapshot, sees the table empty."),
+					 errhint("Abort the migration and start it again; run table-rewriting commands (ALTER COLUMN ... TYPE, ADD COLUMN with a volatile default) before or after the full load.")));
 	}
 	{
 		SPITupleTable *tab;
@@ -1066,6 +1175,12 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		into->skipData = true;
 	else
 		into = NULL;			/* a materialized view is no table of the migration */
+
+	if (grant_on_own_objects(chosen->stmt))
+	{
+		error_context_stack = callback.previous;
+		return false;
+	}
 
 	/* privileges on tables the filters leave out (so not here) */
 	if ((filters->include_schemas || filters->exclude_schemas ||
