@@ -414,12 +414,16 @@ ingest_ddl_install(IngestMigration *m, IngestConnInfo *info)
 								   psprintf("pg_ingest %s coordinator", m->name));
 	PG_TRY();
 	{
-		res = PQexec(conn, sql.data);
+		res = ingest_query(conn, sql.data, -1, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
+			/* a lost session is no refusal: the coordinator tries again */
+			if (res == NULL || PQstatus(conn) != CONNECTION_OK)
+				ingest_report_result_error(conn, res, ERROR,
+										   "install the event trigger", info->password);
 			error = ingest_result_message(conn, res, info->password);
 			PQclear(res);
-			res = PQexec(conn, "ROLLBACK");
+			res = ingest_query(conn, "ROLLBACK", -1, NULL);
 		}
 		PQclear(res);
 	}
@@ -472,12 +476,19 @@ ingest_ddl_remove(IngestMigration *m, IngestConnInfo *info)
 						  psprintf("pg_ingest %s cleanup", m->name), &error);
 	if (conn != NULL)
 	{
-		PGresult   *res = PQexec(conn, remove_sql(ident));
+		PG_TRY();
+		{
+			PGresult   *res = ingest_query(conn, remove_sql(ident), 30000L, NULL);
 
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			error = ingest_result_message(conn, res, info->password);
-		PQclear(res);
-		ingest_disconnect(conn);
+			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+				error = ingest_result_message(conn, res, info->password);
+			PQclear(res);
+		}
+		PG_FINALLY();
+		{
+			ingest_disconnect(conn);
+		}
+		PG_END_TRY();
 	}
 	if (error != NULL)
 	{
