@@ -57,6 +57,12 @@
  * parsed it (wal2json.c).  Values are read with the DateStyle, IntervalStyle
  * and lc_monetary the source sessions write them in (conn.c).
  *
+ * A logical message of the migration's event trigger on the source is a
+ * schema change (ddl.c), applied where it stands in its transaction, pending
+ * truncates first; afterwards every table is looked up anew, and the source
+ * transaction holding it commits alone.  Rows of a materialized view made
+ * while streaming are not applied: the target's view fills itself.
+ *
  * A change that cannot be applied fails the migration: last_error, the
  * event and the server log say which table, which LSN and which values.  Nothing is skipped;
  * ingest.resume() starts again from the same change.

@@ -23,6 +23,8 @@
  *
  * pg_dump's CREATE SCHEMA public (written when include_schemas names it)
  * becomes CREATE SCHEMA IF NOT EXISTS public: every database has it.
+ * pg_ingest's own objects on the source (schema _pg_ingest and the event
+ * triggers of migrations, ddl.c) are left out of the dump.
  *
  * A statement that fails is recorded in ingest.events with its text (cut
  * on a character boundary); it is

@@ -120,6 +120,19 @@ $target->safe_psql('held', "SELECT ingest.abort('plain')");
 ok(wait_phase($target, 'held', 'plain', 'aborted'), 'that migration is aborted');
 $target->safe_psql('held', "SELECT ingest.cleanup('plain')");
 
+# --- a command run inside a DO block is no statement of its query text ----
+$target->safe_psql('held',
+	"SELECT ingest.start('$conn_small', name => 'doblock', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'held', 'doblock', 'streaming'), 'a cdc migration streams');
+$source->safe_psql('small', 'DO $$ BEGIN ALTER TABLE big2 ADD COLUMN z int; END $$');
+ok(wait_phase($target, 'held', 'doblock', 'failed'), 'DDL inside a DO block fails the migration');
+like($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'doblock'"),
+	qr/schema change ALTER TABLE at .* is not a statement of its query text .*DO \$\$ BEGIN ALTER TABLE big2/,
+	'naming the command, its LSN and its text');
+$target->safe_psql('held', "SELECT ingest.abort('doblock')");
+ok(wait_phase($target, 'held', 'doblock', 'aborted'), 'that migration is aborted');
+is($source->safe_psql('small', "SELECT count(*) FROM pg_event_trigger"), '0', 'and its event trigger removed');
+
 # --- the live migration ---------------------------------------------------
 {
 	my ($out, $err);
