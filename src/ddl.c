@@ -472,8 +472,11 @@ ingest_ddl_remove(IngestMigration *m, IngestConnInfo *info)
 	if (!installed)
 		return true;
 
-	conn = ingest_connect(info, INGEST_CONN_SQL,
-						  psprintf("pg_ingest %s cleanup", m->name), &error);
+	conn = info == NULL ? NULL :
+		ingest_connect(info, INGEST_CONN_SQL,
+					   psprintf("pg_ingest %s cleanup", m->name), &error);
+	if (info == NULL)
+		error = "the source's connection string cannot be read";
 	if (conn != NULL)
 	{
 		PG_TRY();
