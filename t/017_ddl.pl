@@ -287,4 +287,25 @@ my $sdump = schema_dump($source, 'app');
 my $tdump = schema_dump($target, 'live');
 is($tdump, $sdump, 'pg_dump --schema-only is the same on both sides');
 
+# --- the source out of reach when the migration ends; cleanup later --------
+$target->safe_psql('held',
+	"SELECT ingest.start('$conn_small', name => 'late', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'held', 'late', 'streaming'), 'another migration streams');
+$source->stop('fast');
+$target->safe_psql('held', "SELECT ingest.abort('late')");
+ok( poll_until($target, 'held',
+		"SELECT count(*) FROM ingest.events WHERE name = 'late' AND level = 'WARNING' AND kind = 'ddl'"
+		  . " AND message LIKE 'could not remove the event trigger from the source:%'"
+		  . " AND detail LIKE '%DROP EVENT TRIGGER IF EXISTS \\_pg\\_ingest\\_ddl\\_%'",
+		'1', 'the abort to give up on the source'),
+	'an abort with the source gone is a WARNING event naming what to drop by hand');
+is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'late'"), 'aborted',
+	'and the migration is aborted all the same');
+$source->start;
+is($source->safe_psql('small', "SELECT count(*) FROM pg_event_trigger"), '4', 'the trigger is still on the source');
+$target->safe_psql('held', "SELECT ingest.cleanup('late')");
+is($source->safe_psql('small',
+		"SELECT count(*) FROM pg_event_trigger UNION ALL SELECT count(*) FROM pg_namespace WHERE nspname = '_pg_ingest'"),
+	"0\n0", 'ingest.cleanup removes it once the source is back');
+
 done_testing();
