@@ -34,7 +34,8 @@ OBJS = \
 	src/workers.o \
 	src/matview.o \
 	src/sequence.o \
-	src/replident.o
+	src/replident.o \
+	src/ddl.o
 
 DATA_built = pg_ingest--$(EXTVERSION).sql
 EXTRA_CLEAN = META.json.tmp .deps

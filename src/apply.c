@@ -60,6 +60,12 @@
  * parsed it (wal2json.c).  Values are read with the DateStyle, IntervalStyle
  * and lc_monetary the source sessions write them in (conn.c).
  *
+ * A logical message of the migration's event trigger on the source is a
+ * schema change (ddl.c), applied where it stands in its transaction, pending
+ * truncates first; afterwards every table is looked up anew, and the source
+ * transaction holding it commits alone.  Rows of a materialized view made
+ * while streaming are not applied: the target's view fills itself.
+ *
  * A change that cannot be applied fails the migration: last_error, the
  * event and the server log say which table, which LSN and which values
  * (and the error's hint).  Nothing is skipped (but the changes of a
@@ -121,6 +127,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "ddl.h"
 #include "infer.h"
 #include "pg_ingest.h"
 #include "replident.h"
@@ -220,6 +227,9 @@ static struct
 static List *truncates = NIL;
 static bool truncate_left_out = false;	/* of a table the filters leave out */
 
+static ApplyRel *last_rel = NULL;	/* lookup_rel(): changes come in runs */
+static bool ddl_in_txn = false;		/* the source transaction changed the schema */
+
 static void
 invalidate_rels(Datum arg, Oid relid)
 {
@@ -298,7 +308,6 @@ is_numeric_type(Oid typid)
 static ApplyRel *
 lookup_rel(const char *nspname, const char *relname)
 {
-	static ApplyRel *last = NULL;
 	ApplyRelKey key;
 	ApplyRel   *r;
 	bool		found;
@@ -307,15 +316,15 @@ lookup_rel(const char *nspname, const char *relname)
 	int			i;
 
 	/* changes come in runs of the same table */
-	if (last && last->valid && strcmp(NameStr(last->relname), relname) == 0 &&
-		strcmp(NameStr(last->nspname), nspname) == 0)
-		return last;
+	if (last_rel && last_rel->valid && strcmp(NameStr(last_rel->relname), relname) == 0 &&
+		strcmp(NameStr(last_rel->nspname), nspname) == 0)
+		return last_rel;
 
 	memset(&key, 0, sizeof(key));
 	namestrcpy(&key.nspname, nspname);
 	namestrcpy(&key.relname, relname);
 	r = hash_search(rels, &key, HASH_ENTER, &found);
-	last = r;
+	last_rel = r;
 	if (!found)
 		memset(((char *) r) + sizeof(ApplyRelKey), 0, sizeof(ApplyRel) - sizeof(ApplyRelKey));
 	if (r->valid)
@@ -915,6 +924,32 @@ is_root_of_known_leaves(const char *nspname, const char *relname)
 	return found;
 }
 
+/*
+ * A schema change of the source, applied here (ddl.c): pending truncates
+ * go first; afterwards every table is looked up anew, the migration's
+ * tables read again from the catalog (created, renamed, dropped).
+ */
+static void
+apply_ddl(W2JChange *c)
+{
+	HASH_SEQ_STATUS status;
+	ApplyRel   *r;
+
+	flush_truncates();
+	if (!ingest_ddl_apply(m, filters, c, src.final_lsn))
+		return;
+	ddl_in_txn = true;
+	hash_seq_init(&status, rels);
+	while ((r = hash_seq_search(&status)) != NULL)
+	{
+		if (r->cxt)
+			MemoryContextDelete(r->cxt);
+		(void) hash_search(rels, r, HASH_REMOVE, NULL);
+	}
+	last_rel = NULL;
+	load_tables();
+}
+
 /* Apply one change of the current source transaction. */
 static void
 apply_change(W2JChange *c)
@@ -1365,6 +1400,7 @@ ingest_applier_main(Datum main_arg)
 					src.commit_time = parse_timestamp(change.timestamp);
 					src.skip = src.end_lsn <= origin_lsn ||
 						(stop_lsn != InvalidXLogRecPtr && src.final_lsn > stop_lsn);
+					ddl_in_txn = false;
 					if (!src.skip)
 						open_batch();
 					break;
@@ -1386,7 +1422,8 @@ ingest_applier_main(Datum main_arg)
 					batch.txns++;
 					batch.end_lsn = src.end_lsn;
 					batch.commit_time = src.commit_time;
-					if (batch.txns >= ingest_apply_batch_size ||
+					/* a schema change commits alone (ALTER TYPE ... ADD VALUE) */
+					if (batch.txns >= ingest_apply_batch_size || ddl_in_txn ||
 						TimestampDifferenceExceeds(batch.started, GetCurrentTimestamp(),
 												   ingest_apply_batch_delay))
 					{
@@ -1417,8 +1454,12 @@ ingest_applier_main(Datum main_arg)
 						error_context_stack = callback.previous;
 					}
 					break;
+				case 'M':
+					/* a schema change where it committed (ddl.c) */
+					if (src.begun && !src.skip)
+						apply_ddl(&change);
+					break;
 				default:
-					/* logical messages and the like */
 					break;
 			}
 		}

@@ -198,7 +198,7 @@ dupstr(MemoryContext cxt, const char *s)
 	"id, name, owner, source, source_display, mode, schema_mode, table_jobs," \
 	" index_jobs, split_bytes, phase, slot_name, snapshot_name, snapshot_lsn," \
 	" postdata_loaded, restarts, slot_lsn, stop_lsn, resume_phase, last_error, source_encoding," \
-	" untracked_tables, resync, ddl"
+	" untracked_tables, resync, ddl, ddl_via"
 
 static XLogRecPtr
 lsn_value(const char *s)
@@ -237,6 +237,7 @@ migration_from_row(SPITupleTable *tab, MemoryContext cxt)
 	m->untracked_tables = dupstr(cxt, ingest_getstr(tab, 0, 22));
 	m->resync = dupstr(cxt, ingest_getstr(tab, 0, 23));
 	m->ddl = dupstr(cxt, ingest_getstr(tab, 0, 24));
+	m->ddl_via = dupstr(cxt, ingest_getstr(tab, 0, 25));
 	return m;
 }
 

@@ -38,6 +38,7 @@
 #include "utils/wait_event.h"
 
 #include "conn.h"
+#include "ddl.h"
 #include "pg_ingest.h"
 #include "spool.h"
 
@@ -330,6 +331,8 @@ ingest_abort_main(Datum main_arg)
 	ingest_xact_commit();
 
 	/* what it made on the source, and its origin and spool here */
+	(void) ingest_ddl_remove(m, ingest_conninfo_parse(m->source, !owner_is_superuser,
+													  NULL, NULL));
 	if (m->slot_name)
 	{
 		IngestConnInfo *info = ingest_conninfo_parse(m->source, !owner_is_superuser,
@@ -697,6 +700,7 @@ ingest_cleanup(PG_FUNCTION_ARGS)
 				 errmsg("workers of migration \"%s\" are still running", name)));
 
 	info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
+	(void) ingest_ddl_remove(m, info);
 	if (!ingest_drop_source_slot(m, info, &error))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -73,6 +73,7 @@
 #include "conn.h"
 #include "depend.h"
 #include "extconfig.h"
+#include "ddl.h"
 #include "pg_ingest.h"
 #include "receiver.h"
 #include "resync.h"
@@ -687,6 +688,10 @@ phase_starting(void)
 									   " WHERE id = $1", 1, types, vals, NULL);
 				   ingest_catalog_end());
 	m->postdata_loaded = false;
+
+	/* schema changes: the event trigger goes in before the slot (ddl.c) */
+	if (cdc_mode())
+		ingest_ddl_install(m, info);
 
 	if (strcmp(m->mode, "cdc") == 0)
 	{
@@ -1381,6 +1386,7 @@ finish_stream(void)
 	/* large objects are not decoded: those changed since the snapshot */
 	ingest_lo_sync_at_stop(m, info);
 	ingest_refresh_matviews(m, info, filters);
+	(void) ingest_ddl_remove(m, info);
 
 	if (ingest_drop_slot_at_stop)
 	{

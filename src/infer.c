@@ -155,19 +155,31 @@ invalidate_sigs(Datum arg, Oid relid)
 /*
  * ingest_infer_enabled
  *		Whether the applier adjusts the target to schema changes it reads in
- *		the stream (and the receiver asks wal2json for column types).
+ *		the stream (and the receiver asks wal2json for column types): under
+ *		ddl => 'infer', and under 'replicate' where the source allowed no
+ *		event trigger (ddl_via 'stream', decided by the coordinator before
+ *		the receiver and the applier start: ddl.c).
  */
 bool
 ingest_infer_enabled(IngestMigration *m)
 {
-	return m->ddl != NULL && strcmp(m->ddl, "infer") == 0;
+	if (m->ddl == NULL)
+		return false;
+	if (strcmp(m->ddl, "infer") == 0)
+		return true;
+	return strcmp(m->ddl, "replicate") == 0 && m->ddl_via != NULL &&
+		strcmp(m->ddl_via, "stream") == 0;
 }
 
 /* Whether a difference between the stream and the target fails the migration. */
 static bool
 ddl_off(IngestMigration *m)
 {
-	return m->ddl != NULL && strcmp(m->ddl, "off") == 0;
+	/*
+	 * Under 'replicate' with the event trigger, a difference is a command
+	 * that trigger did not carry: refused the same way.
+	 */
+	return !ingest_infer_enabled(m);
 }
 
 /* Where a change's new row (or old row) list is remembered. */
@@ -659,7 +671,9 @@ ingest_infer_change(IngestMigration *m, IngestConnInfo *info, Oid relid,
 				 errmsg("table %s changed on the source: the type of column%s %s differs from the target's (at LSN %X/%X)",
 						object, list_length(retyped) > 1 ? "s" : "", name_list(retyped, false),
 						LSN_FORMAT_ARGS(c->lsn)),
-				 errdetail("The migration was started with ddl => 'off': schema changes on the source are not followed."),
+				 strcmp(m->ddl, "off") == 0 ?
+				 errdetail("The migration was started with ddl => 'off': schema changes on the source are not followed.") :
+				 errdetail("The event trigger on the source carried no command for it (a command that fires no event trigger, or one run inside a function)."),
 				 errhint("Apply the same change to the target table by hand (ALTER TABLE), then call ingest.resume().")));
 
 	/*

@@ -244,6 +244,7 @@ typedef struct IngestMigration
 	char	   *untracked_tables;	/* refuse, copy_only */
 	char	   *resync;			/* none, at_cutover */
 	char	   *ddl;			/* replicate, infer, off */
+	char	   *ddl_via;		/* event_trigger, stream, or NULL (ddl.c) */
 } IngestMigration;
 
 extern void ingest_catalog_begin(void);

@@ -81,7 +81,11 @@ CREATE TABLE @extschema@.migration (
 	copy_finished_at timestamptz,
 	finished_at timestamptz,
 	last_error text,
-	errors int NOT NULL DEFAULT 0
+	errors int NOT NULL DEFAULT 0,
+	ddl_via text					-- how schema changes on the source are replicated (ddl.c)
+		CONSTRAINT migration_ddl_via_check CHECK (ddl_via IN ('event_trigger', 'stream')),
+	ddl_installed bool NOT NULL DEFAULT false,	-- its event trigger is on the source: to remove
+	ddl_token text					-- secret its event trigger's messages carry
 );
 -- a name is taken while its migration is not finished
 CREATE UNIQUE INDEX migration_name_unfinished ON @extschema@.migration (name)

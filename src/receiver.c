@@ -76,6 +76,7 @@
 #include "infer.h"
 #include "pg_ingest.h"
 #include "source.h"
+#include "ddl.h"
 #include "receiver.h"
 #include "resync.h"
 #include "spool.h"
@@ -540,10 +541,11 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 				   "\"format-version\" '2', \"include-xids\" '1',"
 				   " \"include-timestamp\" '1', \"include-lsn\" '1',"
 				   " \"include-transaction\" '1', \"include-types\" '%d',"
-				   " \"include-schemas\" '1'%s)",
+				   " \"include-schemas\" '1'%s%s)",
 				   m->slot_name, LSN_FORMAT_ARGS(start),
 				   ingest_infer_enabled(m) ? 1 : 0,	/* infer.c compares them */
-				   numeric_as_string ? ", \"numeric-data-types-as-string\" '1'" : "");
+				   numeric_as_string ? ", \"numeric-data-types-as-string\" '1'" : "",
+				   ingest_ddl_stream_options(m));
 	res = ingest_query(stream, cmd, -1, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_BOTH)
 	{

@@ -23,6 +23,8 @@
  *
  * pg_dump's CREATE SCHEMA public (written when include_schemas names it)
  * becomes CREATE SCHEMA IF NOT EXISTS public: every database has it.
+ * pg_ingest's own objects on the source (schema _pg_ingest and the event
+ * triggers of migrations, ddl.c) are left out of the dump.
  *
  * The statements of objects that depend on relations the filters leave
  * out (a view over an excluded table, a foreign key to it...) are not run:
@@ -68,6 +70,7 @@
 #include "utils/timestamp.h"
 
 #include "depend.h"
+#include "ddl.h"
 #include "schema.h"
 
 #define STATEMENT_IN_EVENT_MAX 4000
@@ -324,6 +327,8 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 			appendStringInfo(&cmd, " --table=%s",
 							 shell_quote(dump_pattern(((QualName *) lfirst(lc))->nspname,
 													  ((QualName *) lfirst(lc))->relname)));
+		/* pg_ingest's own objects on the source (ddl.c) */
+		appendStringInfoString(&cmd, " --exclude-schema=" INGEST_DDL_SCHEMA);
 		appendStringInfo(&cmd, " 2>%s", shell_quote(errfile));
 
 		pipe = OpenPipeStream(cmd.data, PG_BINARY_R);
@@ -754,6 +759,10 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 						 text);
 			continue;
 		}
+
+		/* the event triggers of pg_ingest's migrations (ddl.c) */
+		if (ingest_ddl_is_own_statement(stmt))
+			continue;
 
 		if (IsA(stmt, CreateTableAsStmt) &&
 			((CreateTableAsStmt *) stmt)->objtype == OBJECT_MATVIEW)

@@ -277,7 +277,7 @@ ingest_source_relations(PGconn *conn, bool with_sizes, const char *password)
 				   " LEFT JOIN pg_catalog.pg_namespace on_ ON on_.oid = o.relnamespace"
 				   " WHERE c.relkind IN ('r', 'p', 'm', 'f', 'v', 'S')"
 				   "  AND c.relpersistence <> 't'"
-				   "  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+				   "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_pg_ingest')"
 				   "  AND n.nspname !~ '^pg_(toast|temp_)'"
 				   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e"
 				   "   WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
