@@ -277,7 +277,7 @@ SELECT m.name,
 	COALESCE(s.applied_lsn, m.applied_lsn) AS applied_lsn,
 	GREATEST(s.source_lsn, s.received_lsn) AS source_lsn,
 	-- the source is at least where the stream has got to, whenever it was polled
-	CASE WHEN s.source_lsn IS NOT NULL AND s.applied_lsn IS NOT NULL
+	CASE WHEN COALESCE(s.source_lsn, s.received_lsn) IS NOT NULL AND s.applied_lsn IS NOT NULL
 		 THEN GREATEST(GREATEST(s.source_lsn, s.received_lsn) - s.applied_lsn, 0) END AS lag_bytes,
 	-- while the stream is down, at least the time since the last contact
 	CASE WHEN s.migration_id IS NULL OR s.applied_lsn IS NULL THEN NULL

@@ -257,6 +257,8 @@ BEGIN
 	EXECUTE format('DELETE FROM "Mixed Case".%I WHERE id > 45', U&'\00DCn\00EFc\00F8d\00E9 T\00E5ble');
 END
 $$;
+-- the stop refreshes materialized views here: the source's is fresh too
+REFRESH MATERIALIZED VIEW public."mv""; DROP TABLE x; --";
 EOS
 ok($target->safe_psql('hostile', "SELECT ingest.cutover('hostile', '3 min') IS NOT NULL"),
 	'cutover');
