@@ -1144,6 +1144,25 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 			break;
 		}
 	}
+	/*
+	 * REFRESH MATERIALIZED VIEW ... CONCURRENTLY runs DDL of its own on
+	 * temporary tables (the new data, the differences), which fires the
+	 * trigger; CREATE TABLE AS is emitted at its start, before the trigger
+	 * can know the table is temporary.  Nothing to replay: the view is
+	 * refreshed here at the stop (matview.c).
+	 */
+	if (chosen == NULL && raw != NIL)
+	{
+		bool		all_refresh = true;
+
+		foreach(lc, raw)
+			all_refresh &= IsA(lfirst_node(RawStmt, lc)->stmt, RefreshMatViewStmt);
+		if (all_refresh)
+		{
+			error_context_stack = callback.previous;
+			return false;
+		}
+	}
 	if (chosen == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
