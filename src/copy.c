@@ -311,8 +311,8 @@ column_names(const char *columns)
 }
 
 /* Whether a foreign key references the table, or a partition of it. */
-static bool
-referenced_by_foreign_key(Oid relid)
+bool
+ingest_referenced_by_foreign_key(Oid relid)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		vals[1] = {ObjectIdGetDatum(relid)};
@@ -334,8 +334,8 @@ referenced_by_foreign_key(Oid relid)
  * (target.c): rows of other items may then land in any partition of this
  * server, which no item may truncate.
  */
-static bool
-migration_maps_leaves(int32 migration_id)
+bool
+ingest_migration_maps_leaves(int32 migration_id)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(migration_id)};
@@ -504,8 +504,8 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	 * rows into them, without FREEZE (refused on a partitioned table).
 	 */
 	if (truncate && (mapped ||
-					 (get_rel_relispartition(relid) && migration_maps_leaves(m->id)) ||
-					 referenced_by_foreign_key(relid)))
+					 (get_rel_relispartition(relid) && ingest_migration_maps_leaves(m->id)) ||
+					 ingest_referenced_by_foreign_key(relid)))
 		truncate = false;
 	/* an extension's configuration table: its user rows are replaced */
 	extconfig = ingest_extconfig_is_config(relid);

@@ -240,44 +240,6 @@ tables_to_resync(IngestMigration *m, bool *done)
 	return tables;
 }
 
-/* Whether some leaf of the source goes to its root's table here (target.c). */
-static bool
-migration_maps_leaves(int32 migration_id)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(migration_id)};
-	bool		found;
-
-	ingest_catalog_begin();
-	(void) ingest_catalog_query("SELECT 1 FROM ingest.copy_item WHERE migration_id = $1"
-								" AND root_relname IS NOT NULL"
-								" AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', nspname, relname)) IS NULL"
-								" LIMIT 1",
-								1, types, vals, NULL);
-	found = SPI_processed > 0;
-	ingest_catalog_end();
-	return found;
-}
-
-/* Whether a foreign key references the table, or a partition of it. */
-static bool
-referenced_by_foreign_key(Oid relid)
-{
-	Oid			types[1] = {OIDOID};
-	Datum		vals[1] = {ObjectIdGetDatum(relid)};
-	bool		found;
-
-	ingest_catalog_begin();
-	(void) ingest_catalog_query("SELECT 1 FROM pg_catalog.pg_constraint"
-								" WHERE (confrelid = $1 OR confrelid IN"
-								"  (SELECT relid FROM pg_catalog.pg_partition_tree($1)))"
-								" AND contype = 'f' LIMIT 1",
-								1, types, vals, NULL);
-	found = SPI_processed > 0;
-	ingest_catalog_end();
-	return found;
-}
-
 static void
 resync_error_context(void *arg)
 {
@@ -310,7 +272,7 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 
 	ingest_xact_start();
 	tables = tables_to_resync(m, &done);
-	maps_leaves = tables != NIL && !done && migration_maps_leaves(m->id);
+	maps_leaves = tables != NIL && !done && ingest_migration_maps_leaves(m->id);
 	ingest_xact_commit();
 	if (tables == NIL || done)
 		return;
@@ -387,7 +349,7 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 						 errhint("Create the partition on the target, or give the table a primary key or REPLICA IDENTITY FULL on the source and start the migration again.")));
 
 			/* TRUNCATE refuses a table a foreign key references: DELETE */
-			truncate = !referenced_by_foreign_key(relid);
+			truncate = !ingest_referenced_by_foreign_key(relid);
 			ingest_check_target(relid, m->owner,
 								ACL_INSERT | (truncate ? ACL_TRUNCATE : ACL_DELETE));
 			if (SPI_connect() != SPI_OK_CONNECT)
