@@ -124,14 +124,65 @@ $target->safe_psql('held', "SELECT ingest.cleanup('plain')");
 $target->safe_psql('held',
 	"SELECT ingest.start('$conn_small', name => 'doblock', mode => 'cdc', schema => 'existing')");
 ok(wait_phase($target, 'held', 'doblock', 'streaming'), 'a cdc migration streams');
-$source->safe_psql('small', 'DO $$ BEGIN ALTER TABLE big2 ADD COLUMN z int; END $$');
+# the COMMIT commits the DO block's command; the ALTER TABLE after the
+# error never runs on the source, and must not run here in its place
+$source->psql('small',
+	'DO $$ BEGIN ALTER TABLE big2 ADD COLUMN z int; END $$ \\; COMMIT \\; SELECT 1/0 \\;'
+	  . ' ALTER TABLE big2 ADD COLUMN never_ran int');
+is($source->safe_psql('small', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass"
+		  . " AND attname IN ('z', 'never_ran')"), '1', 'on the source only the DO block\'s command ran');
 ok(wait_phase($target, 'held', 'doblock', 'failed'), 'DDL inside a DO block fails the migration');
+is($target->safe_psql('held', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass"
+		  . " AND attname IN ('z', 'never_ran')"), '0',
+	'the statement of the text that never ran on the source is not run in its place');
 like($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'doblock'"),
 	qr/schema change ALTER TABLE at .* is not a statement of its query text .*DO \$\$ BEGIN ALTER TABLE big2/,
 	'naming the command, its LSN and its text');
 $target->safe_psql('held', "SELECT ingest.abort('doblock')");
 ok(wait_phase($target, 'held', 'doblock', 'aborted'), 'that migration is aborted');
 is($source->safe_psql('small', "SELECT count(*) FROM pg_event_trigger"), '0', 'and its event trigger removed');
+
+# --- a table made unlogged while streaming: none of its rows are decoded ---
+$target->safe_psql('held',
+	"SELECT ingest.start('$conn_small', name => 'unlogged', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'held', 'unlogged', 'streaming'), 'a cdc migration streams');
+# forged messages with the migration's prefix: one that is no JSON, one
+# carrying the token (any REPLICATION role of the source can read the
+# messages): neither fails nor changes anything
+my $ident = $source->safe_psql('small',
+	"SELECT substring(evtname FROM '^_pg_ingest_ddl_(.*)_end\$') FROM pg_event_trigger WHERE evtname LIKE '%\\_end'");
+$source->safe_psql('small', qq{
+	SELECT pg_logical_emit_message(true, 'pg_ingest_ddl_$ident', 'not json');
+	SELECT pg_logical_emit_message(true, 'pg_ingest_ddl_$ident', jsonb_build_object(
+		'token', (SELECT token FROM _pg_ingest.token WHERE id = '$ident'),
+		'body', '{}', 'sig', (SELECT token FROM _pg_ingest.token WHERE id = '$ident'),
+		'tag', 'ALTER TABLE', 'query', 'ALTER TABLE big2 ADD COLUMN forged int',
+		'ordinal', 0, 'objects', '[]'::jsonb)::text);
+	INSERT INTO other VALUES (-1, 'after the forged messages');
+});
+ok( poll_until($target, 'held',
+		"SELECT (SELECT count(*) FROM other WHERE id = -1)"
+		  . " + (SELECT count(*) FROM ingest.status WHERE name = 'unlogged' AND phase = 'failed')",
+		'1', 'the row after the forged messages'),
+	'the forged messages are passed');
+is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'unlogged'"), 'streaming',
+	'forged messages fail nothing');
+is($target->safe_psql('held', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass AND attname = 'forged'"),
+	'0', 'a forged command carrying the token is not run');
+is($target->safe_psql('held',
+		"SELECT count(*) FROM ingest.events WHERE name = 'unlogged' AND level = 'WARNING'"
+		  . " AND message LIKE '%without its token''s signature: ignored'"), '2', 'each is a WARNING event');
+$source->safe_psql('small', q{
+	CREATE UNLOGGED TABLE ulog_new (id int PRIMARY KEY, v text);
+	INSERT INTO ulog_new SELECT g, 'u' || g FROM generate_series(1, 10) g;
+});
+ok(wait_phase($target, 'held', 'unlogged', 'failed'),
+	'an unlogged table created while streaming, without resync, fails the migration');
+like($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'unlogged'"),
+	qr/table public\.ulog_new was made unlogged on the source by CREATE TABLE/, 'naming the table');
+$target->safe_psql('held', "SELECT ingest.abort('unlogged')");
+ok(wait_phase($target, 'held', 'unlogged', 'aborted'), 'that migration is aborted');
+$source->safe_psql('small', 'DROP TABLE ulog_new');
 
 # --- the live migration ---------------------------------------------------
 {
