@@ -972,6 +972,13 @@ follow_tables(IngestMigration *m, IngestFilters *filters, DdlMessage *msg,
 										 "DELETE FROM ingest.copy_item WHERE migration_id = $1"
 										 " AND nspname = $2 AND relname = $3 AND $4 IS NULL AND $5 IS NULL",
 										 5, t2, v2, n2, false, 0);
+			/* resync => 'at_cutover' follows the table too (resync.c) */
+			(void) SPI_execute_with_args(new_rel ?
+										 "UPDATE ingest.resync_table SET nspname = $4, relname = $5"
+										 " WHERE migration_id = $1 AND nspname = $2 AND relname = $3" :
+										 "DELETE FROM ingest.resync_table WHERE migration_id = $1"
+										 " AND nspname = $2 AND relname = $3 AND $4 IS NULL AND $5 IS NULL",
+										 5, t2, v2, n2, false, 0);
 			ingest_event(m->id, "INFO", "ddl", ingest_qualified(nsp, rel),
 						 new_rel ? psprintf("table renamed to %s", ingest_qualified(new_nsp, new_rel)) :
 						 "table dropped: no longer part of the migration", NULL);

@@ -184,6 +184,37 @@ $target->safe_psql('held', "SELECT ingest.abort('unlogged')");
 ok(wait_phase($target, 'held', 'unlogged', 'aborted'), 'that migration is aborted');
 $source->safe_psql('small', 'DROP TABLE ulog_new');
 
+# --- resync => 'at_cutover' follows schema changes -------------------------
+# a no-key table renamed, one dropped, an unlogged table created: the stop
+# copies the live ones again, by their new names
+$source->safe_psql('small', 'CREATE TABLE nk (a int); INSERT INTO nk SELECT generate_series(1, 20);'
+	  . ' CREATE TABLE nk_gone (a int)');
+$target->safe_psql('held', 'CREATE TABLE nk (a int); CREATE TABLE nk_gone (a int)');
+$target->safe_psql('held',
+	"SELECT ingest.start('$conn_small', name => 'resync', mode => 'cdc', schema => 'existing',"
+	  . " resync => 'at_cutover')");
+ok(wait_phase($target, 'held', 'resync', 'streaming'), 'a cdc migration with resync streams');
+my $rename_lsn = $source->safe_psql('small',
+	'ALTER TABLE nk RENAME TO nk2; INSERT INTO nk2 VALUES (-1); SELECT pg_current_wal_lsn()');
+# the receiver, ahead of the applier, learns the new name once it is applied
+ok( poll_until($target, 'held',
+		"SELECT applied_lsn >= '$rename_lsn' OR phase = 'failed' FROM ingest.status WHERE name = 'resync'",
+		't', 'the rename to be applied'),
+	'the rename is applied');
+$source->safe_psql('small', q{
+	UPDATE nk2 SET a = a + 100 WHERE a <= 5;
+	DROP TABLE nk_gone;
+	CREATE UNLOGGED TABLE ulog2 (id int PRIMARY KEY, v text);
+	INSERT INTO ulog2 SELECT g, 'u' || g FROM generate_series(1, 10) g;
+});
+$target->psql('held', "SELECT ingest.cutover('resync')");
+is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'resync'"), 'completed',
+	'the cutover completes')
+  or diag($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'resync'"));
+same_content($source, 'small', $target, 'held', [qw(nk2 ulog2)],
+	'a renamed no-key table and an unlogged table created while streaming are identical');
+$source->safe_psql('small', 'DROP TABLE nk2, ulog2');
+
 # --- the live migration ---------------------------------------------------
 {
 	my ($out, $err);
