@@ -51,7 +51,7 @@
  * copy: the target's triggers and foreign keys do not fire.
  *
  * State: all of it in the catalog (ingest.resync_table); the receiver
- * keeps the set, read once, in its own memory.
+ * keeps the set in its own memory, read again when a notice names a table it lacks.
  *
  *-------------------------------------------------------------------------
  */
