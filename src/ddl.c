@@ -898,6 +898,28 @@ execute_statement(RawStmt *rs, const char *query, const char *search_path,
 	AtEOXact_GUC(true, nest);
 }
 
+/*
+ * The text of a command as events, errors and the log may show it: not at
+ * all when it may hold a password (a user mapping's or a server's options,
+ * a subscription's connection string).
+ */
+static const char *
+shown_text(const char *text)
+{
+	char	   *lower;
+	char	   *p;
+
+	if (text == NULL)
+		return NULL;
+	lower = pstrdup(text);
+	for (p = lower; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	if (strstr(lower, "password") != NULL || strstr(lower, "mapping") != NULL ||
+		strstr(lower, "subscription") != NULL)
+		return "(the command's text is not shown: it may hold a password)";
+	return text;
+}
+
 typedef struct DdlErrorArg
 {
 	const char *tag;
@@ -1136,7 +1158,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 
 	arg.tag = msg.tag;
 	arg.lsn = final_lsn;
-	arg.text = msg.query;
+	arg.text = shown_text(msg.query);
 	callback.callback = ddl_error_context;
 	callback.arg = &arg;
 	callback.previous = error_context_stack;
@@ -1148,7 +1170,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		ingest_event(m->id, "WARNING", "ddl", NULL,
 					 psprintf("%s on the source at %X/%X is not replicated",
 							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-					 msg.query);
+					 shown_text(msg.query));
 		error_context_stack = callback.previous;
 		return false;
 	}
@@ -1169,7 +1191,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		ingest_event(m->id, "INFO", "ddl", NULL,
 					 psprintf("skipped %s at %X/%X: it concerns only objects the migration's filters leave out",
 							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-					 msg.query);
+					 shown_text(msg.query));
 		error_context_stack = callback.previous;
 		return false;
 	}
@@ -1275,7 +1297,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 				 errhint("Apply the change on the target by hand, or use ddl => 'infer'.")));
 	text = chosen->stmt_len > 0 ? pnstrdup(msg.query + chosen->stmt_location, chosen->stmt_len) :
 		pstrdup(msg.query + chosen->stmt_location);
-	arg.text = text;
+	arg.text = shown_text(text);
 
 	/*
 	 * CREATE TABLE AS and SELECT INTO are emitted at their start, before
@@ -1301,7 +1323,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 			ingest_event(m->id, "INFO", "ddl", ingest_qualified(o.relschema, o.relname),
 						 psprintf("skipped %s at %X/%X: the migration's filters leave the table out",
 								  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-						 text);
+						 shown_text(text));
 			error_context_stack = callback.previous;
 			return false;
 		}
@@ -1326,7 +1348,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		ingest_event(m->id, "INFO", "ddl", NULL,
 					 psprintf("skipped %s at %X/%X: it names no table of the target, the migration's filters leave them out",
 							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-					 text);
+					 shown_text(text));
 		error_context_stack = callback.previous;
 		return false;
 	}
@@ -1367,7 +1389,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 				 psprintf("applied %s of %X/%X without CONCURRENTLY (%s cannot run inside the applier's transaction)",
 						  msg.tag, LSN_FORMAT_ARGS(final_lsn), plain) :
 				 psprintf("applied %s of %X/%X", msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-				 text);
+				 shown_text(text));
 	error_context_stack = callback.previous;
 	return true;
 }

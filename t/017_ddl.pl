@@ -207,10 +207,20 @@ $source->safe_psql('small', q{
 	CREATE UNLOGGED TABLE ulog2 (id int PRIMARY KEY, v text);
 	INSERT INTO ulog2 SELECT g, 'u' || g FROM generate_series(1, 10) g;
 });
+# a command whose text holds a password: never in an event or an error
+$source->safe_psql('small',
+	"CREATE SUBSCRIPTION sub_pw CONNECTION 'host=127.0.0.1 dbname=x password=Sub-S3cret'"
+	  . " PUBLICATION p WITH (connect = false, slot_name = NONE)");
+$source->safe_psql('small', 'DROP SUBSCRIPTION sub_pw');
 $target->psql('held', "SELECT ingest.cutover('resync')");
 is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'resync'"), 'completed',
 	'the cutover completes')
   or diag($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'resync'"));
+like(events('held', 'resync'), qr/CREATE SUBSCRIPTION on the source at .* is not replicated/,
+	'the subscription command is an event');
+is($target->safe_psql('held',
+		"SELECT count(*) FROM ingest.events WHERE detail LIKE '%Sub-S3cret%' OR message LIKE '%Sub-S3cret%'"),
+	'0', 'its password is in no event');
 same_content($source, 'small', $target, 'held', [qw(nk2 ulog2)],
 	'a renamed no-key table and an unlogged table created while streaming are identical');
 $source->safe_psql('small', 'DROP TABLE nk2, ulog2');
