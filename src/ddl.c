@@ -210,7 +210,7 @@ function_sql(const char *ident, const char *prefix)
 					 "DECLARE\n"
 					 "  sp text := pg_catalog.current_setting('search_path');\n"
 					 "  st text; marker text; counts jsonb; n int; objs jsonb; dropped jsonb; rewritten jsonb;\n"
-					 "  ctx text;\n"
+					 "  ctx text; tok text;\n"
 					 "BEGIN\n"
 	/* the caller's search_path must not resolve anything of this definer function */
 					 "  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);\n"
@@ -270,8 +270,14 @@ function_sql(const char *ident, const char *prefix)
 					 "  END IF;\n"
 					 "  objs := COALESCE(objs, '[]') || COALESCE(dropped, '[]');\n"
 	/* the ordinal of this command among those of its tag in the query text */
-					 "  marker := pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())\n"
-					 "    || ' ' || md5(current_query());\n"
+	/*
+	 * Anyone may set the custom setting holding the counts: the marker
+	 * includes the token, so the counts of another query text (forged in
+	 * the same query string to shift the ordinal) are never taken.
+	 */
+					 "  SELECT token INTO tok FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s';\n"
+					 "  marker := md5(COALESCE(tok, '') || ' ' || pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())\n"
+					 "    || ' ' || md5(current_query()));\n"
 					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".s_%s', true), '');\n"
 					 "  IF st IS NULL OR split_part(st, '|', 1) <> marker THEN\n"
 					 "    counts := '{}';\n"
@@ -305,9 +311,8 @@ function_sql(const char *ident, const char *prefix)
 	 * (any REPLICATION role) reads the messages, and anyone may call
 	 * pg_logical_emit_message().
 	 */
-					 "  SELECT token INTO marker FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s';\n"
 					 "  PERFORM pg_logical_emit_message(true, '%s', jsonb_build_object('body', st,\n"
-					 "      'sig', encode(sha256(convert_to(marker || st || marker, 'UTF8')), 'hex'))::text);\n"
+					 "      'sig', encode(sha256(convert_to(tok || st || tok, 'UTF8')), 'hex'))::text);\n"
 					 "  PERFORM set_config('search_path', sp, true);\n"
 					 "END\n"
 					 "$pg_ingest$",

@@ -172,6 +172,21 @@ is($target->safe_psql('held', "SELECT count(*) FROM pg_attribute WHERE attrelid 
 is($target->safe_psql('held',
 		"SELECT count(*) FROM ingest.events WHERE name = 'unlogged' AND level = 'WARNING'"
 		  . " AND message LIKE '%without its token''s signature: ignored'"), '2', 'each is a WARNING event');
+# the trigger's ordinal counts live in a setting anyone may set: preset to
+# shift the ordinal, the target would run the second ALTER TABLE of the
+# text, which the error kept from running on the source
+$source->psql('small',
+	"SELECT set_config('_pg_ingest.s_$ident', pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())"
+	  . " || ' ' || md5(current_query()) || '|{\"ALTER TABLE\": 1}', false) \\;"
+	  . " ALTER TABLE big2 ADD COLUMN shift1 int \\; COMMIT \\; SELECT 1/0 \\; ALTER TABLE big2 ADD COLUMN never2 int");
+my $shift_lsn = $source->safe_psql('small', 'SELECT pg_current_wal_lsn()');
+ok( poll_until($target, 'held',
+		"SELECT applied_lsn >= '$shift_lsn' OR phase = 'failed' FROM ingest.status WHERE name = 'unlogged'",
+		't', 'the ALTER TABLE to be applied'),
+	'the ALTER TABLE is applied');
+is($target->safe_psql('held', "SELECT string_agg(attname, ',' ORDER BY attname) FROM pg_attribute"
+		  . " WHERE attrelid = 'big2'::regclass AND attname IN ('shift1', 'never2')"),
+	'shift1', 'a preset ordinal count does not change which statement runs');
 $source->safe_psql('small', q{
 	CREATE UNLOGGED TABLE ulog_new (id int PRIMARY KEY, v text);
 	INSERT INTO ulog_new SELECT g, 'u' || g FROM generate_series(1, 10) g;
