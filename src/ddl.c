@@ -19,7 +19,9 @@
  * and its signature, sha256(token || body || token), never the token
  * itself (any REPLICATION role of the source can decode the messages, and
  * anyone may emit one: the applier ignores, with a WARNING event, a message
- * that is not JSON, not signed so, or whose tag fires no event trigger).
+ * that is not JSON, not signed so, not of the transaction that holds it (a
+ * signed message replayed: the body holds its xid), or whose tag fires no
+ * event trigger).
  * The body holds the command tag, the whole query text (current_query()), the
  * session's search_path, the command's ordinal among the commands of the
  * same tag in that query text, and the objects it touched (with, for
@@ -301,6 +303,7 @@ function_sql(const char *ident, const char *prefix)
 	/* run by a function, a procedure or a DO block: no statement of the text */
 					 "  GET DIAGNOSTICS ctx = PG_CONTEXT;\n"
 					 "  st := jsonb_build_object(\n"
+					 "      'xid', (txid_current() %% 4294967296)::text,\n"
 					 "      'tag', TG_TAG, 'query', current_query(), 'search_path', sp,\n"
 					 "      'ordinal', n, 'objects', objs, 'rewritten', rewritten,\n"
 					 "      'nested', strpos(ctx, E'\\n') > 0,\n"
@@ -609,7 +612,8 @@ dupstr(MemoryContext cxt, char *s)
  * unsigned, forged): nothing else is read of it.
  */
 static bool
-parse_message(IngestMigration *m, const char *content, DdlMessage *msg)
+parse_message(IngestMigration *m, const char *content, TransactionId xid,
+			  DdlMessage *msg)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	Oid			types[2] = {TEXTOID, INT4OID};
@@ -642,10 +646,19 @@ parse_message(IngestMigration *m, const char *content, DdlMessage *msg)
 		return false;
 	}
 	vals[0] = CStringGetTextDatum(body);
+	/* signed in the transaction that holds it: never a message replayed */
+	vals[1] = CStringGetTextDatum(psprintf("%u", xid));
+	types[1] = TEXTOID;
 	tab = ingest_catalog_query("SELECT j ->> 'tag', j ->> 'query', j ->> 'search_path',"
 							   " (j ->> 'ordinal')::int, j ->> 'role',"
 							   " COALESCE((j ->> 'nested')::boolean, false)"
-							   " FROM (SELECT $1::jsonb AS j) s", 1, types, vals, NULL);
+							   " FROM (SELECT $1::jsonb AS j) s WHERE j ->> 'xid' = $2",
+							   2, types, vals, NULL);
+	if (SPI_processed != 1)
+	{
+		ingest_catalog_end();
+		return false;
+	}
 	msg->tag = dupstr(outer, ingest_getstr(tab, 0, 1));
 	msg->query = dupstr(outer, ingest_getstr(tab, 0, 2));
 	msg->search_path = dupstr(outer, ingest_getstr(tab, 0, 3));
@@ -1146,7 +1159,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 	if (c->prefix == NULL || c->content == NULL ||
 		strcmp(c->prefix, ingest_ddl_prefix(m)) != 0)
 		return false;
-	if (!parse_message(m, c->content, &msg))
+	if (!parse_message(m, c->content, c->xid, &msg))
 	{
 		ingest_event(m->id, "WARNING", "ddl", NULL,
 					 psprintf("a logical message at %X/%X carries pg_ingest's prefix without its token's signature: ignored",
