@@ -187,6 +187,27 @@ ok( poll_until($target, 'held',
 is($target->safe_psql('held', "SELECT string_agg(attname, ',' ORDER BY attname) FROM pg_attribute"
 		  . " WHERE attrelid = 'big2'::regclass AND attname IN ('shift1', 'never2')"),
 	'shift1', 'a preset ordinal count does not change which statement runs');
+# a signed message, read from the WAL (as any REPLICATION role can) and
+# emitted again later, is not run again
+$source->safe_psql('small', "SELECT 'x' FROM pg_create_logical_replication_slot('peek', 'test_decoding')");
+$source->safe_psql('small', 'ALTER TABLE big2 ADD COLUMN replayed int');
+my $peeked = $source->safe_psql('small',
+	"SELECT data FROM pg_logical_slot_get_changes('peek', NULL, NULL) WHERE data LIKE 'message:%'");
+$source->safe_psql('small', "SELECT pg_drop_replication_slot('peek')");
+my ($content) = $peeked =~ /content:(\{.*\})\s*$/s;
+ok(defined $content, 'the message is read from the WAL');
+$source->safe_psql('small', 'ALTER TABLE big2 DROP COLUMN replayed');
+$source->safe_psql('small',
+	"SELECT pg_logical_emit_message(true, 'pg_ingest_ddl_$ident', \$m\$$content\$m\$);"
+	  . " INSERT INTO other VALUES (-2, 'after the replay')");
+ok( poll_until($target, 'held',
+		"SELECT (SELECT count(*) FROM other WHERE id = -2)"
+		  . " + (SELECT count(*) FROM ingest.status WHERE name = 'unlogged' AND phase = 'failed')",
+		'1', 'the row after the replayed message'),
+	'the replayed message is passed');
+is($target->safe_psql('held', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass"
+		  . " AND attname = 'replayed' AND NOT attisdropped"),
+	'0', 'a replayed message is not run again');
 $source->safe_psql('small', q{
 	CREATE UNLOGGED TABLE ulog_new (id int PRIMARY KEY, v text);
 	INSERT INTO ulog_new SELECT g, 'u' || g FROM generate_series(1, 10) g;
