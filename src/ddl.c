@@ -1193,6 +1193,21 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		return false;
 	}
 
+	/*
+	 * A command another one ran internally, concerning no object the
+	 * trigger could name (REFRESH MATERIALIZED VIEW CONCURRENTLY's temporary
+	 * table): nothing to replay, the command that ran it is replayed itself.
+	 */
+	if (msg.nested && msg.objects == NIL)
+	{
+		ingest_event(m->id, "INFO", "ddl", NULL,
+					 psprintf("skipped %s at %X/%X: run inside another command, it concerns no object",
+							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
+					 shown_text(msg.query));
+		error_context_stack = callback.previous;
+		return false;
+	}
+
 	/* filters */
 	foreach(lc, msg.objects)
 	{
