@@ -15,8 +15,14 @@
  *	_pg_ingest.token				one row per migration: a random token
  *									that only superusers can read
  * At each DDL command the function emits a transactional logical message
- * (pg_logical_emit_message(true, 'pg_ingest_ddl_<ident>', json)) holding
- * the token, the command tag, the whole query text (current_query()), the
+ * (pg_logical_emit_message(true, 'pg_ingest_ddl_<ident>', json)): a body
+ * and its signature, sha256(token || body || token), never the token
+ * itself (any REPLICATION role of the source can decode the messages, and
+ * anyone may emit one: the applier ignores, with a WARNING event, a message
+ * that is not JSON, not signed so, not of the transaction that holds it (a
+ * signed message replayed: the body holds its xid), or whose tag fires no
+ * event trigger).
+ * The body holds the command tag, the whole query text (current_query()), the
  * session's search_path, the command's ordinal among the commands of the
  * same tag in that query text, and the objects it touched (with, for
  * relations, indexes, constraints and triggers, the table concerned).
@@ -44,7 +50,11 @@
  * the server's parser and the statement is the ordinal-th of its tag (a
  * query string of several statements fires the trigger once per command;
  * a command run inside a function or DO block is not a statement of the
- * text and fails the migration, named).  It runs with the source session's
+ * text, so the trigger marks it "nested" from its PG_CONTEXT and it fails
+ * the migration, named, rather than have another statement of the text
+ * run in its place).  A table the command makes unlogged (CREATE UNLOGGED
+ * TABLE, SET UNLOGGED) goes to resync => 'at_cutover' or fails the
+ * migration (follow_unlogged).  It runs with the source session's
  * search_path, through ProcessUtility, as the role owning on the source the
  * first object it concerns when that role exists here and the migration's
  * owner has its privileges (what it creates gets the same owner), else as
@@ -80,6 +90,8 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -200,6 +212,7 @@ function_sql(const char *ident, const char *prefix)
 					 "DECLARE\n"
 					 "  sp text := pg_catalog.current_setting('search_path');\n"
 					 "  st text; marker text; counts jsonb; n int; objs jsonb; dropped jsonb; rewritten jsonb;\n"
+					 "  ctx text; tok text;\n"
 					 "BEGIN\n"
 	/* the caller's search_path must not resolve anything of this definer function */
 					 "  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);\n"
@@ -259,8 +272,14 @@ function_sql(const char *ident, const char *prefix)
 					 "  END IF;\n"
 					 "  objs := COALESCE(objs, '[]') || COALESCE(dropped, '[]');\n"
 	/* the ordinal of this command among those of its tag in the query text */
-					 "  marker := pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())\n"
-					 "    || ' ' || md5(current_query());\n"
+	/*
+	 * Anyone may set the custom setting holding the counts: the marker
+	 * includes the token, so the counts of another query text (forged in
+	 * the same query string to shift the ordinal) are never taken.
+	 */
+					 "  SELECT token INTO tok FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s';\n"
+					 "  marker := md5(COALESCE(tok, '') || ' ' || pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())\n"
+					 "    || ' ' || md5(current_query()));\n"
 					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".s_%s', true), '');\n"
 					 "  IF st IS NULL OR split_part(st, '|', 1) <> marker THEN\n"
 					 "    counts := '{}';\n"
@@ -281,16 +300,26 @@ function_sql(const char *ident, const char *prefix)
 					 "    PERFORM set_config('search_path', sp, true);\n"
 					 "    RETURN;\n"
 					 "  END IF;\n"
-					 "  PERFORM pg_logical_emit_message(true, '%s', jsonb_build_object(\n"
-					 "      'token', (SELECT token FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s'),\n"
+	/* run by a function, a procedure or a DO block: no statement of the text */
+					 "  GET DIAGNOSTICS ctx = PG_CONTEXT;\n"
+					 "  st := jsonb_build_object(\n"
+					 "      'xid', (txid_current() %% 4294967296)::text,\n"
 					 "      'tag', TG_TAG, 'query', current_query(), 'search_path', sp,\n"
 					 "      'ordinal', n, 'objects', objs, 'rewritten', rewritten,\n"
+					 "      'nested', strpos(ctx, E'\\n') > 0,\n"
 					 "      'role', (SELECT o ->> 'owner' FROM jsonb_array_elements(objs) o\n"
-					 "                WHERE o ->> 'owner' IS NOT NULL LIMIT 1))::text);\n"
+					 "                WHERE o ->> 'owner' IS NOT NULL LIMIT 1))::text;\n"
+	/*
+	 * Signed, not carrying the token: whoever may decode the source's WAL
+	 * (any REPLICATION role) reads the messages, and anyone may call
+	 * pg_logical_emit_message().
+	 */
+					 "  PERFORM pg_logical_emit_message(true, '%s', jsonb_build_object('body', st,\n"
+					 "      'sig', encode(sha256(convert_to(tok || st || tok, 'UTF8')), 'hex'))::text);\n"
 					 "  PERFORM set_config('search_path', sp, true);\n"
 					 "END\n"
 					 "$pg_ingest$",
-					 ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, prefix, ident);
+					 ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, prefix);
 	return s.data;
 }
 
@@ -561,12 +590,12 @@ typedef struct DdlObject
 
 typedef struct DdlMessage
 {
-	char	   *token;
 	char	   *tag;
 	char	   *query;
 	char	   *search_path;
 	char	   *role;			/* owner of the (first) object concerned */
 	int			ordinal;
+	bool		nested;			/* not run by a statement of the query text */
 	List	   *objects;
 	List	   *rewritten;		/* DdlObject: tables the command rewrote */
 } DdlMessage;
@@ -577,31 +606,65 @@ dupstr(MemoryContext cxt, char *s)
 	return s ? MemoryContextStrdup(cxt, s) : NULL;
 }
 
-/* The message's fields, through the server's jsonb. */
-static void
-parse_message(IngestMigration *m, const char *content, DdlMessage *msg, char **token)
+/*
+ * The message's fields, through the server's jsonb, if it is signed with
+ * the migration's token (see function_sql); false otherwise (not JSON,
+ * unsigned, forged): nothing else is read of it.
+ */
+static bool
+parse_message(IngestMigration *m, const char *content, TransactionId xid,
+			  DdlMessage *msg)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		vals[2];
 	SPITupleTable *tab;
 	uint64		i;
+	JsonLexContext *lex;
+	char	   *body;
 
 	memset(msg, 0, sizeof(*msg));
+	/* anyone on the source may emit a message: never an error here */
+	lex = makeJsonLexContextCstringLen(pstrdup(content), strlen(content),
+									   GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		return false;
 	vals[0] = CStringGetTextDatum(content);
 	vals[1] = Int32GetDatum(m->id);
 	ingest_catalog_begin();
-	tab = ingest_catalog_query("SELECT j ->> 'token', j ->> 'tag', j ->> 'query', j ->> 'search_path',"
-							   " (j ->> 'ordinal')::int,"
-							   " (SELECT ddl_token FROM ingest.migration WHERE id = $2), j ->> 'role'"
-							   " FROM (SELECT $1::jsonb AS j) s", 2, types, vals, NULL);
-	msg->token = dupstr(outer, ingest_getstr(tab, 0, 1));
-	msg->tag = dupstr(outer, ingest_getstr(tab, 0, 2));
-	msg->query = dupstr(outer, ingest_getstr(tab, 0, 3));
-	msg->search_path = dupstr(outer, ingest_getstr(tab, 0, 4));
-	msg->ordinal = (int) ingest_getint(tab, 0, 5, -1);
-	*token = dupstr(outer, ingest_getstr(tab, 0, 6));
-	msg->role = dupstr(outer, ingest_getstr(tab, 0, 7));
+	tab = ingest_catalog_query("SELECT s.body FROM (SELECT $1::jsonb ->> 'body' AS body,"
+							   "  $1::jsonb ->> 'sig' AS sig,"
+							   "  (SELECT ddl_token FROM ingest.migration WHERE id = $2) AS tok) s"
+							   " WHERE pg_catalog.jsonb_typeof($1::jsonb) = 'object'"
+							   "  AND s.sig = pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to("
+							   "   s.tok || s.body || s.tok, 'UTF8')), 'hex')",
+							   2, types, vals, NULL);
+	body = SPI_processed == 1 ? dupstr(outer, ingest_getstr(tab, 0, 1)) : NULL;
+	if (body == NULL)
+	{
+		ingest_catalog_end();
+		return false;
+	}
+	vals[0] = CStringGetTextDatum(body);
+	/* signed in the transaction that holds it: never a message replayed */
+	vals[1] = CStringGetTextDatum(psprintf("%u", xid));
+	types[1] = TEXTOID;
+	tab = ingest_catalog_query("SELECT j ->> 'tag', j ->> 'query', j ->> 'search_path',"
+							   " (j ->> 'ordinal')::int, j ->> 'role',"
+							   " COALESCE((j ->> 'nested')::boolean, false)"
+							   " FROM (SELECT $1::jsonb AS j) s WHERE j ->> 'xid' = $2",
+							   2, types, vals, NULL);
+	if (SPI_processed != 1)
+	{
+		ingest_catalog_end();
+		return false;
+	}
+	msg->tag = dupstr(outer, ingest_getstr(tab, 0, 1));
+	msg->query = dupstr(outer, ingest_getstr(tab, 0, 2));
+	msg->search_path = dupstr(outer, ingest_getstr(tab, 0, 3));
+	msg->ordinal = (int) ingest_getint(tab, 0, 4, -1);
+	msg->role = dupstr(outer, ingest_getstr(tab, 0, 5));
+	msg->nested = ingest_getbool(tab, 0, 6);
 	tab = ingest_catalog_query("SELECT o ->> 'type', o ->> 'schema', COALESCE(o ->> 'identity', o ->> 'name'),"
 							   " o ->> 'relschema', o ->> 'relname', o ->> 'relkind',"
 							   " COALESCE((o ->> 'temp')::boolean, false)"
@@ -643,6 +706,7 @@ parse_message(IngestMigration *m, const char *content, DdlMessage *msg, char **t
 		MemoryContextSwitchTo(old);
 	}
 	ingest_catalog_end();
+	return true;
 }
 
 /* Whether an object of the command is one the migration's filters keep. */
@@ -852,6 +916,28 @@ execute_statement(RawStmt *rs, const char *query, const char *search_path,
 	AtEOXact_GUC(true, nest);
 }
 
+/*
+ * The text of a command as events, errors and the log may show it: not at
+ * all when it may hold a password (a user mapping's or a server's options,
+ * a subscription's connection string).
+ */
+static const char *
+shown_text(const char *text)
+{
+	char	   *lower;
+	char	   *p;
+
+	if (text == NULL)
+		return NULL;
+	lower = pstrdup(text);
+	for (p = lower; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	if (strstr(lower, "password") != NULL || strstr(lower, "mapping") != NULL ||
+		strstr(lower, "subscription") != NULL)
+		return "(the command's text is not shown: it may hold a password)";
+	return text;
+}
+
 typedef struct DdlErrorArg
 {
 	const char *tag;
@@ -926,6 +1012,13 @@ follow_tables(IngestMigration *m, IngestFilters *filters, DdlMessage *msg,
 										 "DELETE FROM ingest.copy_item WHERE migration_id = $1"
 										 " AND nspname = $2 AND relname = $3 AND $4 IS NULL AND $5 IS NULL",
 										 5, t2, v2, n2, false, 0);
+			/* resync => 'at_cutover' follows the table too (resync.c) */
+			(void) SPI_execute_with_args(new_rel ?
+										 "UPDATE ingest.resync_table SET nspname = $4, relname = $5"
+										 " WHERE migration_id = $1 AND nspname = $2 AND relname = $3" :
+										 "DELETE FROM ingest.resync_table WHERE migration_id = $1"
+										 " AND nspname = $2 AND relname = $3 AND $4 IS NULL AND $5 IS NULL",
+										 5, t2, v2, n2, false, 0);
 			ingest_event(m->id, "INFO", "ddl", ingest_qualified(nsp, rel),
 						 new_rel ? psprintf("table renamed to %s", ingest_qualified(new_nsp, new_rel)) :
 						 "table dropped: no longer part of the migration", NULL);
@@ -969,6 +1062,71 @@ follow_tables(IngestMigration *m, IngestFilters *filters, DdlMessage *msg,
 }
 
 /*
+ * Tables of the migration the command made unlogged (CREATE UNLOGGED
+ * TABLE, ALTER TABLE ... SET UNLOGGED): logical decoding carries none of
+ * their rows from now on.  Under resync => 'at_cutover' they are copied
+ * again at the stop; with untracked_tables => 'copy_only' a WARNING event
+ * says their changes are not carried; otherwise the migration fails,
+ * naming the table: never a table left silently empty or stale.
+ */
+static void
+follow_unlogged(IngestMigration *m, IngestFilters *filters, DdlMessage *msg,
+				XLogRecPtr final_lsn)
+{
+	ListCell   *lc;
+
+	ingest_catalog_begin();
+	foreach(lc, msg->objects)
+	{
+		DdlObject  *o = lfirst(lc);
+		Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		vals[4];
+		char	   *name;
+
+		if (o->ignored || o->relname == NULL || o->relschema == NULL ||
+			o->relkind != 'r' || !object_in_scope(filters, o))
+			continue;
+		vals[0] = Int32GetDatum(m->id);
+		vals[1] = CStringGetTextDatum(o->relschema);
+		vals[2] = CStringGetTextDatum(o->relname);
+		vals[3] = CStringGetTextDatum("unlogged");
+		if (ingest_catalog_exec("SELECT 1 FROM ingest.copy_item i"
+								" JOIN pg_catalog.pg_namespace n ON n.nspname = i.nspname"
+								" JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
+								"  AND c.relname = i.relname AND c.relpersistence = 'u'"
+								" WHERE i.migration_id = $1 AND i.nspname = $2 AND i.relname = $3"
+								"  AND NOT EXISTS (SELECT 1 FROM ingest.resync_table r"
+								"   WHERE r.migration_id = $1 AND r.nspname = $2 AND r.relname = $3)"
+								"  AND $4 IS NOT NULL",
+								4, types, vals, NULL) == 0)
+			continue;
+		name = ingest_qualified(o->relschema, o->relname);
+		if (strcmp(m->resync, "at_cutover") == 0)
+		{
+			ingest_catalog_exec("INSERT INTO ingest.resync_table (migration_id, nspname, relname, reason)"
+								" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+								4, types, vals, NULL);
+			ingest_event(m->id, "INFO", "resync", name,
+						 psprintf("table made unlogged on the source by %s at %X/%X: copied again at the stop (resync => 'at_cutover')",
+								  msg->tag, LSN_FORMAT_ARGS(final_lsn)),
+						 NULL);
+		}
+		else if (m->untracked_tables && strcmp(m->untracked_tables, "copy_only") == 0)
+			ingest_event(m->id, "WARNING", "untracked", name,
+						 psprintf("table made unlogged on the source by %s at %X/%X: its later changes are not carried (untracked_tables => 'copy_only')",
+								  msg->tag, LSN_FORMAT_ARGS(final_lsn)),
+						 NULL);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table %s was made unlogged on the source by %s at %X/%X: logical decoding carries none of its rows",
+							name, msg->tag, LSN_FORMAT_ARGS(final_lsn)),
+					 errhint("Abort the migration and start it again with resync => 'at_cutover', or make the table logged on the source.")));
+	}
+	ingest_catalog_end();
+}
+
+/*
  * ingest_ddl_apply
  *		Apply a logical message of the migration's event trigger, in the
  *		applier's open transaction, where it stands in the stream (its
@@ -981,7 +1139,6 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 				 XLogRecPtr final_lsn)
 {
 	DdlMessage	msg;
-	char	   *token;
 	List	   *raw;
 	ListCell   *lc;
 	RawStmt    *chosen = NULL;
@@ -1002,16 +1159,16 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 	if (c->prefix == NULL || c->content == NULL ||
 		strcmp(c->prefix, ingest_ddl_prefix(m)) != 0)
 		return false;
-	parse_message(m, c->content, &msg, &token);
-	if (msg.token == NULL || token == NULL || strcmp(msg.token, token) != 0)
+	if (!parse_message(m, c->content, c->xid, &msg))
 	{
 		ingest_event(m->id, "WARNING", "ddl", NULL,
-					 psprintf("a logical message at %X/%X carries pg_ingest's prefix without its token: ignored",
+					 psprintf("a logical message at %X/%X carries pg_ingest's prefix without its token's signature: ignored",
 							  LSN_FORMAT_ARGS(c->lsn)),
 					 "Someone on the source called pg_logical_emit_message() with this migration's prefix.");
 		return false;
 	}
-	if (msg.tag == NULL || msg.query == NULL || msg.ordinal < 0)
+	if (msg.tag == NULL || msg.query == NULL || msg.ordinal < 0 ||
+		!command_tag_event_trigger_ok(GetCommandTagEnum(msg.tag)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("a schema change message at %X/%X lacks its command",
@@ -1019,7 +1176,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 
 	arg.tag = msg.tag;
 	arg.lsn = final_lsn;
-	arg.text = msg.query;
+	arg.text = shown_text(msg.query);
 	callback.callback = ddl_error_context;
 	callback.arg = &arg;
 	callback.previous = error_context_stack;
@@ -1031,7 +1188,22 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		ingest_event(m->id, "WARNING", "ddl", NULL,
 					 psprintf("%s on the source at %X/%X is not replicated",
 							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-					 msg.query);
+					 shown_text(msg.query));
+		error_context_stack = callback.previous;
+		return false;
+	}
+
+	/*
+	 * A command another one ran internally, concerning no object the
+	 * trigger could name (REFRESH MATERIALIZED VIEW CONCURRENTLY's temporary
+	 * table): nothing to replay, the command that ran it is replayed itself.
+	 */
+	if (msg.nested && msg.objects == NIL)
+	{
+		ingest_event(m->id, "INFO", "ddl", NULL,
+					 psprintf("skipped %s at %X/%X: run inside another command, it concerns no object",
+							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
+					 shown_text(msg.query));
 		error_context_stack = callback.previous;
 		return false;
 	}
@@ -1052,7 +1224,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		ingest_event(m->id, "INFO", "ddl", NULL,
 					 psprintf("skipped %s at %X/%X: it concerns only objects the migration's filters leave out",
 							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-					 msg.query);
+					 shown_text(msg.query));
 		error_context_stack = callback.previous;
 		return false;
 	}
@@ -1132,7 +1304,12 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 
 	/* the statement of the text that fired the trigger */
 	raw = raw_parser(msg.query, RAW_PARSE_DEFAULT);
-	foreach(lc, raw)
+	/*
+	 * A command run by a function, a procedure or a DO block: the ordinal-th
+	 * statement of its tag in the text is another command (perhaps one that
+	 * never ran on the source: "DO ... ; COMMIT; SELECT 1/0; ALTER ...").
+	 */
+	foreach(lc, msg.nested ? NIL : raw)
 	{
 		RawStmt    *rs = lfirst_node(RawStmt, lc);
 
@@ -1172,7 +1349,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 				 errhint("Apply the change on the target by hand, or use ddl => 'infer'.")));
 	text = chosen->stmt_len > 0 ? pnstrdup(msg.query + chosen->stmt_location, chosen->stmt_len) :
 		pstrdup(msg.query + chosen->stmt_location);
-	arg.text = text;
+	arg.text = shown_text(text);
 
 	/*
 	 * CREATE TABLE AS and SELECT INTO are emitted at their start, before
@@ -1198,7 +1375,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 			ingest_event(m->id, "INFO", "ddl", ingest_qualified(o.relschema, o.relname),
 						 psprintf("skipped %s at %X/%X: the migration's filters leave the table out",
 								  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-						 text);
+						 shown_text(text));
 			error_context_stack = callback.previous;
 			return false;
 		}
@@ -1223,7 +1400,7 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		ingest_event(m->id, "INFO", "ddl", NULL,
 					 psprintf("skipped %s at %X/%X: it names no table of the target, the migration's filters leave them out",
 							  msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-					 text);
+					 shown_text(text));
 		error_context_stack = callback.previous;
 		return false;
 	}
@@ -1257,13 +1434,14 @@ ingest_ddl_apply(IngestMigration *m, IngestFilters *filters, W2JChange *c,
 		msg.objects = lappend(msg.objects, o);
 	}
 	follow_tables(m, filters, &msg, before[0], before[1], before[2], final_lsn);
+	follow_unlogged(m, filters, &msg, final_lsn);
 
 	ingest_event(m->id, "INFO", "ddl", NULL,
 				 plain ?
 				 psprintf("applied %s of %X/%X without CONCURRENTLY (%s cannot run inside the applier's transaction)",
 						  msg.tag, LSN_FORMAT_ARGS(final_lsn), plain) :
 				 psprintf("applied %s of %X/%X", msg.tag, LSN_FORMAT_ARGS(final_lsn)),
-				 text);
+				 shown_text(text));
 	error_context_stack = callback.previous;
 	return true;
 }

@@ -51,7 +51,7 @@
  * copy: the target's triggers and foreign keys do not fire.
  *
  * State: all of it in the catalog (ingest.resync_table); the receiver
- * keeps the set, read once, in its own memory.
+ * keeps the set in its own memory, read again when a notice names a table it lacks.
  *
  *-------------------------------------------------------------------------
  */
@@ -157,14 +157,21 @@ ingest_resync_record(IngestMigration *m, List *rels)
  * ingest_resync_covers_w2j
  *		Whether a table, named as wal2json names it in its notices
  *		("nsp"."rel", unescaped), is one the migration copies again at the
- *		stop.  The set, recorded before the stream starts, is read once per
- *		process.
+ *		stop.  The set is read again when it does not hold the table (ddl.c
+ *		renames, adds and removes tables of it while streaming).
  */
 bool
 ingest_resync_covers_w2j(IngestMigration *m, const char *table)
 {
 	if (strcmp(m->resync, "at_cutover") != 0)
 		return false;
+	/* a table renamed or made unlogged by a schema change since: read again */
+	if (w2j_loaded && !ingest_string_in(w2j_names, table))
+	{
+		list_free_deep(w2j_names);
+		w2j_names = NIL;
+		w2j_loaded = false;
+	}
 	if (!w2j_loaded)
 	{
 		bool		xact = !IsTransactionState();

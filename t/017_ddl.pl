@@ -124,14 +124,142 @@ $target->safe_psql('held', "SELECT ingest.cleanup('plain')");
 $target->safe_psql('held',
 	"SELECT ingest.start('$conn_small', name => 'doblock', mode => 'cdc', schema => 'existing')");
 ok(wait_phase($target, 'held', 'doblock', 'streaming'), 'a cdc migration streams');
-$source->safe_psql('small', 'DO $$ BEGIN ALTER TABLE big2 ADD COLUMN z int; END $$');
+# the COMMIT commits the DO block's command; the ALTER TABLE after the
+# error never runs on the source, and must not run here in its place
+$source->psql('small',
+	'DO $$ BEGIN ALTER TABLE big2 ADD COLUMN z int; END $$ \\; COMMIT \\; SELECT 1/0 \\;'
+	  . ' ALTER TABLE big2 ADD COLUMN never_ran int');
+is($source->safe_psql('small', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass"
+		  . " AND attname IN ('z', 'never_ran')"), '1', 'on the source only the DO block\'s command ran');
 ok(wait_phase($target, 'held', 'doblock', 'failed'), 'DDL inside a DO block fails the migration');
+is($target->safe_psql('held', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass"
+		  . " AND attname IN ('z', 'never_ran')"), '0',
+	'the statement of the text that never ran on the source is not run in its place');
 like($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'doblock'"),
 	qr/schema change ALTER TABLE at .* is not a statement of its query text .*DO \$\$ BEGIN ALTER TABLE big2/,
 	'naming the command, its LSN and its text');
 $target->safe_psql('held', "SELECT ingest.abort('doblock')");
 ok(wait_phase($target, 'held', 'doblock', 'aborted'), 'that migration is aborted');
 is($source->safe_psql('small', "SELECT count(*) FROM pg_event_trigger"), '0', 'and its event trigger removed');
+
+# --- a table made unlogged while streaming: none of its rows are decoded ---
+$target->safe_psql('held',
+	"SELECT ingest.start('$conn_small', name => 'unlogged', mode => 'cdc', schema => 'existing')");
+ok(wait_phase($target, 'held', 'unlogged', 'streaming'), 'a cdc migration streams');
+# forged messages with the migration's prefix: one that is no JSON, one
+# carrying the token (any REPLICATION role of the source can read the
+# messages): neither fails nor changes anything
+my $ident = $source->safe_psql('small',
+	"SELECT substring(evtname FROM '^_pg_ingest_ddl_(.*)_end\$') FROM pg_event_trigger WHERE evtname LIKE '%\\_end'");
+$source->safe_psql('small', qq{
+	SELECT pg_logical_emit_message(true, 'pg_ingest_ddl_$ident', 'not json');
+	SELECT pg_logical_emit_message(true, 'pg_ingest_ddl_$ident', jsonb_build_object(
+		'token', (SELECT token FROM _pg_ingest.token WHERE id = '$ident'),
+		'body', '{}', 'sig', (SELECT token FROM _pg_ingest.token WHERE id = '$ident'),
+		'tag', 'ALTER TABLE', 'query', 'ALTER TABLE big2 ADD COLUMN forged int',
+		'ordinal', 0, 'objects', '[]'::jsonb)::text);
+	INSERT INTO other VALUES (-1, 'after the forged messages');
+});
+ok( poll_until($target, 'held',
+		"SELECT (SELECT count(*) FROM other WHERE id = -1)"
+		  . " + (SELECT count(*) FROM ingest.status WHERE name = 'unlogged' AND phase = 'failed')",
+		'1', 'the row after the forged messages'),
+	'the forged messages are passed');
+is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'unlogged'"), 'streaming',
+	'forged messages fail nothing');
+is($target->safe_psql('held', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass AND attname = 'forged'"),
+	'0', 'a forged command carrying the token is not run');
+is($target->safe_psql('held',
+		"SELECT count(*) FROM ingest.events WHERE name = 'unlogged' AND level = 'WARNING'"
+		  . " AND message LIKE '%without its token''s signature: ignored'"), '2', 'each is a WARNING event');
+# the trigger's ordinal counts live in a setting anyone may set: preset to
+# shift the ordinal, the target would run the second ALTER TABLE of the
+# text, which the error kept from running on the source
+$source->psql('small',
+	"SELECT set_config('_pg_ingest.s_$ident', pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())"
+	  . " || ' ' || md5(current_query()) || '|{\"ALTER TABLE\": 1}', false) \\;"
+	  . " ALTER TABLE big2 ADD COLUMN shift1 int \\; COMMIT \\; SELECT 1/0 \\; ALTER TABLE big2 ADD COLUMN never2 int");
+my $shift_lsn = $source->safe_psql('small', 'SELECT pg_current_wal_lsn()');
+ok( poll_until($target, 'held',
+		"SELECT applied_lsn >= '$shift_lsn' OR phase = 'failed' FROM ingest.status WHERE name = 'unlogged'",
+		't', 'the ALTER TABLE to be applied'),
+	'the ALTER TABLE is applied');
+is($target->safe_psql('held', "SELECT string_agg(attname, ',' ORDER BY attname) FROM pg_attribute"
+		  . " WHERE attrelid = 'big2'::regclass AND attname IN ('shift1', 'never2')"),
+	'shift1', 'a preset ordinal count does not change which statement runs');
+# a signed message, read from the WAL (as any REPLICATION role can) and
+# emitted again later, is not run again
+$source->safe_psql('small', "SELECT 'x' FROM pg_create_logical_replication_slot('peek', 'test_decoding')");
+$source->safe_psql('small', 'ALTER TABLE big2 ADD COLUMN replayed int');
+my $peeked = $source->safe_psql('small',
+	"SELECT data FROM pg_logical_slot_get_changes('peek', NULL, NULL) WHERE data LIKE 'message:%'");
+$source->safe_psql('small', "SELECT pg_drop_replication_slot('peek')");
+my ($content) = $peeked =~ /content:(\{.*\})\s*$/s;
+ok(defined $content, 'the message is read from the WAL');
+$source->safe_psql('small', 'ALTER TABLE big2 DROP COLUMN replayed');
+$source->safe_psql('small',
+	"SELECT pg_logical_emit_message(true, 'pg_ingest_ddl_$ident', \$m\$$content\$m\$);"
+	  . " INSERT INTO other VALUES (-2, 'after the replay')");
+ok( poll_until($target, 'held',
+		"SELECT (SELECT count(*) FROM other WHERE id = -2)"
+		  . " + (SELECT count(*) FROM ingest.status WHERE name = 'unlogged' AND phase = 'failed')",
+		'1', 'the row after the replayed message'),
+	'the replayed message is passed');
+is($target->safe_psql('held', "SELECT count(*) FROM pg_attribute WHERE attrelid = 'big2'::regclass"
+		  . " AND attname = 'replayed' AND NOT attisdropped"),
+	'0', 'a replayed message is not run again');
+$source->safe_psql('small', q{
+	CREATE UNLOGGED TABLE ulog_new (id int PRIMARY KEY, v text);
+	INSERT INTO ulog_new SELECT g, 'u' || g FROM generate_series(1, 10) g;
+});
+ok(wait_phase($target, 'held', 'unlogged', 'failed'),
+	'an unlogged table created while streaming, without resync, fails the migration');
+like($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'unlogged'"),
+	qr/table public\.ulog_new was made unlogged on the source by CREATE TABLE/, 'naming the table');
+$target->safe_psql('held', "SELECT ingest.abort('unlogged')");
+ok(wait_phase($target, 'held', 'unlogged', 'aborted'), 'that migration is aborted');
+$source->safe_psql('small', 'DROP TABLE ulog_new');
+
+# --- resync => 'at_cutover' follows schema changes -------------------------
+# a no-key table renamed, one dropped, an unlogged table created: the stop
+# copies the live ones again, by their new names
+$source->safe_psql('small', 'CREATE TABLE nk (a int); INSERT INTO nk SELECT generate_series(1, 20);'
+	  . ' CREATE TABLE nk_gone (a int)');
+$target->safe_psql('held', 'CREATE TABLE nk (a int); CREATE TABLE nk_gone (a int)');
+$target->safe_psql('held',
+	"SELECT ingest.start('$conn_small', name => 'resync', mode => 'cdc', schema => 'existing',"
+	  . " resync => 'at_cutover')");
+ok(wait_phase($target, 'held', 'resync', 'streaming'), 'a cdc migration with resync streams');
+my $rename_lsn = $source->safe_psql('small',
+	'ALTER TABLE nk RENAME TO nk2; INSERT INTO nk2 VALUES (-1); SELECT pg_current_wal_lsn()');
+# the receiver, ahead of the applier, learns the new name once it is applied
+ok( poll_until($target, 'held',
+		"SELECT applied_lsn >= '$rename_lsn' OR phase = 'failed' FROM ingest.status WHERE name = 'resync'",
+		't', 'the rename to be applied'),
+	'the rename is applied');
+$source->safe_psql('small', q{
+	UPDATE nk2 SET a = a + 100 WHERE a <= 5;
+	DROP TABLE nk_gone;
+	CREATE UNLOGGED TABLE ulog2 (id int PRIMARY KEY, v text);
+	INSERT INTO ulog2 SELECT g, 'u' || g FROM generate_series(1, 10) g;
+});
+# a command whose text holds a password: never in an event or an error
+$source->safe_psql('small',
+	"CREATE SUBSCRIPTION sub_pw CONNECTION 'host=127.0.0.1 dbname=x password=Sub-S3cret'"
+	  . " PUBLICATION p WITH (connect = false, slot_name = NONE)");
+$source->safe_psql('small', 'DROP SUBSCRIPTION sub_pw');
+$target->psql('held', "SELECT ingest.cutover('resync')");
+is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'resync'"), 'completed',
+	'the cutover completes')
+  or diag($target->safe_psql('held', "SELECT last_error FROM ingest.migration WHERE name = 'resync'"));
+like(events('held', 'resync'), qr/CREATE SUBSCRIPTION on the source at .* is not replicated/,
+	'the subscription command is an event');
+is($target->safe_psql('held',
+		"SELECT count(*) FROM ingest.events WHERE detail LIKE '%Sub-S3cret%' OR message LIKE '%Sub-S3cret%'"),
+	'0', 'its password is in no event');
+same_content($source, 'small', $target, 'held', [qw(nk2 ulog2)],
+	'a renamed no-key table and an unlogged table created while streaming are identical');
+$source->safe_psql('small', 'DROP TABLE nk2, ulog2');
 
 # --- the live migration ---------------------------------------------------
 {
