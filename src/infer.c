@@ -856,8 +856,9 @@ item_stage_cmp(const ListCell *a, const ListCell *b)
 
 /*
  * Run the statements pg_dump gave for a new table, each in a
- * subtransaction: one that fails (an owner this server lacks) is a WARNING
- * event; the settings of their preludes are undone afterwards.
+ * subtransaction: one that fails is an ERROR event, counted in the
+ * migration's errors (a WARNING if it names a role this server lacks);
+ * the settings of their preludes are undone afterwards.
  */
 static void
 run_dump_items(IngestMigration *m, const char *object, List *items)
@@ -899,7 +900,10 @@ run_dump_items(IngestMigration *m, const char *object, List *items)
 			RollbackAndReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner;
-			ingest_event(m->id, "WARNING", "ddl", object,
+			/* as in the schema phase: only a role missing here is a warning */
+			ingest_event(m->id,
+						 ingest_missing_role_statement(it->statement, edata->sqlerrcode) ?
+						 "WARNING" : "ERROR", "ddl", object,
 						 psprintf("statement of the new table failed: %s", edata->message),
 						 it->statement);
 		}

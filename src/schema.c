@@ -997,8 +997,8 @@ transient_error(int sqlerrcode)
 }
 
 /* A statement about roles and rights that names a role missing here. */
-static bool
-missing_role_statement(const char *statement, int sqlerrcode)
+bool
+ingest_missing_role_statement(const char *statement, int sqlerrcode)
 {
 	List	   *raw;
 	Node	   *stmt;
@@ -1035,7 +1035,7 @@ item_failed(IngestMigration *m, ClaimedItem *it, ErrorData *edata)
 {
 	bool		retry = transient_error(edata->sqlerrcode) &&
 		it->attempts + 1 < ingest_max_retries;
-	bool		role = !retry && missing_role_statement(it->statement, edata->sqlerrcode);
+	bool		role = !retry && ingest_missing_role_statement(it->statement, edata->sqlerrcode);
 	char	   *text = it->statement;
 
 	if (strlen(text) > STATEMENT_IN_EVENT_MAX)

@@ -53,4 +53,6 @@ extern int	ingest_run_schema_items(IngestMigration *m, int stage_lo,
 extern int64 ingest_count_pending(int32 migration_id, int stage_lo,
 								  int stage_hi);
 
+extern bool ingest_missing_role_statement(const char *statement, int sqlerrcode);
+
 #endif							/* PG_INGEST_SCHEMA_H */
