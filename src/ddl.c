@@ -21,7 +21,11 @@
  * anyone may emit one: the applier ignores, with a WARNING event, a message
  * that is not JSON, not signed so, not of the transaction that holds it (a
  * signed message replayed: the body holds its xid), or whose tag fires no
- * event trigger).
+ * event trigger).  What the function keeps between the events of one
+ * command (the objects a DROP removed, the tables rewritten, the count of
+ * commands of each tag in the query text) lives in custom settings that
+ * any session may set: each value is stamped with a hash of the token and
+ * the statement, and one without the stamp is not taken.
  * The body holds the command tag, the whole query text (current_query()), the
  * session's search_path, the command's ordinal among the commands of the
  * same tag in that query text, and the objects it touched (with, for
@@ -212,18 +216,28 @@ function_sql(const char *ident, const char *prefix)
 					 "DECLARE\n"
 					 "  sp text := pg_catalog.current_setting('search_path');\n"
 					 "  st text; marker text; counts jsonb; n int; objs jsonb; dropped jsonb; rewritten jsonb;\n"
-					 "  ctx text; tok text;\n"
+					 "  ctx text; tok text; stamp text;\n"
 					 "BEGIN\n"
 	/* the caller's search_path must not resolve anything of this definer function */
 					 "  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);\n"
+					 "  SELECT token INTO tok FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s';\n"
+	/*
+	 * What the rewrite and drop events leave for the command's end is in
+	 * settings anyone may set: stamped with the token and the statement,
+	 * or not taken.
+	 */
+					 "  stamp := md5(COALESCE(tok, '') || ' s ' || pg_backend_pid() || ' '\n"
+					 "    || extract(epoch FROM statement_timestamp()));\n"
 	/* a rewrite is not MVCC-safe: the copy must know (ingest_ddl_apply) */
 					 "  IF TG_EVENT = 'table_rewrite' THEN\n"
-					 "    SELECT COALESCE(NULLIF(current_setting('" INGEST_DDL_SCHEMA ".r_%s', true), ''), '[]')::jsonb\n"
+					 "    st := current_setting('" INGEST_DDL_SCHEMA ".r_%s', true);\n"
+					 "    SELECT CASE WHEN split_part(st, '|', 1) = stamp\n"
+					 "                THEN substr(st, length(stamp) + 2)::jsonb ELSE '[]' END\n"
 					 "        || jsonb_build_array(jsonb_build_object('schema', n.nspname, 'name', c.relname))\n"
 					 "      INTO dropped\n"
 					 "      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
 					 "     WHERE c.oid = pg_event_trigger_table_rewrite_oid();\n"
-					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".r_%s', COALESCE(dropped, '[]')::text, false);\n"
+					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".r_%s', stamp || '|' || COALESCE(dropped, '[]')::text, false);\n"
 					 "    PERFORM set_config('search_path', sp, true);\n"
 					 "    RETURN;\n"
 					 "  END IF;\n"
@@ -231,7 +245,7 @@ function_sql(const char *ident, const char *prefix)
 					 "    SELECT jsonb_agg(jsonb_build_object('type', object_type, 'schema', schema_name,\n"
 					 "        'name', object_name, 'identity', object_identity, 'temp', is_temporary))\n"
 					 "      INTO dropped FROM pg_event_trigger_dropped_objects() WHERE original;\n"
-					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".d_%s', COALESCE(dropped, '[]')::text, false);\n"
+					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".d_%s', stamp || '|' || COALESCE(dropped, '[]')::text, false);\n"
 					 "    PERFORM set_config('search_path', sp, true);\n"
 					 "    RETURN;\n"
 					 "  END IF;\n"
@@ -243,12 +257,12 @@ function_sql(const char *ident, const char *prefix)
 					 "  END IF;\n"
 					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".r_%s', true), '');\n"
 					 "  IF st IS NOT NULL THEN\n"
-					 "    rewritten := st::jsonb;\n"
+					 "    IF split_part(st, '|', 1) = stamp THEN rewritten := substr(st, length(stamp) + 2)::jsonb; END IF;\n"
 					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".r_%s', '', false);\n"
 					 "  END IF;\n"
 					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".d_%s', true), '');\n"
 					 "  IF st IS NOT NULL THEN\n"
-					 "    dropped := st::jsonb;\n"
+					 "    IF split_part(st, '|', 1) = stamp THEN dropped := substr(st, length(stamp) + 2)::jsonb; END IF;\n"
 					 "    PERFORM set_config('" INGEST_DDL_SCHEMA ".d_%s', '', false);\n"
 					 "  END IF;\n"
 					 "  IF TG_EVENT = 'ddl_command_end' THEN\n"
@@ -277,7 +291,6 @@ function_sql(const char *ident, const char *prefix)
 	 * includes the token, so the counts of another query text (forged in
 	 * the same query string to shift the ordinal) are never taken.
 	 */
-					 "  SELECT token INTO tok FROM " INGEST_DDL_SCHEMA ".token WHERE id = '%s';\n"
 					 "  marker := md5(COALESCE(tok, '') || ' ' || pg_backend_pid() || ' ' || extract(epoch FROM statement_timestamp())\n"
 					 "    || ' ' || md5(current_query()));\n"
 					 "  st := NULLIF(current_setting('" INGEST_DDL_SCHEMA ".s_%s', true), '');\n"
