@@ -346,6 +346,9 @@ handle_notices(void)
 		/* a table the filters leave out: none of its changes are applied */
 		if (left_out_by_filters(table))
 			continue;
+		/* resync => 'at_cutover': a table made without identity since joins it */
+		if (ingest_resync_join_w2j(m, table, action))
+			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{
 			MemoryContext old;

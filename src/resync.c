@@ -18,7 +18,9 @@
  *	  INSERT, UPDATE, DELETE and TRUNCATE of them (apply.c, load_tables),
  *	  and the receiver does not fail the migration on wal2json's notice
  *	  about an UPDATE or DELETE of them it left out
- *	  (ingest_resync_covers_w2j);
+ *	  (ingest_resync_covers_w2j); a table in scope that such a notice
+ *	  names and the set lacks (made without a key while streaming, or its
+ *	  replica identity taken away) joins the set (ingest_resync_join_w2j);
  *	- at the stop (coordinator.c, finish_stream, once the applier has
  *	  reached the stop LSN and the receiver and applier are gone) they are
  *	  copied again (ingest_resync_at_stop): all of them read in ONE source
@@ -199,6 +201,67 @@ ingest_resync_covers_w2j(IngestMigration *m, const char *table)
 		w2j_loaded = true;
 	}
 	return ingest_string_in(w2j_names, table);
+}
+
+/*
+ * ingest_resync_join_w2j
+ *		Under resync => 'at_cutover', a table in scope whose change wal2json
+ *		left out (named as in its notices, "nsp"."rel") that the set does not
+ *		hold yet: one created without a key while streaming (the receiver
+ *		reads it before the applier has created it here), or one whose
+ *		replica identity was taken away.  It joins the set, so the stop
+ *		copies it again, with an INFO event.  False when not under
+ *		'at_cutover', or when the name cannot be split in one way only (a
+ *		name holding "."): the caller fails the migration, as it would.
+ */
+bool
+ingest_resync_join_w2j(IngestMigration *m, const char *table, const char *action)
+{
+	size_t		len = strlen(table);
+	const char *p;
+	const char *split = NULL;
+	Oid			types[4] = {INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		vals[4];
+	bool		xact = !IsTransactionState();
+	char	   *nspname;
+	char	   *relname;
+
+	if (strcmp(m->resync, "at_cutover") != 0 || len < 5 ||
+		table[0] != '"' || table[len - 1] != '"')
+		return false;
+	for (p = strstr(table, "\".\""); p != NULL; p = strstr(p + 1, "\".\""))
+	{
+		if (split != NULL)
+			return false;
+		split = p;
+	}
+	if (split == NULL)
+		return false;
+	nspname = pnstrdup(table + 1, split - table - 1);
+	relname = pnstrdup(split + 3, (table + len - 1) - (split + 3));
+
+	vals[0] = Int32GetDatum(m->id);
+	vals[1] = CStringGetTextDatum(nspname);
+	vals[2] = CStringGetTextDatum(relname);
+	vals[3] = CStringGetTextDatum("no identity (seen while streaming)");
+	if (xact)
+		ingest_xact_start();
+	ingest_catalog_begin();
+	ingest_catalog_exec("INSERT INTO ingest.resync_table (migration_id, nspname, relname, reason)"
+						" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+						4, types, vals, NULL);
+	ingest_catalog_end();
+	ingest_event(m->id, "INFO", "resync", ingest_qualified(nspname, relname),
+				 psprintf("%s is copied again when the migration stops: wal2json left out an %s of it (neither a key nor a replica identity on the source; resync => 'at_cutover')",
+						  ingest_qualified(nspname, relname), action),
+				 NULL);
+	if (xact)
+		ingest_xact_commit();
+	/* the set is read again at the next notice */
+	list_free_deep(w2j_names);
+	w2j_names = NIL;
+	w2j_loaded = false;
+	return true;
 }
 
 /* The tables to copy again; NIL if there are none or the resync is done. */

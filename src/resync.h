@@ -14,6 +14,8 @@
 
 extern void ingest_resync_record(IngestMigration *m, List *rels);
 extern bool ingest_resync_covers_w2j(IngestMigration *m, const char *table);
+extern bool ingest_resync_join_w2j(IngestMigration *m, const char *table,
+								   const char *action);
 extern void ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info);
 
 #endif							/* PG_INGEST_RESYNC_H */

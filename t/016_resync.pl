@@ -139,6 +139,39 @@ is($target->safe_psql('live', "SELECT count(*) FROM nokey WHERE b = 'while strea
 cmp_ok($target->safe_psql('live', 'SELECT count(*) FROM parted_1'), '>', 0,
 	'nor a TRUNCATE of one');
 
+# --- a table made without a key while streaming joins the resync --------
+$lsn = $source->safe_psql('app', q{
+	SET ROLE migrator;
+	CREATE TABLE born (v text, n int);
+	INSERT INTO born SELECT 'v' || i, i FROM generate_series(1, 20) i;
+	SELECT pg_current_wal_lsn();
+});
+for my $db (qw(live crash))
+{
+	ok( poll_until($target, $db,
+			"SELECT applied_lsn >= '$lsn' FROM ingest.status WHERE name = '$db'",
+			't', "$db to apply the new table"),
+		"$db has the table created while streaming");
+}
+$lsn = $source->safe_psql('app', q{
+	SET ROLE migrator;
+	UPDATE born SET n = -n WHERE n <= 5;
+	DELETE FROM born WHERE n > 15;
+	SELECT pg_current_wal_lsn();
+});
+for my $db (qw(live crash))
+{
+	ok( poll_until($target, $db,
+			"SELECT applied_lsn >= '$lsn' FROM ingest.status WHERE name = '$db'",
+			't', "$db to apply past the new table's UPDATE and DELETE"),
+		"$db goes past the left-out changes of a table made without a key while streaming");
+}
+is($target->safe_psql('live',
+		"SELECT reason FROM ingest.resync_table WHERE relname = 'born'"),
+	'no identity (seen while streaming)', 'that table joins the resync');
+push @tables, 'born';
+push @resync, 'born';
+
 # --- the writes end; cutover: identical --------------------------------
 $bench->kill_kill;
 $bench->finish;
@@ -153,7 +186,7 @@ same_content($source, 'app', $target, 'live', \@tables,
 like( $target->safe_psql('live',
 		"SELECT message FROM ingest.events WHERE name = 'live' AND kind = 'resync'"
 		  . " AND message LIKE 'copied%'"),
-	qr/^copied 5 table\(s\) again at the stop, in one snapshot of the source: \d+ rows, .* in [\d.]+ s$/,
+	qr/^copied 6 table\(s\) again at the stop, in one snapshot of the source: \d+ rows, .* in [\d.]+ s$/,
 	'an event counts the tables, rows and time of the resync');
 
 # --- the owner lost INSERT on one of them: the stop fails, naming it ----
