@@ -137,6 +137,12 @@ refused('a bad existing_rows', start_sql("$ok_filters, existing_rows => 'merge'"
 	'22023', 'invalid existing_rows');
 refused('a bad untracked_tables', start_sql("exclude_schemas => ARRAY['ingest'], untracked_tables => 'yes'"),
 	'22023', 'invalid untracked_tables');
+refused('a bad resync', start_sql("$ok_filters, resync => 'always'"),
+	'22023', 'invalid resync');
+refused('a bad ddl', start_sql("$ok_filters, ddl => 'yes'"),
+	'22023', 'invalid ddl');
+refused('a NULL resync', start_sql("$ok_filters, resync => NULL"),
+	'22004', 'resync must not be null');
 refused('a NULL name', "SELECT ingest.start('$conn', name => NULL)", '22004', 'name must not be null');
 refused('an injection-shaped migration name', start_sql($ok_filters) =~ s/name => 'hostile'/name => 'a''; DROP TABLE x; --'/r,
 	'22023', 'invalid migration name');
