@@ -84,7 +84,10 @@ section=$(
 			a=$(get cdc cdc pg_ingest "$metric")
 			b=$(get cdc cdc native "$metric")
 			[ -n "$a$b" ] || continue
-			echo "| $what ($(get cdc cdc "$([ -n "$a" ] && echo pg_ingest || echo native)" "$metric" 6)) | ${a:--} | ${b:--} | $(ratio "$b" "$a") |"
+			unit=$(get cdc cdc "$([ -n "$a" ] && echo pg_ingest || echo native)" "$metric" 6)
+			r=$(ratio "$b" "$a")
+			[ "$unit" = tps ] && r=-
+			echo "| $what ($unit) | ${a:--} | ${b:--} | $r |"
 		done <<'EOF'
 drain_s	drain of a backlog held in the slot (consumers stopped while pgbench ran)
 resume_s	`ingest.resume` / `ENABLE` → first change applied

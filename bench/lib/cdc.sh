@@ -23,7 +23,8 @@
 #   resume   each alone, 5 times: pg_ingest paused (ingest.pause) with one
 #            row received into its spool; time from ingest.resume() to the
 #            row visible.  Native: ALTER SUBSCRIPTION DISABLE, one row, time
-#            from ENABLE to the row visible
+#            from ENABLE to the row visible (enabled 5.5 s after the last
+#            start of its worker: the launcher's wal_retrieve_retry_interval)
 #   drain    per round: both consumers stopped (pg_ingest's receiver by
 #            SIGSTOP; the subscription's apply worker by SIGSTOP, or
 #            DISABLE with --cdc-hold disable), so that the backlog stays in
@@ -345,7 +346,10 @@ cdc_resume() {
 			native_sql -c "ALTER SUBSCRIPTION bench_sub DISABLE"
 			native_disabled
 			n=$(mark)
-			sleep 0.5
+			# the launcher starts a subscription's apply worker at most
+			# once per wal_retrieve_retry_interval (5 s): let that pass,
+			# to time ENABLE itself and not that throttle
+			sleep 5.5
 			echo "ALTER SUBSCRIPTION bench_sub ENABLE;" >"$WORK/release.$tool"
 		fi
 		secs=$(timed_release "$tool" "$n" 0.005)

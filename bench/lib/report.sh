@@ -56,24 +56,26 @@ summary_report() {
 	echo "machine: $(machine_desc); CPU ${BUSY_BEFORE:-?}% busy before the runs; $INGEST_BUILD"
 	[ "$(so_md5)" = "$INGEST_SO_MD5" ] ||
 		echo "WARNING: another pg_ingest.so was installed during the run (md5 $(so_md5)): the figures mix two builds"
-	echo
-	echo "full load, median seconds of $REPEAT round(s) (pg_ingest/best: < 1 is pg_ingest faster)"
-	printf '%-9s' dataset
-	for tool in "${ALL_TOOLS[@]}"; do printf ' %12s' "$tool"; done
-	printf '  %-12s %s\n' best_peer pg_ingest/best
-	for ds in "${DATASETS[@]}"; do
-		printf '%-9s' "$ds"
-		for tool in "${ALL_TOOLS[@]}"; do
-			row=$(tsv_get load "$ds" "$tool" wall_s)
-			printf ' %12s' "${row:--}"
+	if [ ${#TOOLS[@]} -gt 0 ]; then
+		echo
+		echo "full load, median seconds of $REPEAT round(s) (pg_ingest/best: < 1 is pg_ingest faster)"
+		printf '%-9s' dataset
+		for tool in "${ALL_TOOLS[@]}"; do printf ' %12s' "$tool"; done
+		printf '  %-12s %s\n' best_peer pg_ingest/best
+		for ds in "${DATASETS[@]}"; do
+			printf '%-9s' "$ds"
+			for tool in "${ALL_TOOLS[@]}"; do
+				row=$(tsv_get load "$ds" "$tool" wall_s)
+				printf ' %12s' "${row:--}"
+			done
+			best=$(peers_best "$ds")
+			bname=${best% *} bval=${best#* }
+			base=$(tsv_get load "$ds" pg_ingest wall_s)
+			printf '  %-12s %s\n' "${bname:--}" "$(ratio "$base" "$bval")"
 		done
-		best=$(peers_best "$ds")
-		bname=${best% *} bval=${best#* }
-		base=$(tsv_get load "$ds" pg_ingest wall_s)
-		printf '  %-12s %s\n' "${bname:--}" "$(ratio "$base" "$bval")"
-	done
+	fi
 	if [ "$RUN_CDC" = 1 ]; then
-		local a b
+		local a b r
 		echo
 		echo "change stream (medians; native/pg_ingest: > 1 is pg_ingest faster)"
 		printf '%-44s %10s %10s %16s\n' measure pg_ingest native native/pg_ingest
@@ -81,7 +83,9 @@ summary_report() {
 			a=$(tsv_get cdc cdc pg_ingest "$metric")
 			b=$(tsv_get cdc cdc native "$metric")
 			[ -n "$a$b" ] || continue
-			printf '%-44s %10s %10s %16s\n' "$what ($unit)" "${a:--}" "${b:--}" "$(ratio "$b" "$a")"
+			r=$(ratio "$b" "$a")
+			[ "$unit" = tps ] && r=-	# not a time
+			printf '%-44s %10s %10s %16s\n' "$what ($unit)" "${a:--}" "${b:--}" "$r"
 		done <<EOF
 drain_s	s	drain of a backlog held in the slot
 resume_s	s	resume -> first change applied
@@ -170,7 +174,8 @@ cdc_report() {
 }
 
 # draw_chart: grouped bars of every dataset's medians per tool, and the cdc
-# drain, into chart.svg (chart.dat: the numbers it draws)
+# drain, into chart.svg (chart.dat: the numbers it draws; chart.gp: the
+# gnuplot script, to draw it again)
 CHART_OK=
 draw_chart() {
 	local dat=$LOG_DIR/chart.dat ds tool v line
@@ -187,12 +192,12 @@ draw_chart() {
 				is_num "${v:-}" || v=-
 				line+=$'\t'$v
 			done
-			[ "$ds" = cdc ] && [ "$RUN_CDC" != 1 ] && continue
+			[[ $line == *$'\t'[0-9]* ]] || continue	# nothing measured
 			echo "$line"
 		done
 	} >"$dat"
 	[ "$(wc -l <"$dat")" -gt 1 ] || return 0
-	gnuplot <<GP >"$LOG_DIR/chart.log" 2>&1 && CHART_OK=1 || echo "gnuplot failed: see $LOG_DIR/chart.log"
+	cat >"$LOG_DIR/chart.gp" <<GP
 set terminal svg size 960,480 dynamic enhanced font "sans,12" background rgb "white"
 set output "$LOG_DIR/chart.svg"
 set title "pg_ingest and peers, median seconds (lower is better) — $(nproc) cores, $STARTED_AT" noenhanced
@@ -207,7 +212,14 @@ set yrange [0:*]
 set grid ytics
 set key top left noenhanced
 set xtics noenhanced
-plot for [c=2:$((${#ALL_TOOLS[@]} + 1))] "$dat" using c:xtic(1) title columnheader(c), \
-     for [c=2:$((${#ALL_TOOLS[@]} + 1))] "$dat" using (\$0 + (c - 2 - $(( ${#ALL_TOOLS[@]} - 1 )) / 2.0) * 0.9 / $((${#ALL_TOOLS[@]} + 1))):c:(sprintf("%.1f", column(c))) with labels font ",8" offset 0,0.6 notitle
+set key autotitle columnheader
+n = ${#ALL_TOOLS[@]}
+plot for [c=2:n+1] "$dat" using c:xtic(1), \
+     for [c=2:n+1] "$dat" using (\$0 + (c - 2 - (n - 1) / 2.0) / (n + 1.0)):c:(sprintf("%.1f", column(c))) with labels font ",8" offset 0,0.6 notitle
 GP
+	if gnuplot "$LOG_DIR/chart.gp" >"$LOG_DIR/chart.log" 2>&1; then
+		CHART_OK=1
+	else
+		echo "gnuplot failed: see $LOG_DIR/chart.log"
+	fi
 }
