@@ -9,7 +9,7 @@
 #
 #   bench/run.sh [--dataset LIST] [--only LIST] [--repeat N] [--scale N]
 #                [--mixed-rows N] [--many-tables N] [--many-rows N]
-#                [--jobs N] [--split SIZE] [--native-datasets LIST]
+#                [--jobs N] [--split SIZE] [--skip LIST]
 #                [--timeout SECONDS] [--keep] [--no-build]
 #                [--cdc-steps LIST] [--cdc-seconds N] [--backlog-seconds N]
 #                [--cdc-clients N] [--cdc-big-rows N] [--cdc-hold HOW]
@@ -40,9 +40,10 @@
 #                    split at scale 50).  pg_ingest runs with its defaults
 #                    unless --split is given: then it gets
 #                    split_tables_larger_than => SIZE too
-#   --native-datasets LIST  datasets the native subscription loads (default
-#                    pgbench,mixed: on many, one table synchronization after
-#                    another takes long; add many to measure it anyway)
+#   --skip LIST      comma-separated TOOL@DATASET runs left out (default
+#                    native@many: the subscription synchronizes one table
+#                    after another, 2,000 of them take long; --skip '' runs
+#                    everything)
 #   --timeout SEC    wall-clock limit of each tool run and each cdc step
 #                    (default 1800)
 #   --keep           keep the target databases (dropped after each run
@@ -127,7 +128,7 @@ MANY_ROWS=50
 JOBS=2
 SPLIT=128MB
 SPLIT_GIVEN=0
-NATIVE_DATASETS=pgbench,mixed
+SKIP=native@many
 TOOL_TIMEOUT=1800
 KEEP_DBS=0
 BUILD=1
@@ -151,7 +152,7 @@ while [ $# -gt 0 ]; do
 	--many-rows) MANY_ROWS=$2; shift 2 ;;
 	--jobs) JOBS=$2; shift 2 ;;
 	--split) SPLIT=$2; SPLIT_GIVEN=1; shift 2 ;;
-	--native-datasets) NATIVE_DATASETS=$2; shift 2 ;;
+	--skip) SKIP=$2; shift 2 ;;
 	--timeout) TOOL_TIMEOUT=$2; shift 2 ;;
 	--keep) KEEP_DBS=1; shift ;;
 	--no-build) BUILD=0; shift ;;
@@ -203,6 +204,10 @@ for t in "${ALL_TOOLS[@]}"; do	# keep the canonical order
 	in_list "$t" "$ONLY" && TOOLS+=("$t")
 done
 SKIPPED_NOTES=()
+IFS=, read -ra wanted <<<"$SKIP"
+for t in "${wanted[@]}"; do
+	[[ $t =~ ^(pg_ingest|pgcopydb|pgcopydb_ps|pg_dump|native)@(pgbench|mixed|many)$ ]] || { echo "bad --skip entry: $t (TOOL@DATASET)" >&2; exit 2; }
+done
 if in_list pgcopydb_ps "$ONLY" && [ ! -x "$PGCOPYDB_PS" ]; then
 	SKIPPED_NOTES+=("pgcopydb-ps: not run, $PGCOPYDB_PS is not there (../shared/peers/build-pgcopydb-ps.sh builds it)")
 	TOOLS=("${TOOLS[@]/pgcopydb_ps}")
@@ -216,7 +221,7 @@ if [ "$RUN_CDC" = 1 ] && ! in_list pgbench "$DATASETS_OPT"; then NEED_PGBENCH_SO
 tools_for() {
 	local t
 	for t in "${TOOLS[@]}"; do
-		[ "$t" = native ] && ! in_list "$1" "$NATIVE_DATASETS" && continue
+		in_list "$t@$1" "$SKIP" && continue
 		echo "$t"
 	done
 }
@@ -334,6 +339,8 @@ client() {
 }
 
 now() { date +%s.%N; }
+BENCH_T0=$(date +%s)
+since_start() { local s=$(($(date +%s) - BENCH_T0)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # med "V1 V2...": their median, or - if there are none
@@ -414,8 +421,14 @@ if [ "$BUSY_BEFORE" -gt 10 ]; then
 	echo "WARNING: the CPUs are ${BUSY_BEFORE}% busy before the runs: other processes compete, timings will be noisy"
 fi
 for n in "${SKIPPED_NOTES[@]}"; do echo "note: $n"; tsv note - - skipped - - - "$n"; done
-in_list many "$(IFS=,; echo "${DATASETS[*]}")" && in_list native "$ONLY" && ! in_list many "$NATIVE_DATASETS" &&
-	tsv note many native skipped - - - "native subscription not run on many (one table synchronization after another: --native-datasets to include it)"
+for ds in "${DATASETS[@]}"; do
+	for t in "${TOOLS[@]}"; do
+		in_list "$t@$ds" "$SKIP" || continue
+		n="$t not run on $ds (--skip $SKIP)"
+		[ "$t@$ds" = native@many ] && n="$n: the subscription synchronizes one table after another"
+		tsv note "$ds" "$t" skipped - - - "$n"
+	done
+done
 
 # ---------------------------------------------------------------- full loads
 
@@ -439,7 +452,7 @@ for ds in "${DATASETS[@]}"; do
 		for i in $(seq 0 $((n - 1))); do
 			tool=${ds_tools[$(((i + run - 1) % n))]}
 			RUN_NO=$((RUN_NO + 1))
-			REPEAT_TAG="$ds, round $run of $REPEAT, run $RUN_NO of $estimate_runs"
+			REPEAT_TAG="$ds, round $run of $REPEAT, run $RUN_NO of $estimate_runs, $(since_start) since the start"
 			bench_tool "$tool" "$ds" "$run"
 			tsv run "$ds" "$tool" wall_s "$RUN_WALL" s "$run" "verified=$RUN_VERIFIED sequences=$RUN_SEQS"
 			if [[ $RUN_WALL =~ ^[0-9.]+$ ]]; then
@@ -471,7 +484,7 @@ if [ "$RUN_CDC" = 1 ]; then
 	[ "$CDC_OK" = 1 ] || failed=1
 fi
 
-say "summary"
+say "summary ($(since_start) in all)"
 summary_report | tee "$LOG_DIR/summary.txt"
 draw_chart
 echo "results: $LOG_DIR (results.txt, results.tsv, summary.txt${CHART_OK:+, chart.svg})"
