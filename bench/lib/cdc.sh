@@ -34,9 +34,10 @@
 #            alternate who goes first
 #   load     each alone (the other stopped, and drained afterwards,
 #            untimed): unthrottled pgbench -T --cdc-seconds; the age of the
-#            newest pgbench_history row on the target sampled every 0.5 s;
-#            at the end: that lag, then the time until a marker committed
-#            right after pgbench is visible
+#            newest pgbench_history row on the target sampled every 0.5 s
+#            (the last sample: the lag at the end); a marker committed as
+#            soon as pgbench's sessions are gone: the time until it is
+#            visible (time to drain)
 #   verify   both targets against the source (sql/table_hashes.sql)
 #   cutover  ingest.cutover(), ingest.verify() (every table MATCH) and the
 #            same hash comparison
@@ -360,56 +361,82 @@ cdc_resume() {
 }
 
 # cdc_load TOOL: TOOL alone under unthrottled pgbench -T CDC_SECONDS (the
-# other held, and drained afterwards, untimed): the newest pgbench_history
-# row's age on TOOL's target every 0.5 s; at the end that lag, and the time
-# until the marker committed after pgbench is visible.
+# other held, and drained afterwards, untimed).  On the target, every 0.5 s
+# until 0.5 s before pgbench's end, the age of the newest pgbench_history row
+# (its transaction's start on the source); the last of these samples is the
+# lag at the end.  On the source, a session waits (10 ms polls) for pgbench's
+# sessions to be gone and commits a marker row; the target polls for it
+# every 10 ms once the sampling is over: time to drain = seen minus the
+# marker's commit (its insert time: same machine, same clock).
 cdc_load() {
-	local tool=$1 other=native pid out n secs lag_end log=$LOG_DIR/cdc-pgbench.load.$1.log
+	local tool=$1 other=native pid marker n out log=$LOG_DIR/cdc-pgbench.load.$1.log
 	[ "$tool" = native ] && other=pg_ingest
 	[ "$other" = pg_ingest ] && [ -n "$INGEST_FAILED" ] && other=
 	[ -z "$other" ] || hold "$other"
 	src_psql -d postgres -c CHECKPOINT
 	tgt_psql -d postgres -c CHECKPOINT
+	n=$(next_marker)
 	cdc_pgbench "$log" "$CDC_SECONDS" &
 	pid=$!
-	out=$(cdc_sql "$tool" <<SQL
-CREATE TEMP TABLE lag_sample (at timestamptz, staleness float8);
-SET bench.seconds = $CDC_SECONDS;
+	src_psql -d "$SRC_DB" <<SQL &
+SELECT pg_sleep(2);
 DO \$\$
-DECLARE
-	stop timestamptz := clock_timestamp() + make_interval(secs => current_setting('bench.seconds')::float8 - 0.5);
 BEGIN
-	PERFORM pg_sleep(0.5);
-	WHILE clock_timestamp() < stop LOOP
-		INSERT INTO lag_sample
-		SELECT clock_timestamp(), extract(epoch FROM clock_timestamp()::timestamp - (SELECT max(mtime) FROM public.pgbench_history));
-		COMMIT;
-		PERFORM pg_sleep(0.5);
+	WHILE EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgbench') LOOP
+		COMMIT;		-- a new snapshot of pg_stat_activity
+		PERFORM pg_sleep(0.01);
 	END LOOP;
 END
 \$\$;
-SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY staleness)::numeric, 3),
+INSERT INTO cdc_marker (n) VALUES ($n);
+SQL
+	marker=$!
+	out=$(cdc_sql "$tool" <<SQL
+$(timeout_sql)
+CREATE TEMP TABLE lag_sample (at timestamptz, staleness float8);
+CREATE TEMP TABLE drain (s float8);
+SET bench.seconds = $CDC_SECONDS;
+DO \$\$
+DECLARE
+	t0 timestamptz := clock_timestamp();
+	sampling_until timestamptz := t0 + make_interval(secs => current_setting('bench.seconds')::float8 - 0.5);
+	stop timestamptz := t0 + current_setting('bench.timeout')::interval;
+	a timestamptz;
+BEGIN
+	PERFORM pg_sleep(0.5);
+	LOOP
+		SELECT at INTO a FROM public.cdc_marker WHERE n = $n;
+		IF FOUND THEN
+			INSERT INTO drain VALUES (extract(epoch FROM clock_timestamp() - a));
+			EXIT;
+		END IF;
+		IF clock_timestamp() > stop THEN RAISE EXCEPTION 'timeout waiting for marker $n'; END IF;
+		IF clock_timestamp() < sampling_until THEN
+			INSERT INTO lag_sample
+			SELECT clock_timestamp(), extract(epoch FROM clock_timestamp()::timestamp - (SELECT max(mtime) FROM public.pgbench_history));
+			PERFORM pg_sleep(0.5);
+		ELSE
+			PERFORM pg_sleep(0.01);
+		END IF;
+	END LOOP;
+END
+\$\$;
+SELECT (SELECT round(staleness::numeric, 3) FROM lag_sample ORDER BY at DESC LIMIT 1),
+	(SELECT round(s::numeric, 3) FROM drain),
+	count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY staleness)::numeric, 3),
 	round(max(staleness)::numeric, 3) FROM lag_sample;
 SQL
 )
 	wait "$pid"
-	# pgbench is over: the lag now, then the drain
-	lag_end=$(cdc_sql "$tool" -c "SELECT round(extract(epoch FROM clock_timestamp()::timestamp - (SELECT max(mtime) FROM public.pgbench_history))::numeric, 3)")
-	n=$(mark)
-	secs=$(timed_release_none "$tool" "$n")
+	wait "$marker"
 	cat "$log"
-	echo "$tool under pgbench: lag samples (count|median|max s): $out; at the end $lag_end s; drained in $secs s"
-	result "load $tool $lag_end $secs $(tr '|' ' ' <<<"$out") $(pgbench_txns "$log") $(pgbench_tps "$log")"
+	echo "$tool under pgbench: lag at the end|drain s|samples|median|max lag s: $out"
+	result "load $tool $(tr '|' ' ' <<<"$out") $(pgbench_txns "$log") $(pgbench_tps "$log")"
 	if [ -n "$other" ]; then
 		release "$other"
 		wait_marker "$other" "$n"
 	fi
 	same_history pg_ingest native
-}
-# timed_release_none TOOL N: time until marker N is visible, nothing to release
-timed_release_none() {
-	echo "" >"$WORK/release.$1"
-	timed_release "$1" "$2" 0.02
 }
 
 # rss_sampler FILE PID:NAME...: every 0.2 s a line per process:

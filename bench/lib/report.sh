@@ -131,8 +131,8 @@ cdc_report() {
 		local lag_end ldrain lcount lmed lmax ltxns ltps
 		read -r lag_end ldrain lcount lmed lmax ltxns ltps <<<"$(cdc_result load "$tool")" || true
 		if [ -n "${lag_end:-}" ]; then
-			tsv cdc cdc "$tool" load_lag_end_s "$lag_end" s - "newest pgbench_history row's age when pgbench ended; during the run median $lmed s, max $lmax s ($lcount samples)"
-			tsv cdc cdc "$tool" load_drain_s "$ldrain" s - "marker after pgbench -> visible"
+			tsv cdc cdc "$tool" load_lag_end_s "$lag_end" s - "newest pgbench_history row's age on the target 0.5 s before pgbench's end; during the run median $lmed s, max $lmax s ($lcount samples, every 0.5 s)"
+			tsv cdc cdc "$tool" load_drain_s "$ldrain" s - "marker committed when pgbench's sessions were gone -> visible (polled every 10 ms)"
 			tsv cdc cdc "$tool" load_tps "$ltps" tps - "$ltxns transactions in $CDC_SECONDS s"
 		fi
 		s=$(cdc_result setup "$tool")
