@@ -478,9 +478,11 @@ target_shared_or_partitioned(SourceRel *r)
  * split_tables_larger_than => 'auto': parts of about a (table_jobs * 2)th
  * of all the bytes to copy, so that every copy worker has work until near
  * the end (a table copied whole that holds most of the bytes would leave
- * the other workers idle); never smaller than AUTO_SPLIT_MIN_BYTES, under
- * which a part's fixed costs (its own COPY, transaction and catalog rows;
- * no COPY FREEZE, see copy.c) outweigh the parallelism.
+ * the other workers idle), as many as a multiple of table_jobs (see
+ * store_copy_items()); never smaller than AUTO_SPLIT_MIN_BYTES (half of
+ * it at worst, for that multiple), under which a part's fixed costs (its
+ * own COPY, transaction and catalog rows; no COPY FREEZE, see copy.c)
+ * outweigh the parallelism.
  */
 #define AUTO_SPLIT_MIN_BYTES	((int64) 128 * 1024 * 1024)
 #define AUTO_SPLIT_PARTS_PER_JOB	2
@@ -544,7 +546,22 @@ store_copy_items(List *rels, int64 block_size)
 			!target_shared_or_partitioned(r) && r->extname == NULL)
 		{
 			if (is_auto)
+			{
+				int			jobs = m->table_jobs;
+				int			all;
+
 				parts = (int) Max((pages + per_part / 2) / per_part, 2);
+				/*
+				 * a multiple of table_jobs, so that the workers, which take
+				 * a table's parts before anything else, all finish it at
+				 * once (3 parts on 2 workers leave the third alone on
+				 * the critical path of the table's indexes); unless that
+				 * makes parts smaller than half the minimum
+				 */
+				all = (parts + jobs - 1) / jobs * jobs;
+				if (pages / all >= AUTO_SPLIT_MIN_BYTES / 2 / block_size)
+					parts = all;
+			}
 			else
 				parts = (int) ((pages + per_part - 1) / per_part);
 			per_part = (pages + parts - 1) / parts;
