@@ -39,7 +39,7 @@ int			ingest_preflight_timeout = 30;
 int			ingest_max_migrations = 4;
 int			ingest_max_retries = 3;
 int			ingest_retry_delay = 1000;
-int			ingest_index_parallel_workers = 0;
+int			ingest_index_parallel_workers = -1;
 int			ingest_spool_max_size = 10240;
 int			ingest_spool_sync_interval = 1000;
 int			ingest_caught_up_threshold = 5;
@@ -105,10 +105,10 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pg_ingest.index_parallel_workers",
-							"max_parallel_maintenance_workers of the index workers; -1 keeps the server's setting.",
-							"index_jobs already builds several indexes at once, while tables are still copied; parallel workers per index help only with idle cores left.",
+							"max_parallel_maintenance_workers of the index workers; -1: for each index, as many as the migration's idle jobs, at most the server's setting.",
+							"index_jobs already builds several indexes at once, while tables are still copied; parallel workers per index help only with idle cores left, as when the last large index is built after the copy.",
 							&ingest_index_parallel_workers,
-							0, -1, 64,
+							-1, -1, 64,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 

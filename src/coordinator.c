@@ -6,7 +6,8 @@
  *
  *	starting	export a snapshot from a replication slot on the source, read
  *				the source's catalog under it, record the copy items (tables
- *				split into ctid page ranges above split_tables_larger_than;
+ *				split into ctid page ranges above split_tables_larger_than,
+ *				which 'auto' sizes from the bytes to copy and table_jobs;
  *				large objects as OID ranges, see largeobject.c),
  *				take pg_dump's pre-data section;
  *	schema		run the pre-data statements, in order;
@@ -473,6 +474,35 @@ target_shared_or_partitioned(SourceRel *r)
 		(mapped || get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE);
 }
 
+/*
+ * split_tables_larger_than => 'auto': parts of about a (table_jobs * 2)th
+ * of all the bytes to copy, so that every copy worker has work until near
+ * the end (a table copied whole that holds most of the bytes would leave
+ * the other workers idle), as many as a multiple of table_jobs (see
+ * store_copy_items()); never smaller than AUTO_SPLIT_MIN_BYTES (half of
+ * it at worst, for that multiple), under which a part's fixed costs (its
+ * own COPY, transaction and catalog rows; no COPY FREEZE, see copy.c)
+ * outweigh the parallelism.
+ */
+#define AUTO_SPLIT_MIN_BYTES	((int64) 128 * 1024 * 1024)
+#define AUTO_SPLIT_PARTS_PER_JOB	2
+
+static int64
+auto_split_bytes(List *rels)
+{
+	int64		total = 0;
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		if (r->relkind == 'r' && r->in_scope)
+			total += r->bytes_main;
+	}
+	return Max(total / (m->table_jobs * AUTO_SPLIT_PARTS_PER_JOB), AUTO_SPLIT_MIN_BYTES);
+}
+
 /* Record the copy items of the tables in scope. */
 static void
 store_copy_items(List *rels, int64 block_size)
@@ -484,6 +514,8 @@ store_copy_items(List *rels, int64 block_size)
 	char		nulls[12];
 	ListCell   *lc;
 	int32		id = 0;
+	bool		is_auto = m->split_bytes == INGEST_SPLIT_AUTO;
+	int64		split_bytes = is_auto ? auto_split_bytes(rels) : m->split_bytes;
 
 	memcpy(types2, types, sizeof(types));
 	types2[9] = INT8OID;
@@ -493,7 +525,7 @@ store_copy_items(List *rels, int64 block_size)
 	{
 		SourceRel  *r = lfirst(lc);
 		int64		pages = r->bytes_main / block_size;
-		int64		per_part = m->split_bytes / block_size;
+		int64		per_part = split_bytes / block_size;
 		int			parts = 1;
 		int			p;
 
@@ -501,17 +533,37 @@ store_copy_items(List *rels, int64 block_size)
 			continue;
 
 		/*
-		 * parts of equal size, none larger than split_bytes; never for a
-		 * target that is partitioned or a root several leaves share: a
-		 * table copied again whole (recopy_partial_tables()) is emptied
-		 * first, which only a table of its own can be; nor for an
-		 * extension's configuration table, whose user rows its one item
-		 * replaces (extconfig.c).
+		 * parts of equal size, none larger than split_bytes (with 'auto',
+		 * the number of parts nearest to the table's size over
+		 * split_bytes: a table a little over it is not cut into a large
+		 * part and a sliver); never for a target that is partitioned or a
+		 * root several leaves share: a table copied again whole
+		 * (recopy_partial_tables()) is emptied first, which only a table
+		 * of its own can be; nor for an extension's configuration table,
+		 * whose user rows its one item replaces (extconfig.c).
 		 */
-		if (m->split_bytes > 0 && per_part > 0 && r->bytes_main > m->split_bytes &&
+		if (split_bytes > 0 && per_part > 0 && r->bytes_main > split_bytes &&
 			!target_shared_or_partitioned(r) && r->extname == NULL)
 		{
-			parts = (int) ((pages + per_part - 1) / per_part);
+			if (is_auto)
+			{
+				int			jobs = m->table_jobs;
+				int			all;
+
+				parts = (int) Max((pages + per_part / 2) / per_part, 2);
+				/*
+				 * a multiple of table_jobs, so that the workers, which take
+				 * a table's parts before anything else, all finish it at
+				 * once (3 parts on 2 workers leave the third alone on
+				 * the critical path of the table's indexes); unless that
+				 * makes parts smaller than half the minimum
+				 */
+				all = (parts + jobs - 1) / jobs * jobs;
+				if (pages / all >= AUTO_SPLIT_MIN_BYTES / 2 / block_size)
+					parts = all;
+			}
+			else
+				parts = (int) ((pages + per_part - 1) / per_part);
 			per_part = (pages + parts - 1) / parts;
 		}
 		for (p = 0; p < parts; p++)

@@ -229,7 +229,7 @@ typedef struct IngestMigration
 	char	   *schema_mode;
 	int			table_jobs;
 	int			index_jobs;
-	int64		split_bytes;
+	int64		split_bytes;	/* 0: never; INGEST_SPLIT_AUTO: coordinator.c */
 	char	   *phase;
 	char	   *slot_name;
 	char	   *snapshot_name;
@@ -246,6 +246,9 @@ typedef struct IngestMigration
 	char	   *ddl;			/* replicate, infer, off */
 	char	   *ddl_via;		/* event_trigger, stream, or NULL (ddl.c) */
 } IngestMigration;
+
+/* split_bytes of split_tables_larger_than => 'auto' */
+#define INGEST_SPLIT_AUTO	(-1)
 
 extern void ingest_catalog_begin(void);
 extern void ingest_catalog_end(void);
@@ -328,6 +331,7 @@ extern PGDLLEXPORT void ingest_scan_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_coordinator_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_copy_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_index_main(Datum main_arg);
+extern void ingest_index_item_settings(IngestMigration *m, int32 item_id);
 extern PGDLLEXPORT void ingest_receiver_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_applier_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_abort_main(Datum main_arg);

@@ -46,7 +46,7 @@ CREATE TABLE @extschema@.migration (
 	schema_mode text NOT NULL,
 	table_jobs int NOT NULL,
 	index_jobs int NOT NULL,
-	split_bytes bigint NOT NULL,
+	split_bytes bigint NOT NULL,	-- 0: never split; -1: 'auto'
 	include_schemas text[],
 	exclude_schemas text[],
 	include_tables text[],
@@ -332,7 +332,7 @@ CREATE FUNCTION @extschema@.start(
 	schema text DEFAULT 'copy',
 	table_jobs int DEFAULT 4,
 	index_jobs int DEFAULT 4,
-	split_tables_larger_than text DEFAULT '1GB',
+	split_tables_larger_than text DEFAULT 'auto',
 	include_schemas text[] DEFAULT NULL,
 	exclude_schemas text[] DEFAULT NULL,
 	include_tables text[] DEFAULT NULL,

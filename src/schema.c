@@ -1097,6 +1097,8 @@ ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
 
 		PG_TRY();
 		{
+			if (it->stage == STAGE_INDEX)
+				ingest_index_item_settings(m, it->id);	/* index.c */
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			if (it->prelude && SPI_execute(it->prelude, false, 0) < 0)

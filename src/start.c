@@ -97,6 +97,10 @@ parse_split(text *arg)
 	ErrorContextCallback callback;
 	int64		bytes;
 
+	/* sized from the tables to copy and table_jobs: coordinator.c */
+	if (pg_strcasecmp(text_to_cstring(arg), "auto") == 0)
+		return INGEST_SPLIT_AUTO;
+
 	callback.callback = size_error_context;
 	callback.arg = NULL;
 	callback.previous = error_context_stack;
@@ -107,7 +111,7 @@ parse_split(text *arg)
 	if (bytes < 0 || (bytes > 0 && bytes < MIN_SPLIT_BYTES))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("split_tables_larger_than must be 0 (never split) or at least 1MB"),
+				 errmsg("split_tables_larger_than must be 'auto', 0 (never split) or at least 1MB"),
 				 errhidestmt(true)));
 	return bytes;
 }

@@ -117,7 +117,10 @@ is($target->safe_psql('shop', "SELECT to_regclass('shop.scratch') IS NULL"), 't'
 
 # --- A copy worker killed in the middle of a table -------------------------
 # One table big enough to take a few seconds; the whole target restarts
-# (a killed backend is a crash) and the migration resumes by itself.
+# (a killed backend is a crash) and the migration resumes by itself.  The
+# table (about 270MB) is all there is to copy: split_tables_larger_than's
+# default, 'auto', splits it in parts (of about half of it with one table
+# job, at least 128MB), so the worker is killed in the middle of a part.
 create_db($source, 'big', 'migrator');
 $source->safe_psql('big',
 	"SET ROLE migrator; CREATE TABLE wide (id bigint PRIMARY KEY, a text, b text, n numeric);"
@@ -150,6 +153,10 @@ ok(wait_phase($target, 'kill', 'kill', 'completed'),
 	'the migration completes after the copy worker was killed');
 is_deeply(table_hashes($target, 'kill', ['public.wide']), $big,
 	'with the same content as the source');
+cmp_ok(
+	$target->safe_psql('kill',
+		"SELECT max(parts) FROM ingest.tables WHERE name = 'kill' AND source_table = 'public.wide'"),
+	'>', 1, 'the table was split automatically');
 is( $target->safe_psql('kill',
 		"SELECT count(*) FROM ingest.events WHERE name = 'kill' AND kind = 'snapshot'"),
 	'2', 'after the restart the copy went on under a new snapshot');
