@@ -147,7 +147,7 @@ CREATE TABLE @extschema@.schema_item (
 -- pending items in the order they are claimed (schema.c claim_items), and
 -- by table for the readiness probes; done items leave both
 CREATE INDEX schema_item_pending ON @extschema@.schema_item
-	(migration_id, stage, attempts, cost DESC, id) WHERE state = 'pending';
+	(migration_id, stage, attempts, (kind = 'analyze'), cost DESC, id) WHERE state = 'pending';
 CREATE INDEX schema_item_pending_table ON @extschema@.schema_item
 	(migration_id, nspname, relname, stage) WHERE state = 'pending';
 

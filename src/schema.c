@@ -880,7 +880,9 @@ ingest_store_schema_items(int32 migration_id, List *items)
 
 /*
  * ingest_count_pending
- *		Items of these stages not yet done, failed or skipped.
+ *		Whether items of these stages are not yet done, failed or skipped:
+ *		1 if some are, else 0 (a count would read them all, for each
+ *		question).
  */
 int64
 ingest_count_pending(int32 migration_id, int stage_lo, int stage_hi)
@@ -888,14 +890,13 @@ ingest_count_pending(int32 migration_id, int stage_lo, int stage_hi)
 	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
 	Datum		vals[3] = {Int32GetDatum(migration_id), Int32GetDatum(stage_lo),
 	Int32GetDatum(stage_hi)};
-	SPITupleTable *tab;
 	int64		n;
 
 	ingest_catalog_begin();
-	tab = ingest_catalog_query("SELECT count(*) FROM ingest.schema_item"
-							   " WHERE migration_id = $1 AND stage BETWEEN $2 AND $3"
-							   " AND state = 'pending'", 3, types, vals, NULL);
-	n = ingest_getint(tab, 0, 1, 0);
+	(void) ingest_catalog_query("SELECT 1 FROM ingest.schema_item"
+								" WHERE migration_id = $1 AND stage BETWEEN $2 AND $3"
+								" AND state = 'pending' LIMIT 1", 3, types, vals, NULL);
+	n = SPI_processed;
 	ingest_catalog_end();
 	return n;
 }
@@ -959,19 +960,21 @@ claim_items(int32 migration_id, int stage_lo, int stage_hi, int limit,
 							   " FROM ingest.schema_item s"
 							   " WHERE s.migration_id = $1 AND s.state = 'pending'"
 							   "  AND s.stage BETWEEN $2 AND $3"
+							   /* OFFSET 0: a probe per row, not a hash of every pending row */
 							   "  AND (s.stage NOT IN (1, 2) OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
 							   "   AND c.nspname = s.nspname AND c.relname = s.relname"
-							   "   AND c.state NOT IN ('done', 'skipped')))"
+							   "   AND c.state NOT IN ('done', 'skipped') OFFSET 0))"
 							   "  AND (s.stage <> 2 OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
 							   "   AND o.nspname = s.nspname AND o.relname = s.relname AND o.stage = 1"
-							   "   AND o.state = 'pending'))"
+							   "   AND o.state = 'pending' OFFSET 0))"
 							   /* ANALYZE would make ADD CONSTRAINT wait for its lock */
 							   "  AND (s.kind <> 'analyze' OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
 							   "   AND o.nspname = s.nspname AND o.relname = s.relname"
-							   "   AND o.stage <= s.stage AND o.kind <> 'analyze' AND o.state = 'pending'))"
+							   "   AND o.stage <= s.stage AND o.kind <> 'analyze' AND o.state = 'pending'"
+							   "   OFFSET 0))"
 							   /* computed once (uncorrelated): no copy unfinished... */
 							   "  AND (s.stage < 3 OR (NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = $1"
@@ -981,7 +984,8 @@ claim_items(int32 migration_id, int stage_lo, int stage_hi, int limit,
 							   "    SELECT o.stage FROM ingest.schema_item o WHERE o.migration_id = $1"
 							   "    AND o.stage BETWEEN 1 AND 4 AND o.state = 'pending'"
 							   "    ORDER BY o.stage LIMIT 1), 5)))"
-							   " ORDER BY s.stage, s.attempts, s.cost DESC, s.id"
+							   /* a stage's ANALYZEs after its other items (they wait for them) */
+							   " ORDER BY s.stage, s.attempts, s.kind = 'analyze', s.cost DESC, s.id"
 							   " LIMIT $4 FOR UPDATE OF s SKIP LOCKED",
 							   4, types, vals, NULL);
 	for (i = 0; i < SPI_processed; i++)
@@ -1003,10 +1007,15 @@ claim_items(int32 migration_id, int stage_lo, int stage_hi, int limit,
 	return items;
 }
 
+/*
+ * Record an item's state.  Called once per item: the statement is planned
+ * once per process and kept.
+ */
 static void
 mark_item(int32 migration_id, int32 id, const char *state, const char *error,
 		  bool count_attempt)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[5] = {INT4OID, INT4OID, TEXTOID, TEXTOID, BOOLOID};
 	Datum		vals[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -1020,12 +1029,23 @@ mark_item(int32 migration_id, int32 id, const char *state, const char *error,
 		nulls[3] = 'n';
 	vals[4] = BoolGetDatum(count_attempt);
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.schema_item SET state = $3, error = $4,"
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p;
+
+		p = SPI_prepare("UPDATE ingest.schema_item SET state = $3, error = $4,"
 						" attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,"
 						" started_at = COALESCE(started_at, now()),"
 						" finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END"
 						" WHERE migration_id = $1 AND id = $2",
-						5, types, vals, nulls);
+						5, types);
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the update of schema items: %s",
+				 SPI_result_code_string(SPI_result));
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, vals, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the state of schema item %d", id);
 	ingest_catalog_end();
 }
 
