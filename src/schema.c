@@ -4,8 +4,23 @@
  *	  The schema of a migration: the target's own pg_dump takes it from the
  *	  source under the migration's snapshot, the server's raw parser splits
  *	  it into statements, and each statement becomes a schema_item that is
- *	  executed inside this server, one transaction each, recorded as done in
- *	  that same transaction.
+ *	  executed inside this server and recorded as done in the transaction
+ *	  that ran it: a committed item is not run again, one rolled back (a
+ *	  worker killed) stays pending and runs again.
+ *
+ * The index workers (stages 1 to 4) run one item a transaction.  The
+ * coordinator (stages 0 and 5, alone, in order) runs up to BATCH_ITEMS
+ * items a transaction, for at most BATCH_MS, each in a subtransaction of
+ * its own: an item that fails is rolled back alone and recorded (failed,
+ * or pending for a retry) in that transaction, exactly as when it ran
+ * alone; one that cannot run in a subtransaction runs alone.
+ *
+ * Claiming (claim_items) must cost little however many items there are:
+ * it reads the pending items in claiming order through a partial index and
+ * stops at the first ready ones; readiness is probed per row only for the
+ * row's own table (partial indexes of pending rows), and once per claim
+ * for the whole migration.  Stores of many items ANALYZE the table in
+ * their transaction, or the plans would assume it empty.
  *
  * Post-data statements are classified into stages so that the slow ones run
  * in parallel on the index workers as soon as they can:
@@ -40,7 +55,11 @@
  *
  * Locking: items are claimed with FOR UPDATE SKIP LOCKED, so a statement
  * runs once however many workers look for work; the row lock is held until
- * the statement commits.
+ * the statement commits (with its batch, for the coordinator's items).
+ * Index workers are not batched: a transaction holding the locks of several
+ * tables' DDL would make the workers wait for (or deadlock with) each other.
+ * An index worker wakes the others after each item it commits, since that
+ * may have made items ready.
  *
  *-------------------------------------------------------------------------
  */
