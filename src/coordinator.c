@@ -822,6 +822,10 @@ phase_starting(void)
 	ingest_xact_start();
 	store_copy_items(rels, block_size);
 	ingest_lo_store_items(m->id, lo_ranges);
+	/* statistics for the claim queries (copy.c, schema.c): never guessed */
+	ingest_catalog_begin();
+	ingest_catalog_exec("ANALYZE ingest.copy_item", 0, NULL, NULL, NULL);
+	ingest_catalog_end();
 	ingest_resync_record(m, rels);
 	ingest_store_schema_items(m->id, items);
 	ingest_set_phase(m, "schema", "starting");

@@ -6,7 +6,8 @@
  *
  * A migration has index_jobs of them.  They start as soon as the
  * post-data section is known, while tables are still being copied; a copy
- * worker that finishes a table wakes them.  A worker leaves when nothing of
+ * worker that finishes a table wakes them, and so does an index worker
+ * after each item it commits (schema.c).  A worker leaves when nothing of
  * stages 1 to 4 is pending.
  *
  * Parallel builds: with pg_ingest.index_parallel_workers = -1 (the

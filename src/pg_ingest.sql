@@ -118,6 +118,9 @@ CREATE TABLE @extschema@.copy_item (
 	PRIMARY KEY (migration_id, id)
 );
 CREATE INDEX copy_item_table ON @extschema@.copy_item (migration_id, nspname, relname);
+-- what is still to copy, by table: the schema items' readiness probes (schema.c)
+CREATE INDEX copy_item_unfinished ON @extschema@.copy_item (migration_id, nspname, relname)
+	WHERE state NOT IN ('done', 'skipped');
 
 -- Schema statements (pg_dump's pre-data and post-data sections, split and
 -- classified) and the finishing work (ANALYZE, REFRESH, setval), in order.
@@ -131,7 +134,7 @@ CREATE TABLE @extschema@.schema_item (
 	kind text NOT NULL,
 	nspname text,					-- table it belongs to, for stages 1 and 2
 	relname text,
-	cost bigint NOT NULL DEFAULT 0,	-- size of that table: big ones first
+	cost bigint NOT NULL DEFAULT 0,	-- size of that table: big ones first (0 in stages 0 and 5)
 	prelude text,					-- the SET statements in force where it stood in the dump
 	statement text NOT NULL,
 	state text NOT NULL DEFAULT 'pending',	-- pending, done, failed, skipped
@@ -141,7 +144,12 @@ CREATE TABLE @extschema@.schema_item (
 	error text,
 	PRIMARY KEY (migration_id, id)
 );
-CREATE INDEX schema_item_stage ON @extschema@.schema_item (migration_id, stage, state);
+-- pending items in the order they are claimed (schema.c claim_items), and
+-- by table for the readiness probes; done items leave both
+CREATE INDEX schema_item_pending ON @extschema@.schema_item
+	(migration_id, stage, attempts, (kind = 'analyze'), cost DESC, id) WHERE state = 'pending';
+CREATE INDEX schema_item_pending_table ON @extschema@.schema_item
+	(migration_id, nspname, relname, stage) WHERE state = 'pending';
 
 -- The audit trail: phase changes, failed statements, retries, failures.
 CREATE TABLE @extschema@.events (

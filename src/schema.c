@@ -4,8 +4,23 @@
  *	  The schema of a migration: the target's own pg_dump takes it from the
  *	  source under the migration's snapshot, the server's raw parser splits
  *	  it into statements, and each statement becomes a schema_item that is
- *	  executed inside this server, one transaction each, recorded as done in
- *	  that same transaction.
+ *	  executed inside this server and recorded as done in the transaction
+ *	  that ran it: a committed item is not run again, one rolled back (a
+ *	  worker killed) stays pending and runs again.
+ *
+ * The index workers (stages 1 to 4) run one item a transaction.  The
+ * coordinator (stages 0 and 5, alone, in order) runs up to BATCH_ITEMS
+ * items a transaction, for at most BATCH_MS, each in a subtransaction of
+ * its own: an item that fails is rolled back alone and recorded (failed,
+ * or pending for a retry) in that transaction, exactly as when it ran
+ * alone; one that cannot run in a subtransaction runs alone.
+ *
+ * Claiming (claim_items) must cost little however many items there are:
+ * it reads the pending items in claiming order through a partial index and
+ * stops at the first ready ones; readiness is probed per row only for the
+ * row's own table (partial indexes of pending rows), and once per claim
+ * for the whole migration.  Stores of many items ANALYZE the table in
+ * their transaction, or the plans would assume it empty.
  *
  * Post-data statements are classified into stages so that the slow ones run
  * in parallel on the index workers as soon as they can:
@@ -40,7 +55,11 @@
  *
  * Locking: items are claimed with FOR UPDATE SKIP LOCKED, so a statement
  * runs once however many workers look for work; the row lock is held until
- * the statement commits.
+ * the statement commits (with its batch, for the coordinator's items).
+ * Index workers are not batched: a transaction holding the locks of several
+ * tables' DDL would make the workers wait for (or deadlock with) each other.
+ * An index worker wakes the others after each item it commits, since that
+ * may have made items ready.
  *
  *-------------------------------------------------------------------------
  */
@@ -66,6 +85,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -74,6 +94,16 @@
 #include "schema.h"
 
 #define STATEMENT_IN_EVENT_MAX 4000
+
+/* a store of this many items analyzes the table (plans of claim_items) */
+#define ANALYZE_AFTER_ITEMS 100
+
+/*
+ * The coordinator runs up to this many items of stages 0 and 5 in one
+ * transaction, one subtransaction each, for at most BATCH_MS.
+ */
+#define BATCH_ITEMS 64
+#define BATCH_MS 200
 
 /* Quote for /bin/sh. */
 static char *
@@ -800,6 +830,11 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 /*
  * ingest_store_schema_items
  *		Insert items after those the migration has, keeping their order.
+ *
+ * The INSERT is planned once for all of them.  After a large batch the
+ * table is analyzed, in this transaction (ANALYZE counts the rows it
+ * inserted): the claim query's plan (claim_items) must know that there
+ * are thousands of pending items, or it scans them all for each claim.
  */
 void
 ingest_store_schema_items(int32 migration_id, List *items)
@@ -811,12 +846,20 @@ ingest_store_schema_items(int32 migration_id, List *items)
 	ListCell   *lc;
 	int32		next;
 	SPITupleTable *tab;
+	SPIPlanPtr	plan;
 
 	ingest_catalog_begin();
 	vals[0] = Int32GetDatum(migration_id);
 	tab = ingest_catalog_query("SELECT COALESCE(max(id), 0) FROM ingest.schema_item"
 							   " WHERE migration_id = $1", 1, types, vals, NULL);
 	next = (int32) ingest_getint(tab, 0, 1, 0) + 1;
+	plan = SPI_prepare("INSERT INTO ingest.schema_item"
+					   " (migration_id, id, stage, kind, nspname, relname, cost, prelude, statement)"
+					   " VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
+					   9, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the insertion of schema items: %s",
+			 SPI_result_code_string(SPI_result));
 	foreach(lc, items)
 	{
 		SchemaItem *it = lfirst(lc);
@@ -833,24 +876,32 @@ ingest_store_schema_items(int32 migration_id, List *items)
 			vals[4] = CStringGetTextDatum(it->relname);
 		else
 			nulls[4] = 'n';
-		vals[5] = Int64GetDatum(it->cost);
+		/* stages 0 and 5 run in dump order, whatever their table's size */
+		vals[5] = Int64GetDatum(it->stage == STAGE_PRE_DATA ||
+								it->stage == STAGE_LAST ? 0 : it->cost);
 		if (it->prelude)
 			vals[6] = CStringGetTextDatum(it->prelude);
 		else
 			nulls[6] = 'n';
 		vals[7] = CStringGetTextDatum(it->statement);
 		vals[8] = Int32GetDatum(next++);
-		ingest_catalog_exec("INSERT INTO ingest.schema_item"
-							" (migration_id, id, stage, kind, nspname, relname, cost, prelude, statement)"
-							" VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
-							9, types, vals, nulls);
+		if (SPI_execute_plan(plan, vals, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert schema item %d", next - 1);
+		pfree(DatumGetPointer(vals[7]));
+		if (it->prelude)
+			pfree(DatumGetPointer(vals[6]));
 	}
+	SPI_freeplan(plan);
+	if (list_length(items) >= ANALYZE_AFTER_ITEMS)
+		ingest_catalog_exec("ANALYZE ingest.schema_item", 0, NULL, NULL, NULL);
 	ingest_catalog_end();
 }
 
 /*
  * ingest_count_pending
- *		Items of these stages not yet done, failed or skipped.
+ *		Whether items of these stages are not yet done, failed or skipped:
+ *		1 if some are, else 0 (a count would read them all, for each
+ *		question).
  */
 int64
 ingest_count_pending(int32 migration_id, int stage_lo, int stage_hi)
@@ -858,14 +909,13 @@ ingest_count_pending(int32 migration_id, int stage_lo, int stage_hi)
 	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
 	Datum		vals[3] = {Int32GetDatum(migration_id), Int32GetDatum(stage_lo),
 	Int32GetDatum(stage_hi)};
-	SPITupleTable *tab;
 	int64		n;
 
 	ingest_catalog_begin();
-	tab = ingest_catalog_query("SELECT count(*) FROM ingest.schema_item"
-							   " WHERE migration_id = $1 AND stage BETWEEN $2 AND $3"
-							   " AND state = 'pending'", 3, types, vals, NULL);
-	n = ingest_getint(tab, 0, 1, 0);
+	(void) ingest_catalog_query("SELECT 1 FROM ingest.schema_item"
+								" WHERE migration_id = $1 AND stage BETWEEN $2 AND $3"
+								" AND state = 'pending' LIMIT 1", 3, types, vals, NULL);
+	n = SPI_processed;
 	ingest_catalog_end();
 	return n;
 }
@@ -898,17 +948,27 @@ typedef struct ClaimedItem
 } ClaimedItem;
 
 /*
- * Claim the next ready item of the stages; see the file header for what
- * "ready" means.  Caller is in a transaction, which holds the claim.
+ * Claim up to "limit" ready items of the stages, in claiming order; see the
+ * file header for what "ready" means.  Caller is in a transaction, which
+ * holds the claims.
+ *
+ * The scan follows index schema_item_pending in the ORDER BY's order and
+ * stops at the first ready rows: what makes a row ready is tested per row
+ * only for the conditions of its own table (probes of the partial indexes
+ * copy_item_unfinished and schema_item_pending_table), and once per query
+ * for the conditions of the whole migration (stages 3 to 5: nothing of an
+ * earlier post-data stage pending, every table copied).
  */
-static ClaimedItem *
-claim_item(int32 migration_id, int stage_lo, int stage_hi, MemoryContext cxt)
+static List *
+claim_items(int32 migration_id, int stage_lo, int stage_hi, int limit,
+			MemoryContext cxt)
 {
-	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
-	Datum		vals[3] = {Int32GetDatum(migration_id), Int32GetDatum(stage_lo),
-	Int32GetDatum(stage_hi)};
+	Oid			types[4] = {INT4OID, INT4OID, INT4OID, INT4OID};
+	Datum		vals[4] = {Int32GetDatum(migration_id), Int32GetDatum(stage_lo),
+	Int32GetDatum(stage_hi), Int32GetDatum(limit)};
 	SPITupleTable *tab;
-	ClaimedItem *it = NULL;
+	List	   *items = NIL;
+	uint64		i;
 
 	ingest_catalog_begin();
 	tab = ingest_catalog_query(
@@ -919,50 +979,62 @@ claim_item(int32 migration_id, int stage_lo, int stage_hi, MemoryContext cxt)
 							   " FROM ingest.schema_item s"
 							   " WHERE s.migration_id = $1 AND s.state = 'pending'"
 							   "  AND s.stage BETWEEN $2 AND $3"
+							   /* OFFSET 0: a probe per row, not a hash of every pending row */
 							   "  AND (s.stage NOT IN (1, 2) OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
-							   "   AND c.nspname = s.nspname AND c.relname = s.relname AND c.state NOT IN ('done', 'skipped')))"
+							   "   AND c.nspname = s.nspname AND c.relname = s.relname"
+							   "   AND c.state NOT IN ('done', 'skipped') OFFSET 0))"
 							   "  AND (s.stage <> 2 OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
-							   "   AND o.stage = 1 AND o.nspname = s.nspname AND o.relname = s.relname"
-							   "   AND o.state = 'pending'))"
+							   "   AND o.nspname = s.nspname AND o.relname = s.relname AND o.stage = 1"
+							   "   AND o.state = 'pending' OFFSET 0))"
 							   /* ANALYZE would make ADD CONSTRAINT wait for its lock */
 							   "  AND (s.kind <> 'analyze' OR NOT EXISTS ("
 							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
-							   "   AND o.stage <= s.stage AND o.kind <> 'analyze' AND o.nspname = s.nspname"
-							   "   AND o.relname = s.relname AND o.state = 'pending'))"
-							   "  AND (s.stage < 3 OR NOT EXISTS ("
-							   "   SELECT 1 FROM ingest.schema_item o WHERE o.migration_id = s.migration_id"
-							   "   AND o.stage BETWEEN 1 AND s.stage - 1 AND o.state = 'pending'))"
-							   "  AND (s.stage < 3 OR NOT EXISTS ("
-							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
-							   "   AND c.state NOT IN ('done', 'skipped')))"
-							   " ORDER BY s.stage, s.attempts,"
-							   "  CASE WHEN s.stage IN (0, 5) THEN 0 ELSE s.cost END DESC, s.id"
-							   " LIMIT 1 FOR UPDATE OF s SKIP LOCKED",
-							   3, types, vals, NULL);
-	if (SPI_processed == 1)
+							   "   AND o.nspname = s.nspname AND o.relname = s.relname"
+							   "   AND o.stage <= s.stage AND o.kind <> 'analyze' AND o.state = 'pending'"
+							   "   OFFSET 0))"
+							   /* computed once (uncorrelated): no copy unfinished... */
+							   "  AND (s.stage < 3 OR (NOT EXISTS ("
+							   "   SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = $1"
+							   "   AND c.state NOT IN ('done', 'skipped'))"
+							   /* ...and nothing of stages 1 to stage - 1 pending */
+							   "   AND s.stage <= COALESCE(("
+							   "    SELECT o.stage FROM ingest.schema_item o WHERE o.migration_id = $1"
+							   "    AND o.stage BETWEEN 1 AND 4 AND o.state = 'pending'"
+							   "    ORDER BY o.stage LIMIT 1), 5)))"
+							   /* a stage's ANALYZEs after its other items (they wait for them) */
+							   " ORDER BY s.stage, s.attempts, s.kind = 'analyze', s.cost DESC, s.id"
+							   " LIMIT $4 FOR UPDATE OF s SKIP LOCKED",
+							   4, types, vals, NULL);
+	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
+		ClaimedItem *it = palloc0(sizeof(ClaimedItem));
 
-		it = palloc0(sizeof(ClaimedItem));
-		it->id = (int32) ingest_getint(tab, 0, 1, 0);
-		it->stage = (int) ingest_getint(tab, 0, 2, 0);
-		it->kind = ingest_getstr(tab, 0, 3);
-		it->object = ingest_getstr(tab, 0, 4);
-		it->prelude = ingest_getstr(tab, 0, 5);
-		it->statement = ingest_getstr(tab, 0, 6);
-		it->attempts = (int) ingest_getint(tab, 0, 7, 0);
+		it->id = (int32) ingest_getint(tab, i, 1, 0);
+		it->stage = (int) ingest_getint(tab, i, 2, 0);
+		it->kind = ingest_getstr(tab, i, 3);
+		it->object = ingest_getstr(tab, i, 4);
+		it->prelude = ingest_getstr(tab, i, 5);
+		it->statement = ingest_getstr(tab, i, 6);
+		it->attempts = (int) ingest_getint(tab, i, 7, 0);
+		items = lappend(items, it);
 		MemoryContextSwitchTo(old);
 	}
 	ingest_catalog_end();
-	return it;
+	return items;
 }
 
+/*
+ * Record an item's state.  Called once per item: the statement is planned
+ * once per process and kept.
+ */
 static void
 mark_item(int32 migration_id, int32 id, const char *state, const char *error,
 		  bool count_attempt)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[5] = {INT4OID, INT4OID, TEXTOID, TEXTOID, BOOLOID};
 	Datum		vals[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -976,12 +1048,23 @@ mark_item(int32 migration_id, int32 id, const char *state, const char *error,
 		nulls[3] = 'n';
 	vals[4] = BoolGetDatum(count_attempt);
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.schema_item SET state = $3, error = $4,"
+	if (plan == NULL)
+	{
+		SPIPlanPtr	p;
+
+		p = SPI_prepare("UPDATE ingest.schema_item SET state = $3, error = $4,"
 						" attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,"
 						" started_at = COALESCE(started_at, now()),"
 						" finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END"
 						" WHERE migration_id = $1 AND id = $2",
-						5, types, vals, nulls);
+						5, types);
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare the update of schema items: %s",
+				 SPI_result_code_string(SPI_result));
+		plan = p;
+	}
+	if (SPI_execute_plan(plan, vals, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the state of schema item %d", id);
 	ingest_catalog_end();
 }
 
@@ -1026,12 +1109,12 @@ ingest_missing_role_statement(const char *statement, int sqlerrcode)
 }
 
 /*
- * Record a failed item in a fresh transaction: retried later if the error
- * is transient and attempts remain, else failed (or, for a missing role,
- * failed as a warning).
+ * Record a failed item in the current transaction: retried later if the
+ * error is transient and attempts remain, else failed (or, for a missing
+ * role, failed as a warning).
  */
 static void
-item_failed(IngestMigration *m, ClaimedItem *it, ErrorData *edata)
+record_failure(IngestMigration *m, ClaimedItem *it, ErrorData *edata)
 {
 	bool		retry = transient_error(edata->sqlerrcode) &&
 		it->attempts + 1 < ingest_max_retries;
@@ -1043,7 +1126,6 @@ item_failed(IngestMigration *m, ClaimedItem *it, ErrorData *edata)
 						pg_mbcliplen(text, strlen(text), STATEMENT_IN_EVENT_MAX),
 						text);
 
-	ingest_xact_start();
 	mark_item(m->id, it->id, retry ? "pending" : "failed", edata->message, true);
 	if (retry)
 		ingest_event(m->id, "WARNING", "retry", it->object,
@@ -1055,59 +1137,111 @@ item_failed(IngestMigration *m, ClaimedItem *it, ErrorData *edata)
 		ingest_event(m->id, role ? "WARNING" : "ERROR", "schema", it->object,
 					 psprintf("%s failed: %s", it->kind, edata->message),
 					 text);
-	ingest_xact_commit();
+}
+
+/* Run the item's SET statements and its statement. */
+static void
+run_statement(IngestMigration *m, ClaimedItem *it)
+{
+	if (it->stage == STAGE_INDEX)
+		ingest_index_item_settings(m, it->id);	/* index.c */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (it->prelude && SPI_execute(it->prelude, false, 0) < 0)
+		elog(ERROR, "could not run the SET statements of schema item %d", it->id);
+	if (SPI_execute(it->statement, false, 0) < 0)
+		elog(ERROR, "could not run schema item %d", it->id);
+	SPI_finish();
+}
+
+static void
+item_begin(ClaimedItem *it)
+{
+	if (MyIngestWorker)
+		ingest_worker_set_item(it->id, GetCurrentTimestamp());
+	pgstat_report_activity(STATE_RUNNING, it->statement);
+}
+
+static void
+item_end(void)
+{
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (MyIngestWorker)
+		ingest_worker_set_item(0, 0);
 }
 
 /*
- * ingest_run_schema_items
- *		Run ready items of stages [lo, hi] until none is ready.
- *
- * Each item runs in its own transaction with the current user's rights (the
- * migration's owner) and is marked done in it.  Returns how many ran;
- * *pending_left says whether items of those stages are still to do.
+ * Run one claimed item in the transaction that claimed it, and end that
+ * transaction: committed with the item marked done, or aborted and the
+ * failure recorded in a fresh one.  True if it ran.
  */
-int
-ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
-						bool *pending_left)
+static bool
+run_alone(IngestMigration *m, ClaimedItem *it, MemoryContext cxt)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "pg_ingest schema item",
-											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = CurrentMemoryContext;
-	int			ran = 0;
+	volatile bool ok = false;
 
-	for (;;)
+	item_begin(it);
+	PG_TRY();
 	{
-		ClaimedItem *it;
+		run_statement(m, it);
+		mark_item(m->id, it->id, "done", NULL, true);
+		ingest_xact_commit();
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ingest_xact_abort();
+		/* recorded as an event, and never silently: the log has it */
+		ingest_log_recovered_error(edata);
+		MemoryContextSwitchTo(old);
+		ingest_xact_start();
+		record_failure(m, it, edata);
+		ingest_xact_commit();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	item_end();
+	return ok;
+}
+
+/*
+ * Run claimed items of stage 0 or 5 in the transaction that claimed them,
+ * in their order, each in a subtransaction of its own: an item that fails
+ * is rolled back alone and its failure recorded in the transaction, as
+ * run_alone would.  Stops after BATCH_MS; the caller commits, which marks
+ * them all done at once.  Returns how many ran; *solo is set when an item
+ * refused to run in a subtransaction (it stays pending, to run alone).
+ */
+static int
+run_batch(IngestMigration *m, List *claimed, MemoryContext cxt, bool *solo)
+{
+	MemoryContext xact_cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	TimestampTz start = GetCurrentTimestamp();
+	volatile int ran = 0;
+	ListCell   *lc;
+
+	*solo = false;
+	foreach(lc, claimed)
+	{
+		ClaimedItem *it = lfirst(lc);
 
 		CHECK_FOR_INTERRUPTS();
-		MemoryContextReset(cxt);
-		ingest_xact_start();
-		it = claim_item(m->id, stage_lo, stage_hi, cxt);
-		if (it == NULL)
-		{
-			ingest_xact_commit();
-			break;
-		}
-		if (MyIngestWorker)
-		{
-			ingest_worker_set_item(it->id, GetCurrentTimestamp());
-		}
-		pgstat_report_activity(STATE_RUNNING, it->statement);
-
+		item_begin(it);
+		BeginInternalSubTransaction(NULL);
 		PG_TRY();
 		{
-			if (it->stage == STAGE_INDEX)
-				ingest_index_item_settings(m, it->id);	/* index.c */
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			if (it->prelude && SPI_execute(it->prelude, false, 0) < 0)
-				elog(ERROR, "could not run the SET statements of schema item %d", it->id);
-			if (SPI_execute(it->statement, false, 0) < 0)
-				elog(ERROR, "could not run schema item %d", it->id);
-			SPI_finish();
+			run_statement(m, it);
 			mark_item(m->id, it->id, "done", NULL, true);
-			ingest_xact_commit();
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(xact_cxt);
+			CurrentResourceOwner = owner;
 			ran++;
 		}
 		PG_CATCH();
@@ -1117,17 +1251,78 @@ ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
 			FlushErrorState();
-			ingest_xact_abort();
-			/* recorded as an event, and never silently: the log has it */
-			ingest_log_recovered_error(edata);
-			MemoryContextSwitchTo(old);
-			item_failed(m, it, edata);
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(xact_cxt);
+			CurrentResourceOwner = owner;
+			if (edata->sqlerrcode == ERRCODE_ACTIVE_SQL_TRANSACTION)
+				*solo = true;	/* not in a subtransaction: run it alone */
+			else
+			{
+				ingest_log_recovered_error(edata);
+				record_failure(m, it, edata);
+			}
 		}
 		PG_END_TRY();
+		item_end();
+		if (*solo ||
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), BATCH_MS))
+			break;
+	}
+	return ran;
+}
+
+/*
+ * ingest_run_schema_items
+ *		Run ready items of stages [lo, hi] until none is ready.
+ *
+ * Items run with the current user's rights (the migration's owner), each
+ * marked done in the transaction that ran it.  Stages 1 to 4 (the index
+ * workers): one item a transaction, and the other index workers are woken
+ * after each, since it may have made items ready.  Stages 0 and 5 (the
+ * coordinator, alone, in order): a batch of items a transaction, one
+ * subtransaction each (run_batch).  Returns how many ran; *pending_left
+ * says whether items of those stages are still to do.
+ */
+int
+ingest_run_schema_items(IngestMigration *m, int stage_lo, int stage_hi,
+						bool *pending_left)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "pg_ingest schema item",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = CurrentMemoryContext;
+	bool		batch = stage_hi == STAGE_PRE_DATA || stage_lo == STAGE_LAST;
+	bool		solo = false;
+	int			ran = 0;
+
+	for (;;)
+	{
+		List	   *claimed;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(cxt);
+		ingest_xact_start();
+		claimed = claim_items(m->id, stage_lo, stage_hi,
+							  batch && !solo ? BATCH_ITEMS : 1, cxt);
+		if (claimed == NIL)
+		{
+			ingest_xact_commit();
+			break;
+		}
+		if (!batch || solo)
+		{
+			solo = false;
+			if (run_alone(m, linitial(claimed), cxt))
+				ran++;
+			if (!batch && MyIngestWorker)
+				ingest_wake_workers(MyIngestWorker->migration, INGEST_WORKER_INDEX);
+		}
+		else
+		{
+			ran += run_batch(m, claimed, cxt, &solo);
+			ingest_xact_commit();
+		}
 		MemoryContextSwitchTo(old);
-		pgstat_report_activity(STATE_IDLE, NULL);
-		if (MyIngestWorker)
-			ingest_worker_set_item(0, 0);
 	}
 
 	MemoryContextDelete(cxt);
