@@ -522,18 +522,6 @@ set_phase_locked(IngestMigration *m, const char *phase, const char *resume_phase
 				 errhint("Look at ingest.status and try again if it still applies.")));
 }
 
-static void
-wake_coordinator(IngestMigration *m)
-{
-	int			slot = ingest_find_migration_slot(MyDatabaseId, m->id);
-
-	if (slot >= 0)
-	{
-		ingest_wake_workers(slot, INGEST_WORKER_COORDINATOR);
-		ingest_wake_workers(slot, INGEST_WORKER_APPLIER);
-	}
-}
-
 /*
  * Ask a streaming migration to stop at lsn.  The request goes through
  * shared memory, which the applier and the coordinator read at once; the
@@ -741,7 +729,7 @@ ingest_pause(PG_FUNCTION_ARGS)
 				 errhint("Changes are applied, and can be paused, in phases catching_up and streaming.")));
 	set_phase_locked(m, "paused", m->phase);
 	ingest_changed_in_xact(m->id);
-	wake_coordinator(m);
+	ingest_wake_stream_at_commit(m->id);
 	PG_RETURN_VOID();
 }
 
@@ -792,7 +780,8 @@ ingest_resume(PG_FUNCTION_ARGS)
 	else
 	{
 		set_phase_locked(m, back, NULL);
-		wake_coordinator(m);
+		/* at commit: woken now, the coordinator would read 'paused' still */
+		ingest_wake_stream_at_commit(m->id);
 	}
 	PG_RETURN_VOID();
 }

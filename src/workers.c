@@ -72,7 +72,8 @@ typedef enum PendingAction
 	PENDING_LAUNCH,
 	PENDING_STOP,
 	PENDING_STOP_AT,
-	PENDING_CHANGED
+	PENDING_CHANGED,
+	PENDING_WAKE_STREAM
 } PendingAction;
 
 typedef struct PendingSlot
@@ -277,6 +278,22 @@ ingest_changed_in_xact(int32 migration_id)
 	at_end_of_xact(-1, migration_id, PENDING_CHANGED, InvalidXLogRecPtr);
 }
 
+/*
+ * ingest_wake_stream_at_commit
+ *		Wake the migration's coordinator and applier once the current
+ *		transaction commits (a pause or a resume): the coordinator reads the
+ *		phase then, not before the change is visible, and passes it on to
+ *		the applier at once (ingest_wake_stream_applier).
+ */
+void
+ingest_wake_stream_at_commit(int32 migration_id)
+{
+	int			slot = ingest_find_migration_slot(MyDatabaseId, migration_id);
+
+	if (slot >= 0)
+		at_end_of_xact(slot, migration_id, PENDING_WAKE_STREAM, InvalidXLogRecPtr);
+}
+
 /* Give back a slot reserved by a transaction that did not commit. */
 static void
 release_reserved(IngestMigrationSlot *s)
@@ -356,6 +373,7 @@ ingest_xact_callback(XactEvent event, void *arg)
 					pg_atomic_write_u64(&s->stop_request, p->lsn);
 				break;
 			case PENDING_CHANGED:
+			case PENDING_WAKE_STREAM:
 				break;
 		}
 		wake = true;
@@ -367,7 +385,7 @@ ingest_xact_callback(XactEvent event, void *arg)
 		{
 			PendingSlot *p = lfirst(lc);
 
-			if (p->action == PENDING_STOP_AT)
+			if (p->action == PENDING_STOP_AT || p->action == PENDING_WAKE_STREAM)
 			{
 				ingest_wake_workers(p->slot, INGEST_WORKER_COORDINATOR);
 				ingest_wake_workers(p->slot, INGEST_WORKER_APPLIER);
