@@ -1210,6 +1210,8 @@ remove_applied_segments(void)
 	flush_applied();
 	ingest_spool_remove_before(spool_dir, reader.segno);
 	removed_before = reader.segno;
+	/* seen at once (ingest.status, the receiver's limit), not at its next sync */
+	pg_atomic_write_u64(&me->spool_bytes, ingest_spool_size(spool_dir));
 }
 
 /*

@@ -43,6 +43,8 @@
  *	- Atomics of a migration slot: received_lsn, flushed_lsn, source_lsn,
  *	  spool_limit, spool_bytes written by the receiver; applied_lsn,
  *	  applied_commit_ts, changes_applied, apply_pos by the applier;
+ *	  spool_bytes also by the applier once it has removed segments (both
+ *	  write the size they see on disk: the later write is the truer);
  *	  bytes_received by the copy workers (added to); stop_request by the
  *	  commit of ingest.stop_at (workers.c) and by ingest.cutover.
  *	- Worker slot: item_id and item_started written by their worker under
