@@ -8,7 +8,10 @@
  * change in the catalog (pause, resume) commits or rolls back with the
  * caller's transaction, and the workers act only on what is committed;
  * requests through shared memory (stop_at, a relaunch by resume) are
- * handed over at commit (workers.c).  What cannot be undone (abort, which
+ * handed over at commit (workers.c), and so is the wake-up of a pause or a
+ * resume: the coordinator, woken once the phase is committed, sets the
+ * applier's paused flag and wakes it, so that a resume applies at once.
+ * What cannot be undone (abort, which
  * drops the source's slot through a worker of its own, cleanup, and
  * cutover, which waits for the migration to complete) refuses to run in a
  * transaction block.  A transaction that changed a migration cannot be
