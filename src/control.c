@@ -10,7 +10,8 @@
  * requests through shared memory (stop_at, a relaunch by resume) are
  * handed over at commit (workers.c), and so is the wake-up of a pause or a
  * resume: the coordinator, woken once the phase is committed, sets the
- * applier's paused flag and wakes it, so that a resume applies at once.
+ * applier's paused flag and wakes it; the commit of a resume clears the
+ * flag and wakes the applier itself, so that it applies at once.
  * What cannot be undone (abort, which
  * drops the source's slot through a worker of its own, cleanup, and
  * cutover, which waits for the migration to complete) refuses to run in a
@@ -732,7 +733,7 @@ ingest_pause(PG_FUNCTION_ARGS)
 				 errhint("Changes are applied, and can be paused, in phases catching_up and streaming.")));
 	set_phase_locked(m, "paused", m->phase);
 	ingest_changed_in_xact(m->id);
-	ingest_wake_stream_at_commit(m->id);
+	ingest_wake_stream_at_commit(m->id, false);
 	PG_RETURN_VOID();
 }
 
@@ -784,7 +785,7 @@ ingest_resume(PG_FUNCTION_ARGS)
 	{
 		set_phase_locked(m, back, NULL);
 		/* at commit: woken now, the coordinator would read 'paused' still */
-		ingest_wake_stream_at_commit(m->id);
+		ingest_wake_stream_at_commit(m->id, true);
 	}
 	PG_RETURN_VOID();
 }

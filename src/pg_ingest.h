@@ -37,7 +37,8 @@
  *	  lone flag may be read without the lock, a stale value being harmless
  *	  since the writer wakes whoever must react.  Writers:
  *	    numeric_as_string, numeric_probed, receiver_connected: receiver;
- *	    stop_streaming, paused, copy_rate, apply_rate: coordinator;
+ *	    stop_streaming, paused, copy_rate, apply_rate: coordinator
+ *	    (paused is also cleared by the commit of ingest.resume, workers.c);
  *	    apply_idle, reached_stop: applier;
  *	  all cleared by whoever (re)takes the slot.
  *	- Atomics of a migration slot: received_lsn, flushed_lsn, source_lsn,
@@ -191,7 +192,7 @@ extern void ingest_stop_at_commit(int slot, int32 migration_id);
 extern void ingest_stop_lsn_at_commit(int slot, int32 migration_id,
 									  XLogRecPtr lsn);
 extern void ingest_changed_in_xact(int32 migration_id);
-extern void ingest_wake_stream_at_commit(int32 migration_id);
+extern void ingest_wake_stream_at_commit(int32 migration_id, bool resume);
 extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
 extern bool ingest_slot_reserved(Oid dboid, int32 migration_id);
 extern bool ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn);
