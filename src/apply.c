@@ -53,8 +53,11 @@
  * Memory is bounded whatever the size of a source transaction: changes are
  * applied as they are read, each in a context reset afterwards.  Spool
  * segments the reader is done with are removed once what they held is
- * committed and flushed.  ingest.pause() holds the applier between source
- * transactions, never inside one.
+ * committed and flushed, and the spool's size published then.
+ * ingest.pause() holds the applier between source transactions, never
+ * inside one.  The applier waits on its latch: the receiver sets it at each
+ * transaction spooled, the coordinator when it pauses or resumes the
+ * applier, a stop request when it arrives.
  *
  * The receiver has converted each message to this database's encoding and
  * parsed it (wal2json.c).  Values are read with the DateStyle, IntervalStyle
@@ -1210,6 +1213,8 @@ remove_applied_segments(void)
 	flush_applied();
 	ingest_spool_remove_before(spool_dir, reader.segno);
 	removed_before = reader.segno;
+	/* seen at once (ingest.status, the receiver's limit), not at its next sync */
+	pg_atomic_write_u64(&me->spool_bytes, ingest_spool_size(spool_dir));
 }
 
 /*

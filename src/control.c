@@ -8,7 +8,11 @@
  * change in the catalog (pause, resume) commits or rolls back with the
  * caller's transaction, and the workers act only on what is committed;
  * requests through shared memory (stop_at, a relaunch by resume) are
- * handed over at commit (workers.c).  What cannot be undone (abort, which
+ * handed over at commit (workers.c), and so is the wake-up of a pause or a
+ * resume: the coordinator, woken once the phase is committed, sets the
+ * applier's paused flag and wakes it; the commit of a resume clears the
+ * flag and wakes the applier itself, so that it applies at once.
+ * What cannot be undone (abort, which
  * drops the source's slot through a worker of its own, cleanup, and
  * cutover, which waits for the migration to complete) refuses to run in a
  * transaction block.  A transaction that changed a migration cannot be
@@ -522,18 +526,6 @@ set_phase_locked(IngestMigration *m, const char *phase, const char *resume_phase
 				 errhint("Look at ingest.status and try again if it still applies.")));
 }
 
-static void
-wake_coordinator(IngestMigration *m)
-{
-	int			slot = ingest_find_migration_slot(MyDatabaseId, m->id);
-
-	if (slot >= 0)
-	{
-		ingest_wake_workers(slot, INGEST_WORKER_COORDINATOR);
-		ingest_wake_workers(slot, INGEST_WORKER_APPLIER);
-	}
-}
-
 /*
  * Ask a streaming migration to stop at lsn.  The request goes through
  * shared memory, which the applier and the coordinator read at once; the
@@ -741,7 +733,7 @@ ingest_pause(PG_FUNCTION_ARGS)
 				 errhint("Changes are applied, and can be paused, in phases catching_up and streaming.")));
 	set_phase_locked(m, "paused", m->phase);
 	ingest_changed_in_xact(m->id);
-	wake_coordinator(m);
+	ingest_wake_stream_at_commit(m->id, false);
 	PG_RETURN_VOID();
 }
 
@@ -792,7 +784,8 @@ ingest_resume(PG_FUNCTION_ARGS)
 	else
 	{
 		set_phase_locked(m, back, NULL);
-		wake_coordinator(m);
+		/* at commit: woken now, the coordinator would read 'paused' still */
+		ingest_wake_stream_at_commit(m->id, true);
 	}
 	PG_RETURN_VOID();
 }

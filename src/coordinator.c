@@ -1503,7 +1503,12 @@ phase_streaming(void)
 			remember_phase(phase);
 			break;
 		}
-		ingest_slot_set_flag(&me->paused, strcmp(phase, "paused") == 0);
+		/* the one writer of the flag: a resume reaches the applier at once */
+		if (me->paused != (strcmp(phase, "paused") == 0))
+		{
+			ingest_slot_set_flag(&me->paused, strcmp(phase, "paused") == 0);
+			ingest_wake_workers(my_slot, INGEST_WORKER_APPLIER);
+		}
 		remember_phase(phase);
 		record_stop_request();
 

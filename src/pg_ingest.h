@@ -37,12 +37,15 @@
  *	  lone flag may be read without the lock, a stale value being harmless
  *	  since the writer wakes whoever must react.  Writers:
  *	    numeric_as_string, numeric_probed, receiver_connected: receiver;
- *	    stop_streaming, paused, copy_rate, apply_rate: coordinator;
+ *	    stop_streaming, paused, copy_rate, apply_rate: coordinator
+ *	    (paused is also cleared by the commit of ingest.resume, workers.c);
  *	    apply_idle, reached_stop: applier;
  *	  all cleared by whoever (re)takes the slot.
  *	- Atomics of a migration slot: received_lsn, flushed_lsn, source_lsn,
  *	  spool_limit, spool_bytes written by the receiver; applied_lsn,
  *	  applied_commit_ts, changes_applied, apply_pos by the applier;
+ *	  spool_bytes also by the applier once it has removed segments (both
+ *	  write the size they see on disk: the later write is the truer);
  *	  bytes_received by the copy workers (added to); stop_request by the
  *	  commit of ingest.stop_at (workers.c) and by ingest.cutover.
  *	- Worker slot: item_id and item_started written by their worker under
@@ -189,6 +192,7 @@ extern void ingest_stop_at_commit(int slot, int32 migration_id);
 extern void ingest_stop_lsn_at_commit(int slot, int32 migration_id,
 									  XLogRecPtr lsn);
 extern void ingest_changed_in_xact(int32 migration_id);
+extern void ingest_wake_stream_at_commit(int32 migration_id, bool resume);
 extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
 extern bool ingest_slot_reserved(Oid dboid, int32 migration_id);
 extern bool ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn);

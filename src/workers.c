@@ -72,7 +72,9 @@ typedef enum PendingAction
 	PENDING_LAUNCH,
 	PENDING_STOP,
 	PENDING_STOP_AT,
-	PENDING_CHANGED
+	PENDING_CHANGED,
+	PENDING_WAKE_STREAM,
+	PENDING_RESUME
 } PendingAction;
 
 typedef struct PendingSlot
@@ -277,6 +279,26 @@ ingest_changed_in_xact(int32 migration_id)
 	at_end_of_xact(-1, migration_id, PENDING_CHANGED, InvalidXLogRecPtr);
 }
 
+/*
+ * ingest_wake_stream_at_commit
+ *		Wake the migration's coordinator and applier once the current
+ *		transaction commits (a pause or a resume): the coordinator reads the
+ *		phase then, not before the change is visible, sets the applier's
+ *		paused flag and wakes it.  A resume also clears the flag itself at
+ *		commit, so that the applier goes on without waiting for the
+ *		coordinator; a coordinator that read the phase just before the
+ *		commit may set it again, but it was woken and clears it at once.
+ */
+void
+ingest_wake_stream_at_commit(int32 migration_id, bool resume)
+{
+	int			slot = ingest_find_migration_slot(MyDatabaseId, migration_id);
+
+	if (slot >= 0)
+		at_end_of_xact(slot, migration_id, resume ? PENDING_RESUME : PENDING_WAKE_STREAM,
+					   InvalidXLogRecPtr);
+}
+
 /* Give back a slot reserved by a transaction that did not commit. */
 static void
 release_reserved(IngestMigrationSlot *s)
@@ -355,7 +377,13 @@ ingest_xact_callback(XactEvent event, void *arg)
 				if (commit)
 					pg_atomic_write_u64(&s->stop_request, p->lsn);
 				break;
+			case PENDING_RESUME:
+				/* the phase committed is no longer paused: apply at once */
+				if (commit)
+					s->paused = false;
+				break;
 			case PENDING_CHANGED:
+			case PENDING_WAKE_STREAM:
 				break;
 		}
 		wake = true;
@@ -367,7 +395,8 @@ ingest_xact_callback(XactEvent event, void *arg)
 		{
 			PendingSlot *p = lfirst(lc);
 
-			if (p->action == PENDING_STOP_AT)
+			if (p->action == PENDING_STOP_AT || p->action == PENDING_WAKE_STREAM ||
+				p->action == PENDING_RESUME)
 			{
 				ingest_wake_workers(p->slot, INGEST_WORKER_COORDINATOR);
 				ingest_wake_workers(p->slot, INGEST_WORKER_APPLIER);
