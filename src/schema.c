@@ -24,8 +24,11 @@
  *
  * Post-data statements are classified into stages so that the slow ones run
  * in parallel on the index workers as soon as they can:
- *	1  CREATE INDEX, and PRIMARY KEY / UNIQUE rewritten as CREATE UNIQUE
- *	   INDEX, exclusion constraints: when their table is copied;
+ *	1  CREATE INDEX, PRIMARY KEY / UNIQUE (on a table of 64 MB or more
+ *	   rewritten as CREATE UNIQUE INDEX, so that the other index builds of
+ *	   the table run beside it; on a smaller one, the dump's single
+ *	   statement, one item instead of two), exclusion constraints: when
+ *	   their table is copied;
  *	2  ADD CONSTRAINT ... USING INDEX, constraints of partitioned tables,
  *	   then ANALYZE: when the table's stage-1 items are done;
  *	3  ALTER INDEX ... ATTACH PARTITION: when stages 1-2 are done;
@@ -94,6 +97,9 @@
 #include "schema.h"
 
 #define STATEMENT_IN_EVENT_MAX 4000
+
+/* tables from this size get their keys as an index build and a constraint */
+#define SPLIT_KEY_MIN_BYTES ((int64) 64 * 1024 * 1024)
 
 /* a store of this many items analyzes the table (plans of claim_items) */
 #define ANALYZE_AFTER_ITEMS 100
@@ -615,10 +621,20 @@ split_key_constraint(AlterTableStmt *at, Constraint *c, List *rels,
 	ListCell   *lc;
 	char	   *table;
 	bool		first = true;
+	SourceRel  *r;
 
 	if (c->conname == NULL || c->keys == NIL || c->including != NIL ||
 		c->options != NIL || c->nulls_not_distinct || c->deferrable ||
 		c->indexname != NULL || at->relation->schemaname == NULL)
+		return false;
+
+	/*
+	 * A small table's key is built in the one statement of the dump: two
+	 * items would cost two claims and two transactions for a build of a few
+	 * milliseconds, and nothing else needs to run beside it.
+	 */
+	r = find_rel(rels, at->relation->schemaname, at->relation->relname);
+	if (r == NULL || r->bytes_table < SPLIT_KEY_MIN_BYTES)
 		return false;
 
 	table = psprintf("%s.%s", quote_identifier(at->relation->schemaname),
