@@ -14,10 +14,10 @@
  * default) the session of each stage-1 item (an index) sets
  * max_parallel_maintenance_workers, for that transaction only, to the
  * number of the migration's jobs (table_jobs + index_jobs) that nothing
- * else keeps busy at that moment: copies still to do and other large
- * indexes ready to build count as busy.  So the last large index, built
- * when the copies are over, gets the cores the idle jobs leave, while
- * indexes built beside copies stay serial.  The server's own
+ * else keeps busy at that moment: none while copies are still to do
+ * (indexes built beside copies stay serial), and then the jobs less the
+ * other index builds ready to run.  So the last large index, built when
+ * the copies are over, gets the cores the idle jobs leave.  The server's own
  * max_parallel_maintenance_workers bounds it, and the server launches only
  * the workers that max_worker_processes and max_parallel_workers leave
  * (the build does not wait for them).  A value of 0 or more is the
@@ -42,9 +42,6 @@
 #include "pg_ingest.h"
 #include "schema.h"
 
-/* a table smaller than this builds its index in a moment: never busy */
-#define LARGE_INDEX_BYTES	(64 * 1024 * 1024)
-
 /*
  * ingest_index_item_settings
  *		In the transaction of schema item item_id, of stage 1, before it
@@ -54,8 +51,8 @@
 void
 ingest_index_item_settings(IngestMigration *m, int32 item_id)
 {
-	Oid			types[3] = {INT4OID, INT4OID, INT8OID};
-	Datum		vals[3];
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		vals[2];
 	SPITupleTable *tab;
 	int64		copies;
 	int64		indexes;
@@ -66,24 +63,24 @@ ingest_index_item_settings(IngestMigration *m, int32 item_id)
 
 	vals[0] = Int32GetDatum(m->id);
 	vals[1] = Int32GetDatum(item_id);
-	vals[2] = Int64GetDatum(LARGE_INDEX_BYTES);
 	ingest_catalog_begin();
 	tab = ingest_catalog_query("SELECT"
 							   " (SELECT count(*) FROM ingest.copy_item c"
 							   "   WHERE c.migration_id = $1 AND c.state = 'pending'),"
 							   " (SELECT count(*) FROM ingest.schema_item s"
 							   "   WHERE s.migration_id = $1 AND s.stage = 1 AND s.state = 'pending'"
-							   "   AND s.id <> $2 AND s.cost >= $3 AND NOT EXISTS ("
+							   "   AND s.id <> $2 AND NOT EXISTS ("
 							   "    SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
 							   "    AND c.nspname = s.nspname AND c.relname = s.relname"
 							   "    AND c.state NOT IN ('done', 'skipped')))",
-							   3, types, vals, NULL);
+							   2, types, vals, NULL);
 	copies = ingest_getint(tab, 0, 1, 0);
 	indexes = ingest_getint(tab, 0, 2, 0);
 	ingest_catalog_end();
 
-	idle = m->table_jobs + m->index_jobs - 1 -
-		(int) Min(copies, (int64) m->table_jobs) -
+	/* serial beside copies, and beside other ready index builds */
+	idle = copies > 0 ? 0 :
+		m->table_jobs + m->index_jobs - 1 -
 		(int) Min(indexes, (int64) Max(m->index_jobs - 1, 0));
 	idle = Max(Min(idle, max_parallel_maintenance_workers), 0);
 	(void) set_config_option("max_parallel_maintenance_workers", psprintf("%d", idle),

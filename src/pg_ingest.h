@@ -38,14 +38,17 @@
  *	  since the writer wakes whoever must react.  Writers:
  *	    numeric_as_string, numeric_probed, receiver_connected: receiver;
  *	    stop_streaming, paused, copy_rate, apply_rate: coordinator
- *	    (paused is also cleared by the commit of ingest.resume, workers.c);
+ *	    (paused is also written by the commit of ingest.pause or
+ *	    ingest.resume, workers.c, under the lock);
  *	    apply_idle, reached_stop: applier;
  *	  all cleared by whoever (re)takes the slot.
  *	- Atomics of a migration slot: received_lsn, flushed_lsn, source_lsn,
  *	  spool_limit, spool_bytes written by the receiver; applied_lsn,
  *	  applied_commit_ts, changes_applied, apply_pos by the applier;
  *	  spool_bytes also by the applier once it has removed segments (both
- *	  write the size they see on disk: the later write is the truer);
+ *	  write the size they saw on disk: a receiver's scan made just before
+ *	  a removal may overwrite the applier's smaller figure until its next
+ *	  scan, within about a second);
  *	  bytes_received by the copy workers (added to); stop_request by the
  *	  commit of ingest.stop_at (workers.c) and by ingest.cutover.
  *	- Worker slot: item_id and item_started written by their worker under

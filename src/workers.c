@@ -284,10 +284,15 @@ ingest_changed_in_xact(int32 migration_id)
  *		Wake the migration's coordinator and applier once the current
  *		transaction commits (a pause or a resume): the coordinator reads the
  *		phase then, not before the change is visible, sets the applier's
- *		paused flag and wakes it.  A resume also clears the flag itself at
- *		commit, so that the applier goes on without waiting for the
- *		coordinator; a coordinator that read the phase just before the
- *		commit may set it again, but it was woken and clears it at once.
+ *		paused flag and wakes it.  The commit also sets the flag itself
+ *		(cleared by a resume, set by a pause), so that the applier goes on
+ *		or stops without waiting for the coordinator; entries are applied
+ *		in their order, so the last pause or resume of the transaction is
+ *		what the flag says, as its committed phase does.  A coordinator that
+ *		read the phase just before the commit may write the old value
+ *		again, but it was woken and writes the new one at once.  Two
+ *		sessions cannot interleave here: each updates the migration's row,
+ *		whose lock is held until after these callbacks have run.
  */
 void
 ingest_wake_stream_at_commit(int32 migration_id, bool resume)
@@ -382,8 +387,12 @@ ingest_xact_callback(XactEvent event, void *arg)
 				if (commit)
 					s->paused = false;
 				break;
-			case PENDING_CHANGED:
 			case PENDING_WAKE_STREAM:
+				/* a pause: stop at once (a later resume of the xact clears it) */
+				if (commit)
+					s->paused = true;
+				break;
+			case PENDING_CHANGED:
 				break;
 		}
 		wake = true;
