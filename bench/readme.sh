@@ -109,7 +109,10 @@ EOF
 	[ -z "$notes" ] || { echo; echo "$notes"; }
 	echo
 	if [ -f "$dir/chart.svg" ]; then
-		echo "Chart of these medians: \`$(rel "$dir")/chart.svg\` (\`bench/work/\` is not in git)."
+		case $(rel "$dir") in
+		bench/work/*) echo "Chart of these medians: \`$(rel "$dir")/chart.svg\` (\`bench/work/\` is not in git: copy the run's results.tsv, summary.txt and chart.svg to bench/results/<date>/ to keep them)." ;;
+		*) echo "Chart of these medians: [\`$(rel "$dir")/chart.svg\`]($(rel "$dir")/chart.svg)." ;;
+		esac
 	fi
 )
 
