@@ -482,8 +482,9 @@ target_shared_or_partitioned(SourceRel *r)
  * store_copy_items()); never smaller than AUTO_SPLIT_MIN_BYTES (half of
  * it at worst, for that multiple), under which a part's fixed costs (its
  * own COPY, transaction and catalog rows; no COPY FREEZE, see copy.c)
- * outweigh the parallelism.  With one table job, nothing is split: the
- * parts would be copied one after another, without COPY FREEZE.
+ * outweigh the parallelism.  With one table job the parts are copied one
+ * after another (without COPY FREEZE): what they still give is that a
+ * crash copies one part again, not the whole table.
  */
 #define AUTO_SPLIT_MIN_BYTES	((int64) 128 * 1024 * 1024)
 #define AUTO_SPLIT_PARTS_PER_JOB	2
@@ -516,8 +517,7 @@ store_copy_items(List *rels, int64 block_size)
 	ListCell   *lc;
 	int32		id = 0;
 	bool		is_auto = m->split_bytes == INGEST_SPLIT_AUTO;
-	int64		split_bytes = !is_auto ? m->split_bytes :
-		m->table_jobs > 1 ? auto_split_bytes(rels) : 0;
+	int64		split_bytes = is_auto ? auto_split_bytes(rels) : m->split_bytes;
 
 	memcpy(types2, types, sizeof(types));
 	types2[9] = INT8OID;

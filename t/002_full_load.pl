@@ -119,8 +119,8 @@ is($target->safe_psql('shop', "SELECT to_regclass('shop.scratch') IS NULL"), 't'
 # One table big enough to take a few seconds; the whole target restarts
 # (a killed backend is a crash) and the migration resumes by itself.  The
 # table (about 270MB) is all there is to copy: split_tables_larger_than's
-# default, 'auto', splits it in parts (two, at least 128MB each, with two
-# table jobs), so the worker is killed in the middle of a part.
+# default, 'auto', splits it in parts (of about half of it with one table
+# job, at least 128MB), so the worker is killed in the middle of a part.
 create_db($source, 'big', 'migrator');
 $source->safe_psql('big',
 	"SET ROLE migrator; CREATE TABLE wide (id bigint PRIMARY KEY, a text, b text, n numeric);"
@@ -130,7 +130,7 @@ my $big = table_hashes($source, 'big', ['public.wide']);
 
 create_db($target, 'kill');
 $target->safe_psql('kill', 'CREATE EXTENSION pg_ingest');
-$target->safe_psql('kill', start_sql('kill', 'big', table_jobs => 2, index_jobs => 1));
+$target->safe_psql('kill', start_sql('kill', 'big', table_jobs => 1, index_jobs => 1));
 ok( poll_until($target, 'kill',
 		"SELECT rows_done > 20000 FROM ingest.tables WHERE name = 'kill' AND state = 'copying'",
 		't', 'the copy to be under way'),
