@@ -806,6 +806,8 @@ ingest_exec(PGconn *conn, const char *sql, ExecStatusType expected,
 int
 ingest_get_copy_data(PGconn *conn, char **buffer, long timeout_ms)
 {
+	bool		read_once = false;
+
 	for (;;)
 	{
 		int			len = PQgetCopyData(conn, buffer, 1);
@@ -813,6 +815,20 @@ ingest_get_copy_data(PGconn *conn, char **buffer, long timeout_ms)
 
 		if (len != 0)
 			return len;
+
+		/*
+		 * libpq's buffer is drained: read what the socket holds already (one
+		 * recv) before waiting on it, which sets up a wait event set (five
+		 * system calls) and would otherwise do so for every buffer of a
+		 * stream that keeps the socket full.
+		 */
+		if (!read_once)
+		{
+			read_once = true;
+			if (!PQconsumeInput(conn))
+				return -2;
+			continue;
+		}
 		rc = wait_socket(conn, WL_SOCKET_READABLE, timeout_ms);
 		if (rc & WL_SOCKET_READABLE)
 		{

@@ -10,8 +10,9 @@
  * requests through shared memory (stop_at, a relaunch by resume) are
  * handed over at commit (workers.c), and so is the wake-up of a pause or a
  * resume: the coordinator, woken once the phase is committed, sets the
- * applier's paused flag and wakes it; the commit of a resume clears the
- * flag and wakes the applier itself, so that it applies at once.
+ * applier's paused flag and wakes it; the commit itself also sets the flag
+ * (a pause) or clears it (a resume) and wakes the applier, so that it
+ * stops or applies at once.
  * What cannot be undone (abort, which
  * drops the source's slot through a worker of its own, cleanup, and
  * cutover, which waits for the migration to complete) refuses to run in a

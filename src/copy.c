@@ -193,18 +193,7 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 		if (stream.eof)
 			break;
 
-		/*
-		 * libpq's buffer is drained: read what the socket holds already
-		 * (one recv) before ingest_get_copy_data() waits on it, which sets
-		 * up a wait event set each time (five system calls) and would
-		 * otherwise do so for every buffer of the stream.
-		 */
-		len = PQgetCopyData(stream.conn, &stream.buf, 1);
-		if (len == 0 && PQconsumeInput(stream.conn))
-			len = PQgetCopyData(stream.conn, &stream.buf, 1);
-		if (len == 0)
-			len = ingest_get_copy_data(stream.conn, &stream.buf,
-									   copied >= minread ? 0 : -1);
+		len = ingest_get_copy_data(stream.conn, &stream.buf, copied >= minread ? 0 : -1);
 		if (len > 0)
 		{
 			stream.len = len;
