@@ -157,6 +157,35 @@ ingest_catalog_query(const char *sql, int nargs, Oid *argtypes,
 	return SPI_tuptable;
 }
 
+/*
+ * ingest_catalog_query_kept
+ *		As ingest_catalog_query, for a statement run once per item: its plan
+ *		is prepared on first use, in *plan (the caller's static), and kept
+ *		for the life of the process (the plan cache revalidates it).
+ */
+SPITupleTable *
+ingest_catalog_query_kept(SPIPlanPtr *plan, const char *sql, int nargs,
+						  Oid *argtypes, Datum *values, const char *nulls)
+{
+	int			rc;
+
+	Assert(catalog_depth > 0);
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "could not prepare catalog statement (%s): %s",
+				 SPI_result_code_string(SPI_result), sql);
+		*plan = p;
+	}
+	rc = SPI_execute_plan(*plan, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "catalog statement failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+	return SPI_tuptable;
+}
+
 uint64
 ingest_catalog_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 					const char *nulls)

@@ -8,12 +8,14 @@
  *				the source's catalog under it, record the copy items (tables
  *				split into ctid page ranges above split_tables_larger_than,
  *				which 'auto' sizes from the bytes to copy and table_jobs;
- *				large objects as OID ranges, see largeobject.c),
- *				take pg_dump's pre-data section;
+ *				large objects as OID ranges, see largeobject.c), and
+ *				the schema items of both sections: one pg_dump of the
+ *				schema under the snapshot (one read of the source's
+ *				catalog), split by pg_restore into pre-data and post-data;
  *	schema		run the pre-data statements, in order;
  *	copying		the copy workers copy under the snapshot; meanwhile the
- *				coordinator takes the post-data section and the index workers
- *				build each table's indexes as soon as the table is copied;
+ *				index workers build each table's indexes as soon as the
+ *				table is copied;
  *	indexing	the copy is done and the snapshot released; indexes,
  *				constraints, foreign keys go on;
  *	finalizing	the remaining statements (triggers, rules, policies...),
@@ -72,6 +74,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "copy.h"
 #include "depend.h"
 #include "extconfig.h"
 #include "ddl.h"
@@ -405,9 +408,45 @@ refuse_extension_sequence(const char *nspname, const char *relname)
 		ingest_xact_commit();
 }
 
+/* Sequences read per statement in the fallback (a UNION's planning grows faster than its size). */
+#define SEQUENCES_PER_UNION 100
+
+/* Append a setval item for sequence "name" to *items. */
+static void
+add_setval(List **items, const char *name, const char *value, bool is_called)
+{
+	SchemaItem *it = palloc0(sizeof(SchemaItem));
+
+	it->stage = STAGE_LAST;
+	it->kind = "setval";
+	it->statement = psprintf("SELECT pg_catalog.setval(%s, %s::pg_catalog.int8, %s)",
+							 quote_literal_cstr(name), quote_literal_cstr(value),
+							 is_called ? "true" : "false");
+	*items = lappend(*items, it);
+}
+
+/* The source sent a row of an ordinal that no sequence of names has. */
+static int
+sequence_ordinal(PGresult *res, int row, List *names)
+{
+	int			ordinal = atoi(PQgetvalue(res, row, 0));
+
+	if (ordinal < 1 || ordinal > list_length(names))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("the source sent an unexpected row for its sequences")));
+	return ordinal;
+}
+
 /*
  * Values of the sequences in scope, as setval items.  The name set is
  * built here, never the source's text: rows are matched by an ordinal.
+ *
+ * One statement reads every sequence that has been called, with
+ * pg_sequence_last_value() (which refuses a sequence the user may not
+ * read); the others (NULL there: never called, or set with is_called
+ * false) are read as tables, SEQUENCES_PER_UNION per statement, for
+ * their last_value and is_called.
  */
 static List *
 sequence_items(PGconn *conn, List *rels)
@@ -415,12 +454,11 @@ sequence_items(PGconn *conn, List *rels)
 	StringInfoData sql;
 	List	   *items = NIL;
 	List	   *names = NIL;
+	List	   *uncalled = NIL;
 	ListCell   *lc;
-	int			n = 0;
 	PGresult   *res;
 	int			i;
 
-	initStringInfo(&sql);
 	foreach(lc, rels)
 	{
 		SourceRel  *r = lfirst(lc);
@@ -429,33 +467,69 @@ sequence_items(PGconn *conn, List *rels)
 			continue;
 		refuse_extension_sequence(r->nspname, r->relname);
 		names = lappend(names, ingest_qualified(r->nspname, r->relname));
-		appendStringInfo(&sql, "%sSELECT %d, last_value, is_called FROM %s",
-						 n > 0 ? " UNION ALL " : "", n + 1,
-						 ingest_qualified(r->nspname, r->relname));
-		n++;
 	}
-	if (n == 0)
+	if (names == NIL)
 		return NIL;
-	res = ingest_exec(conn, sql.data, PGRES_TUPLES_OK, "read the sequences",
-					  info->password);
-	for (i = 0; i < PQntuples(res); i++)
-	{
-		SchemaItem *it = palloc0(sizeof(SchemaItem));
-		int			ordinal = atoi(PQgetvalue(res, i, 0));
 
-		if (ordinal < 1 || ordinal > list_length(names) || PQgetisnull(res, i, 1))
+	if (PQserverVersion(conn) >= 100000)
+	{
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "SELECT v.ord, pg_catalog.pg_sequence_last_value(v.seq::pg_catalog.regclass)"
+							   " FROM (VALUES ");
+		foreach(lc, names)
+			appendStringInfo(&sql, "%s(%d, %s)", foreach_current_index(lc) > 0 ? ", " : "",
+							 foreach_current_index(lc) + 1, quote_literal_cstr(lfirst(lc)));
+		appendStringInfoString(&sql, ") AS v(ord, seq)");
+		res = ingest_exec(conn, sql.data, PGRES_TUPLES_OK, "read the sequences",
+						  info->password);
+		if (PQntuples(res) != list_length(names))
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("the source sent an unexpected row for its sequences")));
-		it->stage = STAGE_LAST;
-		it->kind = "setval";
-		it->statement = psprintf("SELECT pg_catalog.setval(%s, %s::pg_catalog.int8, %s)",
-								 quote_literal_cstr((char *) list_nth(names, ordinal - 1)),
-								 quote_literal_cstr(PQgetvalue(res, i, 1)),
-								 PQgetvalue(res, i, 2)[0] == 't' ? "true" : "false");
-		items = lappend(items, it);
+		for (i = 0; i < PQntuples(res); i++)
+		{
+			int			ordinal = sequence_ordinal(res, i, names);
+
+			if (PQgetisnull(res, i, 1))
+				uncalled = lappend_int(uncalled, ordinal);
+			else
+				add_setval(&items, list_nth(names, ordinal - 1), PQgetvalue(res, i, 1), true);
+		}
+		PQclear(res);
 	}
-	PQclear(res);
+	else
+		for (i = 1; i <= list_length(names); i++)
+			uncalled = lappend_int(uncalled, i);
+
+	for (i = 0; i < list_length(uncalled); i += SEQUENCES_PER_UNION)
+	{
+		int			j;
+		int			n = Min(SEQUENCES_PER_UNION, list_length(uncalled) - i);
+
+		initStringInfo(&sql);
+		for (j = 0; j < n; j++)
+		{
+			int			ordinal = list_nth_int(uncalled, i + j);
+
+			appendStringInfo(&sql, "%sSELECT %d, last_value, is_called FROM %s",
+							 j > 0 ? " UNION ALL " : "", ordinal,
+							 (char *) list_nth(names, ordinal - 1));
+		}
+		res = ingest_exec(conn, sql.data, PGRES_TUPLES_OK, "read the sequences",
+						  info->password);
+		for (j = 0; j < PQntuples(res); j++)
+		{
+			int			ordinal = sequence_ordinal(res, j, names);
+
+			if (PQgetisnull(res, j, 1))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("the source sent an unexpected row for its sequences")));
+			add_setval(&items, list_nth(names, ordinal - 1), PQgetvalue(res, j, 1),
+					   PQgetvalue(res, j, 2)[0] == 't');
+		}
+		PQclear(res);
+	}
 	return items;
 }
 
@@ -643,6 +717,20 @@ analyze_items(List *rels)
 	return items;
 }
 
+/* In the transaction that stores the post-data items: they are in. */
+static void
+mark_post_data_loaded(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(m->id)};
+
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.migration SET postdata_loaded = true WHERE id = $1",
+						1, types, vals, NULL);
+	ingest_catalog_end();
+	m->postdata_loaded = true;
+}
+
 /*
  * phase_starting_cdc
  *		Mode cdc: the target holds the data already (the operator says so);
@@ -723,6 +811,8 @@ phase_starting(void)
 	List	   *matviews;
 	List	   *sequences;
 	List	   *items = NIL;
+	List	   *post_items = NIL;
+	bool		post_loaded = false;
 	List	   *lo_ranges;
 	List	   *left_out = NIL;
 	int64		block_size;
@@ -786,10 +876,17 @@ phase_starting(void)
 	ctx.left_out = left_out;
 	if (strcmp(m->schema_mode, "copy") == 0)
 	{
-		char	   *dump = ingest_pg_dump(m, info, m->snapshot_name, "pre-data",
-										  rels, filters);
+		char	   *pre_data;
+		char	   *post_data;
+		SplitContext post_ctx;
 
-		IN_TRANSACTION(items = ingest_split_dump(dump, false, &ctx));
+		/* one pg_dump for both sections, stored together */
+		ingest_pg_dump_sections(m, info, m->snapshot_name, rels, filters,
+								&pre_data, &post_data);
+		post_ctx = ctx;
+		IN_TRANSACTION(items = ingest_split_dump(pre_data, false, &ctx);
+					   post_items = ingest_split_dump(post_data, true, &post_ctx));
+		post_loaded = true;
 	}
 	else
 	{
@@ -827,9 +924,12 @@ phase_starting(void)
 	/* statistics for the claim queries (copy.c, schema.c): never guessed */
 	ingest_catalog_begin();
 	ingest_catalog_exec("ANALYZE ingest.copy_item", 0, NULL, NULL, NULL);
+	ingest_set_copy_order(m->id);
 	ingest_catalog_end();
 	ingest_resync_record(m, rels);
-	ingest_store_schema_items(m->id, items);
+	ingest_store_schema_items(m->id, list_concat(items, post_items));
+	if (post_loaded)
+		mark_post_data_loaded();
 	ingest_set_phase(m, "schema", "starting");
 	ingest_xact_commit();
 }
@@ -842,48 +942,6 @@ phase_schema(void)
 	if (strcmp(m->schema_mode, "copy") == 0)
 		(void) ingest_run_schema_items(m, STAGE_PRE_DATA, STAGE_PRE_DATA, &pending);
 	set_phase("copying");
-}
-
-/* Take the post-data section, under the snapshot, and store its items. */
-static void
-load_post_data(void)
-{
-	char	   *dump;
-	PGconn	   *conn;
-	List	   *rels;
-	List	   *left_out = NIL;
-	SplitContext ctx;
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
-
-	conn = snapshot_session();
-	PG_TRY();
-	{
-		rels = ingest_source_relations(conn, true, info->password);
-		ingest_apply_filters(rels, filters);
-		left_out = ingest_left_out_dependents(conn, rels, filters, info->password);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
-
-	dump = ingest_pg_dump(m, info, m->snapshot_name, "post-data", rels, filters);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.rels = rels;
-	ctx.exclude_extensions = filters->exclude_extensions;
-	ctx.migration_id = m->id;
-	ctx.left_out = left_out;
-
-	ingest_xact_start();
-	ingest_store_schema_items(m->id, ingest_split_dump(dump, true, &ctx));
-	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET postdata_loaded = true WHERE id = $1",
-						1, types, vals, NULL);
-	ingest_catalog_end();
-	ingest_xact_commit();
-	m->postdata_loaded = true;
 }
 
 static int
@@ -1158,8 +1216,6 @@ phase_copying(void)
 		}
 		if (running(copy_workers, INGEST_MAX_JOBS) < Min(m->table_jobs, pending))
 			launch(INGEST_WORKER_COPY, copy_workers, Min(m->table_jobs, pending));
-		if (!m->postdata_loaded && strcmp(m->schema_mode, "copy") == 0)
-			load_post_data();
 		ensure_index_workers();
 		sample_rate();
 		wait_a_moment();
@@ -1173,14 +1229,6 @@ phase_copying(void)
 	MemoryContextSwitchTo(phase_cxt);
 
 	/* every table is copied: the snapshot has served */
-	if (!m->postdata_loaded && strcmp(m->schema_mode, "copy") == 0)
-	{
-		if (exporter == NULL)
-			export_snapshot();
-		else if (!ensure_snapshot())
-			return;
-		load_post_data();
-	}
 	release_snapshot();
 	ingest_slot_set_rate(&me->copy_rate, 0);
 	set_phase("indexing");

@@ -310,20 +310,32 @@ column_names(const char *columns)
 	return out;
 }
 
-/* Whether a foreign key references the table, or a partition of it. */
+/*
+ * Whether a foreign key references the table, or a partition of it.  Found
+ * through the constraint's dependency on the referenced table (an index
+ * probe of pg_depend): pg_constraint has no index on confrelid.  (A table
+ * in no partition tree has none: pg_partition_tree() returns nothing.)
+ */
 bool
 ingest_referenced_by_foreign_key(Oid relid)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {OIDOID};
 	Datum		vals[1] = {ObjectIdGetDatum(relid)};
 	bool		found;
 
 	ingest_catalog_begin();
-	(void) ingest_catalog_query("SELECT 1 FROM pg_catalog.pg_constraint"
-								" WHERE (confrelid = $1 OR confrelid IN"
-								"  (SELECT relid FROM pg_catalog.pg_partition_tree($1)))"
-								" AND contype = 'f' LIMIT 1",
-								1, types, vals, NULL);
+	(void) ingest_catalog_query_kept(&plan,
+									 "SELECT 1 FROM (SELECT $1 AS relid UNION"
+									 "  SELECT relid FROM pg_catalog.pg_partition_tree($1)) t"
+									 " JOIN pg_catalog.pg_depend d"
+									 "  ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+									 "  AND d.refobjid = t.relid"
+									 "  AND d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass"
+									 " JOIN pg_catalog.pg_constraint c ON c.oid = d.objid"
+									 "  AND c.contype = 'f' AND c.confrelid = t.relid"
+									 " LIMIT 1",
+									 1, types, vals, NULL);
 	found = SPI_processed > 0;
 	ingest_catalog_end();
 	return found;
@@ -559,34 +571,57 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	return rows;
 }
 
-/* Claim the next pending item, biggest first.  In the caller's transaction. */
+/*
+ * ingest_set_copy_order
+ *		Give the copy items of the migration that have none their table's
+ *		size (the sum of its parts), the claiming order: in the caller's
+ *		transaction, after the items are stored.
+ */
+void
+ingest_set_copy_order(int32 migration_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(migration_id)};
+
+	ingest_catalog_begin();
+	ingest_catalog_exec("UPDATE ingest.copy_item c SET table_bytes = t.bytes"
+						" FROM (SELECT nspname, relname, sum(bytes_total) AS bytes"
+						"  FROM ingest.copy_item WHERE migration_id = $1"
+						"  GROUP BY nspname, relname) t"
+						" WHERE c.migration_id = $1 AND c.table_bytes IS NULL"
+						" AND c.nspname = t.nspname AND c.relname = t.relname",
+						1, types, vals, NULL);
+	ingest_catalog_end();
+}
+
+/*
+ * Claim the next pending item, biggest table first and all its parts
+ * before anything else (a table's indexes can start once its last part is
+ * in), through index copy_item_pending: the first unlocked row.  Items
+ * stored without a table size come last.  In the caller's transaction.
+ */
 static CopyItem *
 claim_copy_item(int32 migration_id, MemoryContext cxt)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(migration_id)};
 	SPITupleTable *tab;
 	CopyItem   *it = NULL;
 
 	ingest_catalog_begin();
-	tab = ingest_catalog_query("SELECT c.id, c.nspname, c.relname, c.part, c.parts,"
-							   " COALESCE(c.page_from, -1), COALESCE(c.page_to, -1),"
-							   " c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn,"
-							   " c.root_nspname, c.root_relname"
-							   " FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
-							   " WHERE c.migration_id = $1 AND c.state = 'pending'"
-							   " AND m.phase = 'copying'"
-							   /*
-							    * biggest tables first, all their parts before
-							    * anything else: a table's indexes can start once
-							    * its last part is in
-							    */
-							   " ORDER BY c.attempts,"
-							   "  (SELECT sum(o.bytes_total) FROM ingest.copy_item o"
-							   "   WHERE o.migration_id = c.migration_id AND o.nspname = c.nspname"
-							   "   AND o.relname = c.relname) DESC, c.part, c.id"
-							   " LIMIT 1 FOR UPDATE OF c SKIP LOCKED",
-							   1, types, vals, NULL);
+	tab = ingest_catalog_query_kept(&plan,
+									"SELECT c.id, c.nspname, c.relname, c.part, c.parts,"
+									" COALESCE(c.page_from, -1), COALESCE(c.page_to, -1),"
+									" c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn,"
+									" c.root_nspname, c.root_relname"
+									" FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
+									" WHERE c.migration_id = $1 AND c.state = 'pending'"
+									" AND m.phase = 'copying'"
+									" ORDER BY c.migration_id, c.attempts, c.table_bytes DESC NULLS LAST,"
+									"  c.nspname, c.relname, c.part, c.id"
+									" LIMIT 1 FOR UPDATE OF c SKIP LOCKED",
+									1, types, vals, NULL);
 	if (SPI_processed == 1)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -616,6 +651,7 @@ static void
 mark_copied(int32 migration_id, CopyItem *it, uint64 rows, const char *format,
 			TimestampTz started)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[7] = {INT4OID, INT4OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
 	TIMESTAMPTZOID};
 	Datum		vals[7];
@@ -628,12 +664,13 @@ mark_copied(int32 migration_id, CopyItem *it, uint64 rows, const char *format,
 	vals[5] = CStringGetTextDatum(it->snapshot_lsn);
 	vals[6] = TimestampTzGetDatum(started);
 	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.copy_item SET state = 'done', rows_done = $3,"
-						" bytes_done = $4, format = $5, sync_lsn = $6::pg_catalog.pg_lsn,"
-						" attempts = attempts + 1, error = NULL,"
-						" started_at = $7, finished_at = clock_timestamp()"
-						" WHERE migration_id = $1 AND id = $2",
-						7, types, vals, NULL);
+	(void) ingest_catalog_query_kept(&plan,
+									 "UPDATE ingest.copy_item SET state = 'done', rows_done = $3,"
+									 " bytes_done = $4, format = $5, sync_lsn = $6::pg_catalog.pg_lsn,"
+									 " attempts = attempts + 1, error = NULL,"
+									 " started_at = $7, finished_at = clock_timestamp()"
+									 " WHERE migration_id = $1 AND id = $2",
+									 7, types, vals, NULL);
 	ingest_catalog_end();
 }
 

@@ -17,7 +17,9 @@
  * else keeps busy at that moment: none while copies are still to do
  * (indexes built beside copies stay serial), and then the jobs less the
  * other index builds ready to run.  So the last large index, built when
- * the copies are over, gets the cores the idle jobs leave.  The server's own
+ * the copies are over, gets the cores the idle jobs leave.  (An index of a
+ * table below min_parallel_table_scan_size is never built in parallel:
+ * its item skips this look at the catalog.)  The server's own
  * max_parallel_maintenance_workers bounds it, and the server launches only
  * the workers that max_worker_processes and max_parallel_workers leave
  * (the build does not wait for them).  A value of 0 or more is the
@@ -34,6 +36,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "optimizer/paths.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -46,11 +49,16 @@
  * ingest_index_item_settings
  *		In the transaction of schema item item_id, of stage 1, before it
  *		runs: its max_parallel_maintenance_workers (see the file header).
- *		Reset at the end of the transaction.
+ *		Reset at the end of the transaction.  table_bytes is the size of its
+ *		table (0 for a partitioned table): a table smaller than
+ *		min_parallel_table_scan_size gets no parallel workers whatever the
+ *		setting (plan_create_index_workers), so its build is serial and
+ *		costs no look at the catalog.
  */
 void
-ingest_index_item_settings(IngestMigration *m, int32 item_id)
+ingest_index_item_settings(IngestMigration *m, int32 item_id, int64 table_bytes)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		vals[2];
 	SPITupleTable *tab;
@@ -60,20 +68,23 @@ ingest_index_item_settings(IngestMigration *m, int32 item_id)
 
 	if (ingest_index_parallel_workers != -1 || max_parallel_maintenance_workers <= 0)
 		return;
-
+	if (table_bytes > 0 &&
+		table_bytes / BLCKSZ < (int64) min_parallel_table_scan_size)
+		return;
 	vals[0] = Int32GetDatum(m->id);
 	vals[1] = Int32GetDatum(item_id);
 	ingest_catalog_begin();
-	tab = ingest_catalog_query("SELECT"
-							   " (SELECT count(*) FROM ingest.copy_item c"
-							   "   WHERE c.migration_id = $1 AND c.state = 'pending'),"
-							   " (SELECT count(*) FROM ingest.schema_item s"
-							   "   WHERE s.migration_id = $1 AND s.stage = 1 AND s.state = 'pending'"
-							   "   AND s.id <> $2 AND NOT EXISTS ("
-							   "    SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
-							   "    AND c.nspname = s.nspname AND c.relname = s.relname"
-							   "    AND c.state NOT IN ('done', 'skipped')))",
-							   2, types, vals, NULL);
+	tab = ingest_catalog_query_kept(&plan,
+									"SELECT"
+									" (SELECT count(*) FROM ingest.copy_item c"
+									"   WHERE c.migration_id = $1 AND c.state = 'pending'),"
+									" (SELECT count(*) FROM ingest.schema_item s"
+									"   WHERE s.migration_id = $1 AND s.stage = 1 AND s.state = 'pending'"
+									"   AND s.id <> $2 AND NOT EXISTS ("
+									"    SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
+									"    AND c.nspname = s.nspname AND c.relname = s.relname"
+									"    AND c.state NOT IN ('done', 'skipped')))",
+									2, types, vals, NULL);
 	copies = ingest_getint(tab, 0, 1, 0);
 	indexes = ingest_getint(tab, 0, 2, 0);
 	ingest_catalog_end();

@@ -267,6 +267,9 @@ extern void ingest_xact_abort(void);
 extern SPITupleTable *ingest_catalog_query(const char *sql, int nargs,
 										   Oid *argtypes, Datum *values,
 										   const char *nulls);
+extern SPITupleTable *ingest_catalog_query_kept(SPIPlanPtr *plan, const char *sql,
+												int nargs, Oid *argtypes,
+												Datum *values, const char *nulls);
 extern uint64 ingest_catalog_exec(const char *sql, int nargs, Oid *argtypes,
 								  Datum *values, const char *nulls);
 extern char *ingest_getstr(SPITupleTable *tab, uint64 row, int col);
@@ -338,7 +341,8 @@ extern PGDLLEXPORT void ingest_scan_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_coordinator_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_copy_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_index_main(Datum main_arg);
-extern void ingest_index_item_settings(IngestMigration *m, int32 item_id);
+extern void ingest_index_item_settings(IngestMigration *m, int32 item_id,
+									   int64 table_bytes);
 extern PGDLLEXPORT void ingest_receiver_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_applier_main(Datum main_arg);
 extern PGDLLEXPORT void ingest_abort_main(Datum main_arg);

@@ -105,6 +105,7 @@ CREATE TABLE @extschema@.copy_item (
 	page_to bigint,					-- NULL: to the end
 	columns text NOT NULL,			-- quoted column list, generated columns left out
 	bytes_total bigint NOT NULL,	-- source size of the table or part
+	table_bytes bigint,				-- of the whole table (its parts' sum): claiming order
 	use_freeze bool NOT NULL DEFAULT true,	-- truncate and COPY FREEZE (whole tables)
 	state text NOT NULL DEFAULT 'pending',	-- pending, done, failed; skipped (mode cdc)
 	format text,					-- binary or text, once copied
@@ -121,6 +122,10 @@ CREATE INDEX copy_item_table ON @extschema@.copy_item (migration_id, nspname, re
 -- what is still to copy, by table: the schema items' readiness probes (schema.c)
 CREATE INDEX copy_item_unfinished ON @extschema@.copy_item (migration_id, nspname, relname)
 	WHERE state NOT IN ('done', 'skipped');
+-- the copy workers' claim, in claiming order (copy.c)
+CREATE INDEX copy_item_pending ON @extschema@.copy_item
+	(migration_id, attempts, table_bytes DESC NULLS LAST, nspname, relname, part, id)
+	WHERE state = 'pending';
 
 -- Schema statements (pg_dump's pre-data and post-data sections, split and
 -- classified) and the finishing work (ANALYZE, REFRESH, setval), in order.

@@ -86,7 +86,9 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/utility.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -103,6 +105,8 @@
 
 /* a store of this many items analyzes the table (plans of claim_items) */
 #define ANALYZE_AFTER_ITEMS 100
+/* schema items stored per INSERT (as arrays of their columns) */
+#define STORE_ITEMS_PER_INSERT 1000
 
 /*
  * The coordinator runs up to this many items of stages 0 and 5 in one
@@ -280,98 +284,85 @@ write_passfile(const char *password)
 	return path;
 }
 
-/*
- * ingest_pg_dump
- *		Run this server's pg_dump on the source under a snapshot and return
- *		the SQL of one section.
- *
- * The password goes through a password file that only the server's OS user
- * can read (see write_passfile), never on a command line; it is removed
- * on every path out of here.  Reading is interruptible; on an error or a
- * FATAL exit pg_dump is killed rather than waited for (it may be waiting
- * on a lock on the source).
- */
-char *
-ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
-			   const char *section, List *rels, IngestFilters *filters)
+/* The path of client program "name" installed beside the server. */
+static char *
+client_program(const char *name)
 {
 	char		bindir[MAXPGPATH];
-	char		pg_dump[MAXPGPATH];
-	char	   *dir;
-	char	   *volatile passfile = NULL;
-	char	   *errfile;
-	StringInfoData cmd;
-	StringInfoData out;
-	volatile int rc = 0;
-	volatile int skip = 0;
-	ListCell   *lc;
+	char	   *path;
 
 	strlcpy(bindir, my_exec_path, sizeof(bindir));
 	get_parent_directory(bindir);
-	snprintf(pg_dump, sizeof(pg_dump), "%s/pg_dump", bindir);
-	if (access(pg_dump, X_OK) != 0)
+	path = psprintf("%s/%s", bindir, name);
+	if (access(path, X_OK) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FILE),
-				 errmsg("pg_dump not found at \"%s\"", pg_dump),
-				 errhint("pg_ingest runs the pg_dump installed beside the server; install the client programs of this PostgreSQL version (Debian: postgresql-client-%d).",
-						 PG_VERSION_NUM / 10000)));
+				 errmsg("%s not found at \"%s\"", name, path),
+				 errhint("pg_ingest runs the %s installed beside the server; install the client programs of this PostgreSQL version (Debian: postgresql-client-%d).",
+						 name, PG_VERSION_NUM / 10000)));
+	return path;
+}
 
-	dir = psprintf("%s/pg_ingest", DataDir);
+/* This server's directory of pg_ingest's files (pg_dump's errors, archives). */
+static char *
+work_directory(void)
+{
+	char	   *dir = psprintf("%s/pg_ingest", DataDir);
+
 	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", dir)));
-	errfile = psprintf("%s/pg_dump.%d.err", dir, MyProcPid);
+	return dir;
+}
 
+/*
+ * run_program
+ *		Run a client program (pg_dump, pg_restore): args is its command line
+ *		after the program, already quoted for the shell.  Returns what it
+ *		wrote on its standard output (*len bytes, which may hold zero bytes);
+ *		an exit other than 0 is an error naming what (e.g. "pg_dump of the
+ *		pre-data section") with its standard error, the password scrubbed.
+ *
+ * The password goes through a password file that only the server's OS user
+ * can read (see write_passfile), never on a command line; it is removed
+ * on every path out of here.  Reading is interruptible; on an error or a
+ * FATAL exit the program is killed rather than waited for (pg_dump may be
+ * waiting on a lock on the source).
+ */
+static char *
+run_program(const char *program, const char *args, const char *password,
+			const char *what, int *len)
+{
+	char	   *errfile;
+	char	   *volatile passfile = NULL;
+	StringInfoData cmd;
+	StringInfoData out;
+	volatile int rc = 0;
+	volatile int skip = 0;
+
+	errfile = psprintf("%s/%s.%d.err", work_directory(), program, MyProcPid);
 	initStringInfo(&cmd);
 	initStringInfo(&out);
 	PG_TRY();
 	{
 		FILE	   *pipe;
 
-		/* the shell's pid, which exec gives to pg_dump, comes first */
+		/* the shell's pid, which exec gives to the program, comes first */
 		appendStringInfoString(&cmd, "echo $$; exec ");
-		if (info->password)
+		if (password)
 		{
-			passfile = write_passfile(info->password);
+			passfile = write_passfile(password);
 			appendStringInfo(&cmd, "env PGPASSFILE=%s ", shell_quote(passfile));
 		}
-		appendStringInfo(&cmd, "%s --schema-only --section=%s --snapshot=%s"
-						 " --encoding=%s --no-subscriptions --dbname=%s",
-						 shell_quote(pg_dump), section, shell_quote(snapshot),
-						 shell_quote(GetDatabaseEncodingName()),
-						 shell_quote(ingest_conninfo_for_tool(info,
-															  psprintf("pg_ingest %s pg_dump", m->name))));
-		foreach(lc, filters->include_schemas)
-			appendStringInfo(&cmd, " --schema=%s",
-							 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
-		foreach(lc, filters->exclude_schemas)
-			appendStringInfo(&cmd, " --exclude-schema=%s",
-							 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
-		foreach(lc, rels)
-		{
-			SourceRel  *r = lfirst(lc);
-
-			/* relations that the table filters leave out */
-			if (!r->in_scope &&
-				(filters->include_tables != NIL || filters->exclude_tables != NIL))
-				appendStringInfo(&cmd, " --exclude-table=%s",
-								 shell_quote(dump_pattern(r->nspname, r->relname)));
-		}
-		/* only these tables: one created on the source while streaming */
-		foreach(lc, filters->dump_tables)
-			appendStringInfo(&cmd, " --table=%s",
-							 shell_quote(dump_pattern(((QualName *) lfirst(lc))->nspname,
-													  ((QualName *) lfirst(lc))->relname)));
-		/* pg_ingest's own objects on the source (ddl.c) */
-		appendStringInfoString(&cmd, " --exclude-schema=" INGEST_DDL_SCHEMA);
-		appendStringInfo(&cmd, " 2>%s", shell_quote(errfile));
+		appendStringInfo(&cmd, "%s %s 2>%s", shell_quote(client_program(program)),
+						 args, shell_quote(errfile));
 
 		pipe = OpenPipeStream(cmd.data, PG_BINARY_R);
 		if (pipe == NULL)
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("could not run pg_dump: %m")));
+					 errmsg("could not run %s: %m", program)));
 		PG_TRY();
 		{
 			int			fd = fileno(pipe);
@@ -398,7 +389,7 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 				if (n < 0)
 					ereport(ERROR,
 							(errcode_for_file_access(),
-							 errmsg("could not read the output of pg_dump: %m")));
+							 errmsg("could not read the output of %s: %m", program)));
 				if (n == 0)
 					break;
 				appendBinaryStringInfo(&out, chunk, n);
@@ -427,7 +418,7 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 	}
 	PG_FINALLY();
 	{
-		/* every path: the password is on disk only while pg_dump runs */
+		/* every path: the password is on disk only while the program runs */
 		if (passfile)
 			remove_passfile();
 	}
@@ -452,12 +443,123 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
 		unlink(errfile);
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("pg_dump of the %s section failed: %s", section,
-						wait_result_to_str(rc)),
-				 err ? errdetail_internal("%s", ingest_scrub(err, info->password)) : 0));
+				 errmsg("%s failed: %s", what, wait_result_to_str(rc)),
+				 err ? errdetail_internal("%s", password ? ingest_scrub(err, password) : err) : 0));
 	}
 	unlink(errfile);
-	return pstrdup(out.data + skip);
+	/* after the shell's pid line: the output, binary or not */
+	*len = out.len - skip;
+	memmove(out.data, out.data + skip, *len + 1);
+	return out.data;
+}
+
+/* pg_dump's arguments: the source, its snapshot, what to leave out. */
+static char *
+pg_dump_args(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
+			 List *rels, IngestFilters *filters)
+{
+	StringInfoData cmd;
+	ListCell   *lc;
+
+	initStringInfo(&cmd);
+	appendStringInfo(&cmd, "--schema-only --snapshot=%s"
+					 " --encoding=%s --no-subscriptions --dbname=%s",
+					 shell_quote(snapshot),
+					 shell_quote(GetDatabaseEncodingName()),
+					 shell_quote(ingest_conninfo_for_tool(info,
+														  psprintf("pg_ingest %s pg_dump", m->name))));
+	foreach(lc, filters->include_schemas)
+		appendStringInfo(&cmd, " --schema=%s",
+						 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
+	foreach(lc, filters->exclude_schemas)
+		appendStringInfo(&cmd, " --exclude-schema=%s",
+						 shell_quote(dump_pattern(NULL, ((QualName *) lfirst(lc))->relname)));
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		/* relations that the table filters leave out */
+		if (!r->in_scope &&
+			(filters->include_tables != NIL || filters->exclude_tables != NIL))
+			appendStringInfo(&cmd, " --exclude-table=%s",
+							 shell_quote(dump_pattern(r->nspname, r->relname)));
+	}
+	/* only these tables: one created on the source while streaming */
+	foreach(lc, filters->dump_tables)
+		appendStringInfo(&cmd, " --table=%s",
+						 shell_quote(dump_pattern(((QualName *) lfirst(lc))->nspname,
+												  ((QualName *) lfirst(lc))->relname)));
+	/* pg_ingest's own objects on the source (ddl.c) */
+	appendStringInfoString(&cmd, " --exclude-schema=" INGEST_DDL_SCHEMA);
+	return cmd.data;
+}
+
+/*
+ * ingest_pg_dump
+ *		Run this server's pg_dump on the source under a snapshot and return
+ *		the SQL of one section.
+ */
+char *
+ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
+			   const char *section, List *rels, IngestFilters *filters)
+{
+	int			len;
+
+	return run_program("pg_dump",
+					   psprintf("--section=%s %s", section,
+								pg_dump_args(m, info, snapshot, rels, filters)),
+					   info->password,
+					   psprintf("pg_dump of the %s section", section), &len);
+}
+
+/*
+ * ingest_pg_dump_sections
+ *		As ingest_pg_dump, for both sections at once: one pg_dump (one read
+ *		of the source's catalog) into a custom-format archive, whose
+ *		sections this server's pg_restore then writes out as SQL.  The
+ *		archive is a file of this server's pg_ingest directory while this
+ *		runs, removed on every way out but a crash (a later call by a
+ *		process of the same pid replaces it).
+ */
+void
+ingest_pg_dump_sections(IngestMigration *m, IngestConnInfo *info,
+						const char *snapshot, List *rels, IngestFilters *filters,
+						char **pre_data, char **post_data)
+{
+	char	   *archive = psprintf("%s/schema.%d.dump", work_directory(), MyProcPid);
+
+	PG_TRY();
+	{
+		int			len;
+		char	   *dump;
+		FILE	   *f;
+
+		dump = run_program("pg_dump",
+						   psprintf("--format=custom %s",
+									pg_dump_args(m, info, snapshot, rels, filters)),
+						   info->password, "pg_dump of the schema", &len);
+		f = AllocateFile(archive, PG_BINARY_W);
+		if (f == NULL)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create file \"%s\": %m", archive)));
+		if (fwrite(dump, 1, len, f) != (size_t) len || FreeFile(f) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", archive)));
+		pfree(dump);
+		*pre_data = run_program("pg_restore",
+								psprintf("--section=pre-data --file=- %s", shell_quote(archive)),
+								NULL, "pg_restore of the pre-data section", &len);
+		*post_data = run_program("pg_restore",
+								 psprintf("--section=post-data --file=- %s", shell_quote(archive)),
+								 NULL, "pg_restore of the post-data section", &len);
+	}
+	PG_FINALLY();
+	{
+		(void) unlink(archive);
+	}
+	PG_END_TRY();
 }
 
 /* pg_dump's psql meta-commands (\restrict, \unrestrict) are not SQL. */
@@ -558,18 +660,9 @@ prelude_text(List *settings)
 static SourceRel *
 find_rel(List *rels, const char *nspname, const char *relname)
 {
-	ListCell   *lc;
-
 	if (nspname == NULL || relname == NULL)
 		return NULL;
-	foreach(lc, rels)
-	{
-		SourceRel  *r = lfirst(lc);
-
-		if (strcmp(r->nspname, nspname) == 0 && strcmp(r->relname, relname) == 0)
-			return r;
-	}
-	return NULL;
+	return ingest_find_source_rel(rels, nspname, relname);
 }
 
 static bool
@@ -843,11 +936,28 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 	return items;
 }
 
+/* A one-dimensional array of n values of type typid. */
+static Datum
+item_array(Datum *values, bool *nulls, int n, Oid typid)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(typid, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, typid,
+											  typlen, typbyval, typalign));
+}
+
 /*
  * ingest_store_schema_items
  *		Insert items after those the migration has, keeping their order.
  *
- * The INSERT is planned once for all of them.  After a large batch the
+ * The INSERT is planned once and takes STORE_ITEMS_PER_INSERT items at a
+ * time, as arrays of their columns (a statement per item cost more than
+ * the rows: 20,000 items took 1.6 s).  After a large batch the
  * table is analyzed, in this transaction (ANALYZE counts the rows it
  * inserted): the claim query's plan (claim_items) must know that there
  * are thousands of pending items, or it scans them all for each claim.
@@ -855,11 +965,11 @@ ingest_split_dump(const char *dump, bool post_data, SplitContext *ctx)
 void
 ingest_store_schema_items(int32 migration_id, List *items)
 {
-	Oid			types[9] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-	INT8OID, TEXTOID, TEXTOID, INT4OID};
+	Oid			types[9] = {INT4OID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		vals[9];
-	char		nulls[9];
-	ListCell   *lc;
+	int			n = list_length(items);
+	int			done;
 	int32		next;
 	SPITupleTable *tab;
 	SPIPlanPtr	plan;
@@ -871,44 +981,71 @@ ingest_store_schema_items(int32 migration_id, List *items)
 	next = (int32) ingest_getint(tab, 0, 1, 0) + 1;
 	plan = SPI_prepare("INSERT INTO ingest.schema_item"
 					   " (migration_id, id, stage, kind, nspname, relname, cost, prelude, statement)"
-					   " VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
+					   " SELECT $1, $2 + u.ord::int4 - 1, u.stage, u.kind, u.nspname, u.relname,"
+					   "  u.cost, u.prelude, u.statement"
+					   " FROM unnest($3, $4, $5, $6, $7, $8, $9) WITH ORDINALITY"
+					   "  AS u(stage, kind, nspname, relname, cost, prelude, statement, ord)",
 					   9, types);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the insertion of schema items: %s",
 			 SPI_result_code_string(SPI_result));
-	foreach(lc, items)
+	/* STORE_ITEMS_PER_INSERT rows per statement, as arrays of their columns */
+	for (done = 0; done < n; done += STORE_ITEMS_PER_INSERT)
 	{
-		SchemaItem *it = lfirst(lc);
+		int			count = Min(STORE_ITEMS_PER_INSERT, n - done);
+		Datum	   *cols[7];
+		bool	   *isnull[7];
+		int			c;
+		int			i;
 
-		memset(nulls, ' ', sizeof(nulls));
+		for (c = 0; c < 7; c++)
+		{
+			cols[c] = palloc(sizeof(Datum) * count);
+			isnull[c] = palloc0(sizeof(bool) * count);
+		}
+		for (i = 0; i < count; i++)
+		{
+			SchemaItem *it = list_nth(items, done + i);
+
+			cols[0][i] = Int32GetDatum(it->stage);
+			cols[1][i] = CStringGetTextDatum(it->kind);
+			isnull[2][i] = it->nspname == NULL;
+			if (it->nspname)
+				cols[2][i] = CStringGetTextDatum(it->nspname);
+			isnull[3][i] = it->relname == NULL;
+			if (it->relname)
+				cols[3][i] = CStringGetTextDatum(it->relname);
+			/* stages 0 and 5 run in dump order, whatever their table's size */
+			cols[4][i] = Int64GetDatum(it->stage == STAGE_PRE_DATA ||
+									   it->stage == STAGE_LAST ? 0 : it->cost);
+			isnull[5][i] = it->prelude == NULL;
+			if (it->prelude)
+				cols[5][i] = CStringGetTextDatum(it->prelude);
+			cols[6][i] = CStringGetTextDatum(it->statement);
+		}
 		vals[0] = Int32GetDatum(migration_id);
-		vals[1] = Int32GetDatum(it->stage);
-		vals[2] = CStringGetTextDatum(it->kind);
-		if (it->nspname)
-			vals[3] = CStringGetTextDatum(it->nspname);
-		else
-			nulls[3] = 'n';
-		if (it->relname)
-			vals[4] = CStringGetTextDatum(it->relname);
-		else
-			nulls[4] = 'n';
-		/* stages 0 and 5 run in dump order, whatever their table's size */
-		vals[5] = Int64GetDatum(it->stage == STAGE_PRE_DATA ||
-								it->stage == STAGE_LAST ? 0 : it->cost);
-		if (it->prelude)
-			vals[6] = CStringGetTextDatum(it->prelude);
-		else
-			nulls[6] = 'n';
-		vals[7] = CStringGetTextDatum(it->statement);
-		vals[8] = Int32GetDatum(next++);
-		if (SPI_execute_plan(plan, vals, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert schema item %d", next - 1);
-		pfree(DatumGetPointer(vals[7]));
-		if (it->prelude)
-			pfree(DatumGetPointer(vals[6]));
+		vals[1] = Int32GetDatum(next + done);
+		vals[2] = item_array(cols[0], isnull[0], count, INT4OID);
+		vals[3] = item_array(cols[1], isnull[1], count, TEXTOID);
+		vals[4] = item_array(cols[2], isnull[2], count, TEXTOID);
+		vals[5] = item_array(cols[3], isnull[3], count, TEXTOID);
+		vals[6] = item_array(cols[4], isnull[4], count, INT8OID);
+		vals[7] = item_array(cols[5], isnull[5], count, TEXTOID);
+		vals[8] = item_array(cols[6], isnull[6], count, TEXTOID);
+		if (SPI_execute_plan(plan, vals, NULL, false, 0) != SPI_OK_INSERT ||
+			SPI_processed != (uint64) count)
+			elog(ERROR, "could not insert schema items %d to %d", next + done,
+				 next + done + count - 1);
+		for (c = 0; c < 7; c++)
+		{
+			pfree(cols[c]);
+			pfree(isnull[c]);
+		}
+		for (c = 2; c < 9; c++)
+			pfree(DatumGetPointer(vals[c]));
 	}
 	SPI_freeplan(plan);
-	if (list_length(items) >= ANALYZE_AFTER_ITEMS)
+	if (n >= ANALYZE_AFTER_ITEMS)
 		ingest_catalog_exec("ANALYZE ingest.schema_item", 0, NULL, NULL, NULL);
 	ingest_catalog_end();
 }
@@ -961,6 +1098,7 @@ typedef struct ClaimedItem
 	char	   *prelude;
 	char	   *statement;
 	int			attempts;
+	int64		cost;			/* bytes of its table; 0 if none or partitioned */
 } ClaimedItem;
 
 /*
@@ -982,16 +1120,17 @@ claim_items(int32 migration_id, int stage_lo, int stage_hi, int limit,
 	Oid			types[4] = {INT4OID, INT4OID, INT4OID, INT4OID};
 	Datum		vals[4] = {Int32GetDatum(migration_id), Int32GetDatum(stage_lo),
 	Int32GetDatum(stage_hi), Int32GetDatum(limit)};
+	static SPIPlanPtr plan = NULL;
 	SPITupleTable *tab;
 	List	   *items = NIL;
 	uint64		i;
 
 	ingest_catalog_begin();
-	tab = ingest_catalog_query(
+	tab = ingest_catalog_query_kept(&plan,
 							   "SELECT s.id, s.stage, s.kind,"
 							   "  CASE WHEN s.relname IS NOT NULL"
 							   "   THEN pg_catalog.format('%I.%I', s.nspname, s.relname) END,"
-							   "  s.prelude, s.statement, s.attempts"
+							   "  s.prelude, s.statement, s.attempts, s.cost"
 							   " FROM ingest.schema_item s"
 							   " WHERE s.migration_id = $1 AND s.state = 'pending'"
 							   "  AND s.stage BETWEEN $2 AND $3"
@@ -1035,6 +1174,7 @@ claim_items(int32 migration_id, int stage_lo, int stage_hi, int limit,
 		it->prelude = ingest_getstr(tab, i, 5);
 		it->statement = ingest_getstr(tab, i, 6);
 		it->attempts = (int) ingest_getint(tab, i, 7, 0);
+		it->cost = ingest_getint(tab, i, 8, 0);
 		items = lappend(items, it);
 		MemoryContextSwitchTo(old);
 	}
@@ -1064,23 +1204,13 @@ mark_item(int32 migration_id, int32 id, const char *state, const char *error,
 		nulls[3] = 'n';
 	vals[4] = BoolGetDatum(count_attempt);
 	ingest_catalog_begin();
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p;
-
-		p = SPI_prepare("UPDATE ingest.schema_item SET state = $3, error = $4,"
-						" attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,"
-						" started_at = COALESCE(started_at, now()),"
-						" finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END"
-						" WHERE migration_id = $1 AND id = $2",
-						5, types);
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare the update of schema items: %s",
-				 SPI_result_code_string(SPI_result));
-		plan = p;
-	}
-	if (SPI_execute_plan(plan, vals, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record the state of schema item %d", id);
+	(void) ingest_catalog_query_kept(&plan,
+									 "UPDATE ingest.schema_item SET state = $3, error = $4,"
+									 " attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,"
+									 " started_at = COALESCE(started_at, now()),"
+									 " finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE clock_timestamp() END"
+									 " WHERE migration_id = $1 AND id = $2",
+									 5, types, vals, nulls);
 	ingest_catalog_end();
 }
 
@@ -1160,7 +1290,7 @@ static void
 run_statement(IngestMigration *m, ClaimedItem *it)
 {
 	if (it->stage == STAGE_INDEX)
-		ingest_index_item_settings(m, it->id);	/* index.c */
+		ingest_index_item_settings(m, it->id, it->cost);	/* index.c */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (it->prelude && SPI_execute(it->prelude, false, 0) < 0)

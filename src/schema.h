@@ -45,6 +45,10 @@ typedef struct SplitContext
 extern char *ingest_pg_dump(IngestMigration *m, IngestConnInfo *info,
 							const char *snapshot, const char *section,
 							List *rels, IngestFilters *filters);
+extern void ingest_pg_dump_sections(IngestMigration *m, IngestConnInfo *info,
+									const char *snapshot, List *rels,
+									IngestFilters *filters, char **pre_data,
+									char **post_data);
 extern List *ingest_split_dump(const char *dump, bool post_data,
 							   SplitContext *ctx);
 extern void ingest_store_schema_items(int32 migration_id, List *items);

@@ -218,16 +218,45 @@ quoted_list(PGresult *res, int row, int col)
 	return buf.data;
 }
 
+/* Order of (nspname, relname): the source's ORDER BY of two names (C order). */
+static int
+source_rel_cmp(SourceRel *r, const char *nspname, const char *relname)
+{
+	int			c = strcmp(r->nspname, nspname);
+
+	return c != 0 ? c : strcmp(r->relname, relname);
+}
+
+/*
+ * The relation nspname.relname of rels, or NULL.  A list of
+ * ingest_source_relations is in (nspname, relname) order: a binary search,
+ * then, if that misses (a list in another order), a scan.
+ */
 SourceRel *
 ingest_find_source_rel(List *rels, const char *nspname, const char *relname)
 {
 	ListCell   *lc;
+	int			lo = 0;
+	int			hi = list_length(rels) - 1;
 
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		SourceRel  *r = list_nth(rels, mid);
+		int			c = source_rel_cmp(r, nspname, relname);
+
+		if (c == 0)
+			return r;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
 	foreach(lc, rels)
 	{
 		SourceRel  *r = lfirst(lc);
 
-		if (strcmp(r->nspname, nspname) == 0 && strcmp(r->relname, relname) == 0)
+		if (source_rel_cmp(r, nspname, relname) == 0)
 			return r;
 	}
 	return NULL;

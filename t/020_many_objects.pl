@@ -30,6 +30,11 @@ IPC::Run::run(
 $source->safe_psql('app',
 	"CREATE ROLE ghost; ALTER TABLE many05.t00045 OWNER TO ghost;"
 	  . " GRANT ALL ON many05.t00045 TO migrator; GRANT ALL ON SEQUENCE many05.t00045_id_seq TO migrator");
+# sequences never called or set back with is_called false: read as tables,
+# not by pg_sequence_last_value() as the others are (coordinator.c)
+$source->safe_psql('app',
+	"CREATE SEQUENCE many01.fresh START 5; CREATE SEQUENCE many01.reset;"
+	  . " SELECT setval('many01.reset', 77, false); GRANT ALL ON ALL SEQUENCES IN SCHEMA many01 TO migrator");
 $target->safe_psql('postgres', 'CREATE ROLE migrator');
 
 my @tables = split /\n/, $source->safe_psql('app',
@@ -66,6 +71,9 @@ my $seqs = "SELECT string_agg(format('%s=%s', c.oid::regclass, pg_sequence_last_
   . " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname LIKE 'many%'";
 is($target->safe_psql('many', $seqs), $source->safe_psql('app', $seqs),
 	'every sequence has its value (the batched setval statements)');
+my $next = "SELECT nextval('many01.fresh') || ',' || nextval('many01.reset')";
+is($target->safe_psql('many', $next), '5,77',
+	'a sequence never called and one set with is_called false go on from the same values');
 
 # the statement naming the missing role failed alone, as a warning
 is( $target->safe_psql('many',
