@@ -557,10 +557,11 @@ SELECT v.migration AS name,
 	pg_catalog.make_interval(secs => v.copy_eta_seconds) AS eta,
 	pg_catalog.pg_size_pretty(v.lag_bytes) AS lag,
 	pg_catalog.make_interval(secs => v.lag_seconds) AS lag_time,
+	v.apply_rate_changes_per_second AS apply_rate,
 	v.errors_total AS errors
 FROM @extschema@.metric_values v
 ORDER BY v.phase IN ('completed', 'aborted', 'failed'), v.started_timestamp_seconds DESC, v.migration;
-COMMENT ON VIEW @extschema@.progress IS 'one line per migration, for \watch: phase, percent copied, rate, time left, lag';
+COMMENT ON VIEW @extschema@.progress IS 'one line per migration, for \watch: phase, percent copied, copy rate, time left, lag, apply rate';
 
 -- ingest.wait gains progress: a NOTICE every progress interval (NULL: none).
 -- The library reads the fourth argument only when it is passed, so the

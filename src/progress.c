@@ -33,16 +33,24 @@
 #include "pg_ingest.h"
 #include "progress.h"
 
-/* one line of words from ingest.progress; NULL figures are left out */
+/*
+ * One line of words from ingest.progress: what matters in the phase (the
+ * copy while copying, the indexes while they are built, lag and apply rate
+ * while changes stream); figures that do not apply are left out.
+ */
 static const char *const progress_sql =
 	"SELECT pg_catalog.concat_ws(', ', p.phase,"
-	" CASE WHEN p.pct IS NOT NULL AND p.phase NOT IN ('starting', 'schema')"
+	" CASE WHEN p.phase = 'copying' AND p.pct IS NOT NULL"
 	"  THEN pg_catalog.format('%s%% copied (%s, tables %s)', p.pct, p.copied, p.tables) END,"
-	" p.rate,"
-	" CASE WHEN p.eta IS NOT NULL THEN pg_catalog.format('about %s left', p.eta) END,"
-	" CASE WHEN p.phase = 'indexing' THEN pg_catalog.format('indexes %s', p.indexes) END,"
+	" CASE WHEN p.phase = 'copying' AND p.rate <> '0 bytes/s' THEN p.rate END,"
+	" CASE WHEN p.phase = 'copying' AND p.eta IS NOT NULL"
+	"  THEN pg_catalog.format('about %s left', p.eta) END,"
+	" CASE WHEN p.phase IN ('copying', 'indexing', 'finalizing') AND p.indexes <> '0/0'"
+	"  THEN pg_catalog.format('indexes %s', p.indexes) END,"
 	" CASE WHEN p.lag IS NOT NULL"
 	"  THEN pg_catalog.format('lag %s (%s)', p.lag, COALESCE(p.lag_time::text, '?')) END,"
+	" CASE WHEN p.apply_rate IS NOT NULL AND p.phase IN ('catching_up', 'streaming', 'stopping')"
+	"  THEN pg_catalog.format('%s changes/s applied', p.apply_rate) END,"
 	" CASE WHEN p.errors > 0 THEN pg_catalog.format('%s errors', p.errors) END)"
 	" FROM ingest.progress p WHERE p.name = $1";
 

@@ -102,7 +102,18 @@ my $odd = 'odd "db" \\ name';
 $target->safe_psql('postgres', qq{CREATE DATABASE "odd ""db"" \\ name"});
 $target->safe_psql($odd, 'CREATE EXTENSION pg_ingest');
 $target->safe_psql($odd, "SELECT ingest.start('$conn', name => 'm2', mode => 'full-load')");
-ok(wait_phase($target, $odd, 'm2', 'completed'), 'a full load into that database completes');
+# watched with ingest.wait in psql, a NOTICE every 0.2 s: the phases go by
+{
+	my ($stdout, $stderr);
+	$target->psql($odd, "SELECT ingest.wait('m2', 'completed', '2 min', progress => '0.2 s')",
+		stdout => \$stdout, stderr => \$stderr);
+	is($stdout, 't', 'a full load into that database completes');
+	my @notices = grep { /NOTICE/ } split /\n/, $stderr;
+	ok(@notices > 0, 'ingest.wait reported progress while it waited');
+	is_deeply([ grep { !/NOTICE:  migration "m2": (starting|schema|copying|indexing|finalizing|completed)\b/ } @notices ],
+		[], 'each NOTICE names the migration and its phase');
+	note("ingest.wait's progress of the full load:\n$stderr");
+}
 my $odd_metrics = $target->safe_psql($odd, 'SELECT ingest.metrics()') . "\n";
 like($odd_metrics,
 	qr/^pg_ingest_tables\{migration="m2",database="odd \\"db\\" \\\\ name"\} 2$/m,
