@@ -135,7 +135,8 @@ my $exp;
 		  '--disable-settings-metrics', '--log.level=warn' ],
 		'<', \undef, '>', \$exp_out, '2>', \$exp_err);
 }
-my $http = HTTP::Tiny->new(timeout => 10);
+# straight to loopback, whatever proxy the environment names
+my $http = HTTP::Tiny->new(timeout => 10, proxy => undef, http_proxy => undef);
 my $body = '';
 my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 while (time < $deadline)
