@@ -21,6 +21,7 @@ OBJS = \
 	src/largeobject.o \
 	src/infer.o \
 	src/preflight.o \
+	src/progress.o \
 	src/receiver.o \
 	src/resync.o \
 	src/schema.o \
@@ -43,7 +44,7 @@ EXTRA_CLEAN = META.json.tmp .deps
 PG_CPPFLAGS = -I$(libpq_srcdir) -I$(srcdir)/src -DPG_INGEST_VERSION=\"$(EXTVERSION)\"
 SHLIB_LINK = $(libpq)
 
-REGRESS = preflight full_load cdc transactions
+REGRESS = preflight full_load cdc transactions progress
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.generated.conf
 TAP_TESTS = 1
 EXTRA_CLEAN += test/regress.generated.conf

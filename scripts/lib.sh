@@ -32,7 +32,8 @@ install_packages() {
 		--no-install-recommends \
 		make gcc perl libipc-run-perl \
 		postgresql-15 postgresql-client-15 postgresql-server-dev-15 \
-		postgresql-15-wal2json postgresql-15-postgis-3 "$@"
+		postgresql-15-wal2json postgresql-15-postgis-3 \
+		prometheus prometheus-postgres-exporter "$@"
 }
 
 # Run a command as RUN_USER.

@@ -45,7 +45,7 @@ SELECT ingest.resume('nosuch');
 --
 SELECT ingest.start(:'src', name => 'cdc1', table_jobs => 1, index_jobs => 1);
 SELECT ingest.stop_at('0/0', 'cdc1');
-SELECT ingest.wait('cdc1', 'streaming', '2 min');
+SELECT ingest.wait('cdc1', 'streaming', '2 min', progress => NULL);
 SELECT name, phase, slot_name LIKE 'pg\_ingest\_%' AS has_slot,
        received_lsn IS NOT NULL AS receiving, applied_lsn IS NOT NULL AS applying,
        source_lsn IS NOT NULL AS source_lsn_known, lag_bytes >= 0 AS lag_bytes_ok,
@@ -102,7 +102,7 @@ SELECT ingest.pause('cdc1');
 -- Mode cdc: the data is here already; changes from now on.
 --
 SELECT ingest.start(:'src', name => 'cdc2', mode => 'cdc', schema => 'existing');
-SELECT ingest.wait('cdc2', 'streaming', '2 min');
+SELECT ingest.wait('cdc2', 'streaming', '2 min', progress => NULL);
 \c regress_ingest_cdc
 INSERT INTO items VALUES (9999, 'late', 9, 9, 'late');
 DELETE FROM nokey WHERE n = 19;
@@ -114,9 +114,9 @@ SELECT state, count(*) FROM ingest.tables WHERE name = 'cdc2' GROUP BY 1;
 
 -- a stop LSN the migration has already passed stops it at once
 SELECT ingest.start(:'src', name => 'cdc3', mode => 'cdc', schema => 'existing');
-SELECT ingest.wait('cdc3', 'streaming', '2 min');
+SELECT ingest.wait('cdc3', 'streaming', '2 min', progress => NULL);
 SELECT ingest.stop_at('0/1', 'cdc3');
-SELECT ingest.wait('cdc3', 'completed', '2 min');
+SELECT ingest.wait('cdc3', 'completed', '2 min', progress => NULL);
 
 -- stop_at needs change data capture (a lock on the source holds this
 -- full load in its first phase)

@@ -133,7 +133,7 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT ingest.wait('fl', 'completed', '1 s');
 ROLLBACK;
 
-SELECT ingest.wait('fl', 'completed', '2 min');
+SELECT ingest.wait('fl', 'completed', '2 min', progress => NULL);
 SELECT name, phase, regexp_replace(source, 'host=\S+ port=\d+', 'host=X port=X') AS source,
        tables_total, tables_done, bytes_total = bytes_done AS all_bytes,
        rows_done, progress_pct, indexes_total, indexes_done, last_error, errors
@@ -173,7 +173,7 @@ SELECT ingest.start(:'src', name => 'ex', mode => 'full-load', schema => 'existi
 TRUNCATE sales.orders, sales.customers, public.audit;
 CREATE TABLE public.skipped (x int);
 SELECT ingest.start(:'src', name => 'ex', mode => 'full-load', schema => 'existing');
-SELECT ingest.wait('ex', 'completed', '2 min');
+SELECT ingest.wait('ex', 'completed', '2 min', progress => NULL);
 SELECT name, phase, tables_total, tables_done, indexes_total, errors FROM ingest.status WHERE name = 'ex';
 SELECT status, count(*) FROM ingest.verify('ex') GROUP BY 1;
 
@@ -212,7 +212,7 @@ INSERT INTO public.seq_user (v) VALUES ('a'), ('b');
 \c contrib_regression
 SELECT ingest.start(:'src', name => 'pub', mode => 'full-load', include_schemas => ARRAY['public'],
                     exclude_tables => ARRAY['seq_owner', 'audit', 'skipped']);
-SELECT ingest.wait('pub', 'completed', '2 min');
+SELECT ingest.wait('pub', 'completed', '2 min', progress => NULL);
 SELECT phase, errors, last_error FROM ingest.status WHERE name = 'pub';
 SELECT level, kind, message FROM regress_events('pub') WHERE level <> 'INFO';
 SELECT to_regclass('public.seq_owner') IS NULL AS owner_left_out;

@@ -49,7 +49,7 @@ $$;
 
 SELECT ingest.start(:'src', name => 'tx', include_tables => ARRAY['tx_items'],
                     table_jobs => 1, index_jobs => 1);
-SELECT ingest.wait('tx', 'streaming', '2 min');
+SELECT ingest.wait('tx', 'streaming', '2 min', progress => NULL);
 SELECT regress_tx_state();
 SELECT regress_tx_state(true) AS before \gset
 
@@ -157,7 +157,7 @@ SELECT ingest.resume('tx');
 PREPARE TRANSACTION 'regress_tx';
 SELECT regress_tx_state(true) = :'before' AS unchanged;
 SELECT ingest.resume('tx');
-SELECT ingest.wait('tx', 'streaming', '1 min');
+SELECT ingest.wait('tx', 'streaming', '1 min', progress => NULL);
 SELECT regress_tx_state();
 SELECT regress_tx_state(true) AS before \gset
 
@@ -165,15 +165,15 @@ SELECT regress_tx_state(true) AS before \gset
 -- wait, verify and preflight only read: they may even be prepared
 --
 BEGIN;
-SELECT ingest.wait('tx', 'streaming', '10 s');
+SELECT ingest.wait('tx', 'streaming', '10 s', progress => NULL);
 ROLLBACK;
 BEGIN;
 SAVEPOINT s;
-SELECT ingest.wait('tx', 'streaming', '10 s');
+SELECT ingest.wait('tx', 'streaming', '10 s', progress => NULL);
 ROLLBACK TO s;
 COMMIT;
 BEGIN;
-SELECT ingest.wait('tx', 'streaming', '10 s');
+SELECT ingest.wait('tx', 'streaming', '10 s', progress => NULL);
 PREPARE TRANSACTION 'regress_tx';
 ROLLBACK PREPARED 'regress_tx';
 SELECT regress_tx_state(true) = :'before' AS unchanged;
@@ -212,13 +212,13 @@ SAVEPOINT s;
 SELECT ingest.start(:'src', name => 'tx2', mode => 'full-load', include_tables => ARRAY['tx_other']);
 RELEASE s;
 COMMIT;
-SELECT ingest.wait('tx2', 'completed', '2 min');
+SELECT ingest.wait('tx2', 'completed', '2 min', progress => NULL);
 BEGIN;
 SAVEPOINT s;
 SELECT ingest.stop_at('0/1', 'tx');
 RELEASE s;
 COMMIT;
-SELECT ingest.wait('tx', 'completed', '2 min');
+SELECT ingest.wait('tx', 'completed', '2 min', progress => NULL);
 SELECT regress_tx_poll('SELECT regress_tx_state()',
   'migrations: tx completed stop 0/1, tx2 completed; source slots: 0; workers: ; shared slots: 0');
 SELECT count(*) AS prepared FROM pg_prepared_xacts;

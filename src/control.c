@@ -45,6 +45,7 @@
 #include "conn.h"
 #include "ddl.h"
 #include "pg_ingest.h"
+#include "progress.h"
 #include "spool.h"
 
 PG_FUNCTION_INFO_V1(ingest_wait);
@@ -141,7 +142,9 @@ ingest_forget_password(IngestMigration *m)
  *
  * True once the migration is in phase, or past it; false when it ends
  * elsewhere (failed, aborted, or completed without going through phase)
- * or when the timeout passes.  Each look is a fresh snapshot.
+ * or when the timeout passes.  Each look is a fresh snapshot.  Every
+ * progress interval (the fourth argument, 0.2.0 on; NULL or not positive:
+ * never) it says how the migration moves in a NOTICE (progress.c).
  */
 Datum
 ingest_wait(PG_FUNCTION_ARGS)
@@ -151,6 +154,8 @@ ingest_wait(PG_FUNCTION_ARGS)
 	Interval   *timeout;
 	int64		timeout_us;
 	TimestampTz deadline;
+	int64		progress_us = 0;
+	TimestampTz next_progress;
 	int			i;
 	bool		known = false;
 
@@ -182,7 +187,17 @@ ingest_wait(PG_FUNCTION_ARGS)
 				 errmsg("ingest.wait cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
 				 errhint("It would never see the migration move; call it in READ COMMITTED.")));
 
+	/* the three-argument definition of 0.1.0 has no progress */
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		Interval   *every = PG_GETARG_INTERVAL_P(3);
+
+		progress_us = every->time + (int64) every->day * USECS_PER_DAY +
+			(int64) every->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	}
+
 	deadline = GetCurrentTimestamp() + timeout_us;
+	next_progress = GetCurrentTimestamp() + progress_us;
 	for (;;)
 	{
 		IngestMigration *m = ingest_load_migration_by_name(name, false, false);
@@ -201,6 +216,11 @@ ingest_wait(PG_FUNCTION_ARGS)
 			PG_RETURN_BOOL(false);
 		if (GetCurrentTimestamp() >= deadline)
 			PG_RETURN_BOOL(false);
+		if (progress_us > 0 && GetCurrentTimestamp() >= next_progress)
+		{
+			ingest_progress_notice(name);
+			next_progress = GetCurrentTimestamp() + progress_us;
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100L, PG_WAIT_EXTENSION);
