@@ -15,8 +15,9 @@
  * same connection and snapshot by largeobject.c.
  *
  * Each item is one transaction on the target: claim (FOR UPDATE SKIP
- * LOCKED), for a whole table TRUNCATE and COPY FREEZE, mark it done with
- * its row count and sync LSN, commit.  A worker that dies leaves no half
+ * LOCKED), for a whole table TRUNCATE and COPY FREEZE (a table under
+ * FREEZE_MIN_BYTES that has no rows: neither, a plain COPY), mark it done
+ * with its row count and sync LSN, commit.  A worker that dies leaves no half
  * item behind: the transaction aborts and the item is pending again.  An
  * item that fails is retried pg_ingest.max_retries times with a growing
  * delay, each attempt in ingest.events and the server log, then fails the
@@ -40,18 +41,26 @@
  * of the table or of its rows.
  *
  * Locking: RowExclusiveLock on the target table (AccessExclusiveLock when
- * it is truncated), the item's row lock in ingest.copy_item.
+ * it is truncated, or read for rows instead), the item's row lock in
+ * ingest.copy_item.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
@@ -91,11 +100,15 @@ typedef struct CopyItem
 	int64		page_from;		/* -1: whole table */
 	int64		page_to;		/* -1: to the end */
 	char	   *columns;
+	int64		bytes_total;	/* its size on the source */
 	bool		freeze;
 	int			attempts;
 	char	   *snapshot_name;	/* the migration's current snapshot */
 	char	   *snapshot_lsn;
 } CopyItem;
+
+/* Tables from this size (on the source) are truncated and copied with FREEZE even when empty. */
+#define FREEZE_MIN_BYTES ((int64) 1024 * 1024)
 
 /* The source side of this worker. */
 static PGconn *source = NULL;
@@ -310,35 +323,59 @@ column_names(const char *columns)
 	return out;
 }
 
+/* Whether a foreign key references relid itself (its constraints' dependencies). */
+static bool
+referenced_directly(Oid relid)
+{
+	Relation	depRel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(depRel, DependReferenceIndexId, true, NULL, 2, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+		HeapTuple	con;
+
+		if (dep->classid != ConstraintRelationId)
+			continue;
+		con = SearchSysCache1(CONSTROID, ObjectIdGetDatum(dep->objid));
+		if (!HeapTupleIsValid(con))
+			continue;
+		found = ((Form_pg_constraint) GETSTRUCT(con))->contype == CONSTRAINT_FOREIGN &&
+			((Form_pg_constraint) GETSTRUCT(con))->confrelid == relid;
+		ReleaseSysCache(con);
+	}
+	systable_endscan(scan);
+	table_close(depRel, AccessShareLock);
+	return found;
+}
+
 /*
- * Whether a foreign key references the table, or a partition of it.  Found
- * through the constraint's dependency on the referenced table (an index
- * probe of pg_depend): pg_constraint has no index on confrelid.  (A table
- * in no partition tree has none: pg_partition_tree() returns nothing.)
+ * Whether a foreign key references the table, or, for a partitioned table
+ * (truncated with its partitions), a partition of it.  Found through the
+ * constraint's dependency on the referenced table, an index probe of
+ * pg_depend: pg_constraint has no index on confrelid.
  */
 bool
 ingest_referenced_by_foreign_key(Oid relid)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {OIDOID};
-	Datum		vals[1] = {ObjectIdGetDatum(relid)};
-	bool		found;
+	List	   *rels;
+	ListCell   *lc;
 
-	ingest_catalog_begin();
-	(void) ingest_catalog_query_kept(&plan,
-									 "SELECT 1 FROM (SELECT $1 AS relid UNION"
-									 "  SELECT relid FROM pg_catalog.pg_partition_tree($1)) t"
-									 " JOIN pg_catalog.pg_depend d"
-									 "  ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-									 "  AND d.refobjid = t.relid"
-									 "  AND d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass"
-									 " JOIN pg_catalog.pg_constraint c ON c.oid = d.objid"
-									 "  AND c.contype = 'f' AND c.confrelid = t.relid"
-									 " LIMIT 1",
-									 1, types, vals, NULL);
-	found = SPI_processed > 0;
-	ingest_catalog_end();
-	return found;
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return referenced_directly(relid);
+	rels = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, rels)
+		if (referenced_directly(lfirst_oid(lc)))
+			return true;
+	return false;
 }
 
 /*
@@ -460,6 +497,23 @@ ingest_copy_table(PGconn *conn, const char *password, Relation rel,
 	return rows;
 }
 
+/* Whether relid has no row that a new snapshot sees. */
+static bool
+table_is_empty(Oid relid)
+{
+	Relation	rel = table_open(relid, NoLock);
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	bool		empty = !table_scan_getnextslot(scan, ForwardScanDirection, slot);
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, NoLock);
+	return empty;
+}
+
 /*
  * copy_item
  *		Copy one item into its table.  Runs in the item's transaction.
@@ -528,6 +582,19 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	/* what COPY FROM and TRUNCATE would check, and more (target.c) */
 	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0) |
 						(extconfig ? ACL_DELETE : 0));
+
+	/*
+	 * A small plain table without rows is not truncated: a new file (and
+	 * the old one's removal at commit) costs more than FREEZE saves there.
+	 * It is read under the lock TRUNCATE takes, so that no writer is in
+	 * the middle of adding rows.
+	 */
+	if (freeze && relkind == RELKIND_RELATION && it->bytes_total < FREEZE_MIN_BYTES)
+	{
+		LockRelationOid(relid, AccessExclusiveLock);
+		if (table_is_empty(relid))
+			truncate = freeze = false;
+	}
 	if (extconfig)
 		ingest_extconfig_clear_target(relid);
 
@@ -614,7 +681,7 @@ claim_copy_item(int32 migration_id, MemoryContext cxt)
 									"SELECT c.id, c.nspname, c.relname, c.part, c.parts,"
 									" COALESCE(c.page_from, -1), COALESCE(c.page_to, -1),"
 									" c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn,"
-									" c.root_nspname, c.root_relname"
+									" c.root_nspname, c.root_relname, c.bytes_total"
 									" FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
 									" WHERE c.migration_id = $1 AND c.state = 'pending'"
 									" AND m.phase = 'copying'"
@@ -641,6 +708,7 @@ claim_copy_item(int32 migration_id, MemoryContext cxt)
 		it->snapshot_lsn = ingest_getstr(tab, 0, 12);
 		it->root_nspname = ingest_getstr(tab, 0, 13);
 		it->root_relname = ingest_getstr(tab, 0, 14);
+		it->bytes_total = ingest_getint(tab, 0, 15, 0);
 		MemoryContextSwitchTo(old);
 	}
 	ingest_catalog_end();

@@ -18,8 +18,8 @@
  * (indexes built beside copies stay serial), and then the jobs less the
  * other index builds ready to run.  So the last large index, built when
  * the copies are over, gets the cores the idle jobs leave.  (An index of a
- * table below min_parallel_table_scan_size is never built in parallel:
- * its item skips this look at the catalog.)  The server's own
+ * table below min_parallel_table_scan_size is built serially, without
+ * this look at the catalog.)  The server's own
  * max_parallel_maintenance_workers bounds it, and the server launches only
  * the workers that max_worker_processes and max_parallel_workers leave
  * (the build does not wait for them).  A value of 0 or more is the
@@ -51,9 +51,10 @@
  *		runs: its max_parallel_maintenance_workers (see the file header).
  *		Reset at the end of the transaction.  table_bytes is the size of its
  *		table (0 for a partitioned table): a table smaller than
- *		min_parallel_table_scan_size gets no parallel workers whatever the
- *		setting (plan_create_index_workers), so its build is serial and
- *		costs no look at the catalog.
+ *		min_parallel_table_scan_size is built serially (0), without a look
+ *		at the catalog; 0 rather than the server's setting, which a
+ *		parallel_workers reloption of the table would use whatever its
+ *		size (plan_create_index_workers).
  */
 void
 ingest_index_item_settings(IngestMigration *m, int32 item_id, int64 table_bytes)
@@ -70,7 +71,13 @@ ingest_index_item_settings(IngestMigration *m, int32 item_id, int64 table_bytes)
 		return;
 	if (table_bytes > 0 &&
 		table_bytes / BLCKSZ < (int64) min_parallel_table_scan_size)
+	{
+		/* serial: but a parallel_workers reloption would ask for workers */
+		(void) set_config_option("max_parallel_maintenance_workers", "0",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
 		return;
+	}
 	vals[0] = Int32GetDatum(m->id);
 	vals[1] = Int32GetDatum(item_id);
 	ingest_catalog_begin();

@@ -174,14 +174,23 @@ dump_pattern(const char *nspname, const char *relname)
  * callback does when the process ends with FATAL (SIGTERM).
  */
 static char current_passfile[MAXPGPATH];
+static char current_errfile[MAXPGPATH];
+static char current_archive[MAXPGPATH];
 static pid_t current_pg_dump = 0;
+
+/* Remove the file whose path is in the buffer, if any, and forget it. */
+static void
+remove_temp_file(char *path)
+{
+	if (path[0] != '\0')
+		(void) unlink(path);
+	path[0] = '\0';
+}
 
 static void
 remove_passfile(void)
 {
-	if (current_passfile[0] != '\0')
-		(void) unlink(current_passfile);
-	current_passfile[0] = '\0';
+	remove_temp_file(current_passfile);
 }
 
 /* Stop a pg_dump that is still running (it may wait on a source lock). */
@@ -204,26 +213,55 @@ pg_dump_at_exit(int code, Datum arg)
 {
 	kill_pg_dump();
 	remove_passfile();
+	remove_temp_file(current_errfile);
+	remove_temp_file(current_archive);
 }
 
+/* Once per process, before the first client program runs. */
+static void
+register_exit_callback(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+		before_shmem_exit(pg_dump_at_exit, (Datum) 0);
+	registered = true;
+}
+
+/*
+ * A new temporary file's path in this server's pgsql_tmp (removed at a
+ * restart, left out of base backups), kept in buffer for the exit
+ * callback; what names it.
+ */
 static char *
-write_passfile(const char *password)
+temp_file_path(char *buffer, const char *what)
 {
 	static int	counter = 0;
-	static bool exit_callback = false;
-	StringInfoData buf;
 	char		tmpdir[MAXPGPATH];
 	char	   *path;
-	const char *p;
-	int			fd;
 
+	register_exit_callback();
 	TempTablespacePath(tmpdir, DEFAULTTABLESPACE_OID);
 	if (MakePGDirectory(tmpdir) < 0 && errno != EEXIST)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", tmpdir)));
-	path = psprintf("%s/%s/%s%d.pg_ingest_pgpass.%d", DataDir, tmpdir,
-					PG_TEMP_FILE_PREFIX, MyProcPid, counter++);
+	path = psprintf("%s/%s/%s%d.pg_ingest_%s.%d", DataDir, tmpdir,
+					PG_TEMP_FILE_PREFIX, MyProcPid, what, counter++);
+	remove_temp_file(buffer);
+	strlcpy(buffer, path, MAXPGPATH);
+	/* a leftover of an earlier process with this pid is not reused */
+	(void) unlink(path);
+	return path;
+}
+
+static char *
+write_passfile(const char *password)
+{
+	StringInfoData buf;
+	char	   *path;
+	const char *p;
+	int			fd;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "*:*:*:*:");
@@ -235,16 +273,7 @@ write_passfile(const char *password)
 	}
 	appendStringInfoChar(&buf, '\n');
 
-	if (!exit_callback)
-	{
-		before_shmem_exit(pg_dump_at_exit, (Datum) 0);
-		exit_callback = true;
-	}
-	remove_passfile();
-	strlcpy(current_passfile, path, sizeof(current_passfile));
-
-	/* a leftover of an earlier process with this pid is not reused */
-	(void) unlink(path);
+	path = temp_file_path(current_passfile, "pgpass");
 	fd = OpenTransientFilePerm(path, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY,
 							   S_IRUSR | S_IWUSR);
 	if (fd < 0)
@@ -303,19 +332,6 @@ client_program(const char *name)
 	return path;
 }
 
-/* This server's directory of pg_ingest's files (pg_dump's errors, archives). */
-static char *
-work_directory(void)
-{
-	char	   *dir = psprintf("%s/pg_ingest", DataDir);
-
-	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", dir)));
-	return dir;
-}
-
 /*
  * run_program
  *		Run a client program (pg_dump, pg_restore): args is its command line
@@ -341,7 +357,7 @@ run_program(const char *program, const char *args, const char *password,
 	volatile int rc = 0;
 	volatile int skip = 0;
 
-	errfile = psprintf("%s/%s.%d.err", work_directory(), program, MyProcPid);
+	errfile = temp_file_path(current_errfile, "stderr");
 	initStringInfo(&cmd);
 	initStringInfo(&out);
 	PG_TRY();
@@ -440,13 +456,13 @@ run_program(const char *program, const char *args, const char *password,
 			FreeFile(f);
 			err = pchomp(e.data);
 		}
-		unlink(errfile);
+		remove_temp_file(current_errfile);
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("%s failed: %s", what, wait_result_to_str(rc)),
 				 err ? errdetail_internal("%s", password ? ingest_scrub(err, password) : err) : 0));
 	}
-	unlink(errfile);
+	remove_temp_file(current_errfile);
 	/* after the shell's pid line: the output, binary or not */
 	*len = out.len - skip;
 	memmove(out.data, out.data + skip, *len + 1);
@@ -517,16 +533,16 @@ ingest_pg_dump(IngestMigration *m, IngestConnInfo *info, const char *snapshot,
  *		As ingest_pg_dump, for both sections at once: one pg_dump (one read
  *		of the source's catalog) into a custom-format archive, whose
  *		sections this server's pg_restore then writes out as SQL.  The
- *		archive is a file of this server's pg_ingest directory while this
- *		runs, removed on every way out but a crash (a later call by a
- *		process of the same pid replaces it).
+ *		archive is a temporary file (pgsql_tmp) while this runs, removed on
+ *		every way out, FATAL exits included (pg_dump_at_exit), and by the
+ *		server's restart after a crash.
  */
 void
 ingest_pg_dump_sections(IngestMigration *m, IngestConnInfo *info,
 						const char *snapshot, List *rels, IngestFilters *filters,
 						char **pre_data, char **post_data)
 {
-	char	   *archive = psprintf("%s/schema.%d.dump", work_directory(), MyProcPid);
+	char	   *archive = temp_file_path(current_archive, "schema");
 
 	PG_TRY();
 	{
@@ -557,7 +573,7 @@ ingest_pg_dump_sections(IngestMigration *m, IngestConnInfo *info,
 	}
 	PG_FINALLY();
 	{
-		(void) unlink(archive);
+		remove_temp_file(current_archive);
 	}
 	PG_END_TRY();
 }

@@ -172,17 +172,18 @@ sub passfiles
 	return glob("$datadir/base/pgsql_tmp/pgsql_tmp*pg_ingest_pgpass*");
 }
 
-# the pid of a pg_dump whose parent is $ppid, or undef
+# the pid of a pg_dump (or program $name) whose parent is $ppid, or undef
 sub pg_dump_of
 {
-	my ($ppid) = @_;
+	my ($ppid, $name) = @_;
+	$name //= 'pg_dump';
 	opendir(my $d, '/proc') or return undef;
 	for my $pid (grep { /^\d+$/ } readdir $d)
 	{
 		open(my $f, '<', "/proc/$pid/stat") or next;
 		my $stat = <$f>;
 		close $f;
-		return $pid if $stat && $stat =~ /^\d+ \(pg_dump\) \S+ (\d+)/ && $1 == $ppid;
+		return $pid if $stat && $stat =~ /^\d+ \(\Q$name\E\) \S+ (\d+)/ && $1 == $ppid;
 	}
 	return undef;
 }
@@ -238,6 +239,39 @@ $target->safe_psql('pw', "SELECT ingest.abort('pw')");
 ok(wait_gone($passfile), 'ingest.abort leaves no password file');
 kill 'KILL', $dump;
 is(join(',', passfiles()), '', 'no password file at all');
+is(join(',', glob("$datadir/base/pgsql_tmp/pgsql_tmp*pg_ingest_*"), glob("$datadir/pg_ingest/*.err")),
+	'', "nor pg_dump's standard error file");
+
+# the schema archive (one pg_dump, split by pg_restore) is a temporary file
+# too: an abort while pg_restore reads it removes it.  pg_restore is quick:
+# a migration it slips past is aborted and another one started.
+my ($restore, $archive, $caught);
+for my $try (1 .. 5)
+{
+	$caught = "pw$try";
+	$target->safe_psql('pw',
+		"SELECT ingest.start('" . source_connstr($source, dbname => 'small') . "', name => 'pw$try', mode => 'full-load')");
+	$target->poll_query_until('pw', "SELECT count(*) = 1 FROM ingest._live() WHERE kind = 'coordinator'")
+	  or die 'no coordinator';
+	$coordinator = $target->safe_psql('pw', "SELECT pid FROM ingest._live() WHERE kind = 'coordinator'");
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	($restore, $archive) = ();
+	while (time < $deadline)
+	{
+		$restore = pg_dump_of($coordinator, 'pg_restore');
+		($archive) = glob("$datadir/base/pgsql_tmp/pgsql_tmp*pg_ingest_schema*");
+		last if ($restore && $archive)
+		  || $target->safe_psql('pw', "SELECT phase FROM ingest.status WHERE name = 'pw$try'") ne 'starting';
+		usleep(1_000);
+	}
+	kill 'STOP', $restore if $restore && $archive;
+	last if $restore && $archive;
+	$target->safe_psql('pw', "SELECT ingest.abort('pw$try')");
+}
+ok($restore && $archive, 'the schema archive is in base/pgsql_tmp while pg_restore reads it');
+$target->safe_psql('pw', "SELECT ingest.abort('$caught')");
+ok(wait_gone($archive), 'ingest.abort leaves no schema archive');
+kill 'KILL', $restore if $restore;
 
 # --- hostile names migrate, with change data capture ---------------------
 $target->safe_psql('hostile', start_sql("$ok_filters, table_jobs => 2, index_jobs => 2"));
