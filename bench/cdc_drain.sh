@@ -71,7 +71,8 @@ wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
 C
-if u "$PGBIN/postgres" --describe-config | grep -q '^output_plugin_libraries'; then
+# grep reads it all: with -q the early close fails the pipeline (pipefail)
+if u "$PGBIN/postgres" --describe-config | grep '^output_plugin_libraries' >/dev/null; then
 	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'" >>"$W/src/postgresql.conf"
 fi
 cat >>"$W/tgt/postgresql.conf" <<C
