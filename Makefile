@@ -38,6 +38,14 @@ OBJS = \
 	src/replident.o \
 	src/ddl.o
 
+# SQL scripts (pg_cron's scheme): src/pg_ingest--0.1.0.sql is the frozen
+# first release; each later version adds src/pg_ingest--A--B.sql, listed in
+# UPGRADES in order.  The install script of the current version is the base
+# followed by every upgrade, so a fresh CREATE EXTENSION and an ALTER
+# EXTENSION ... UPDATE build the same objects.
+BASE_SQL = src/pg_ingest--0.1.0.sql
+UPGRADES = src/pg_ingest--0.1.0--0.2.0.sql
+DATA = $(BASE_SQL) $(UPGRADES)
 DATA_built = pg_ingest--$(EXTVERSION).sql
 EXTRA_CLEAN = META.json.tmp .deps
 
@@ -56,8 +64,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-pg_ingest--$(EXTVERSION).sql: src/pg_ingest.sql pg_ingest.control
-	cp $< $@
+pg_ingest--$(EXTVERSION).sql: $(BASE_SQL) $(UPGRADES) pg_ingest.control
+	cat $(BASE_SQL) $(UPGRADES) > $@
 
 # META.json carries the same version; "make meta" rewrites it, and
 # "make check-version" (run by the test script) fails if it has drifted.

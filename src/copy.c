@@ -639,6 +639,19 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 }
 
 /*
+ * Whether ingest.copy_item has table_bytes (SQL objects of 0.2.0 on; 0.1.0's
+ * lack it until ALTER EXTENSION ... UPDATE).  Looked up at each use: the
+ * update may come while a worker runs.
+ */
+static bool
+copy_order_column(void)
+{
+	Oid			relid = get_relname_relid("copy_item", get_namespace_oid("ingest", false));
+
+	return OidIsValid(relid) && get_attnum(relid, "table_bytes") != InvalidAttrNumber;
+}
+
+/*
  * ingest_set_copy_order
  *		Give the copy items of the migration that have none their table's
  *		size (the sum of its parts), the claiming order: in the caller's
@@ -650,6 +663,8 @@ ingest_set_copy_order(int32 migration_id)
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(migration_id)};
 
+	if (!copy_order_column())
+		return;
 	ingest_catalog_begin();
 	ingest_catalog_exec("UPDATE ingest.copy_item c SET table_bytes = t.bytes"
 						" FROM (SELECT nspname, relname, sum(bytes_total) AS bytes"
@@ -671,23 +686,30 @@ static CopyItem *
 claim_copy_item(int32 migration_id, MemoryContext cxt)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_0_1 = NULL;
+	bool		ordered = copy_order_column();
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(migration_id)};
 	SPITupleTable *tab;
 	CopyItem   *it = NULL;
 
 	ingest_catalog_begin();
-	tab = ingest_catalog_query_kept(&plan,
-									"SELECT c.id, c.nspname, c.relname, c.part, c.parts,"
-									" COALESCE(c.page_from, -1), COALESCE(c.page_to, -1),"
-									" c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn,"
-									" c.root_nspname, c.root_relname, c.bytes_total"
-									" FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
-									" WHERE c.migration_id = $1 AND c.state = 'pending'"
-									" AND m.phase = 'copying'"
-									" ORDER BY c.migration_id, c.attempts, c.table_bytes DESC NULLS LAST,"
-									"  c.nspname, c.relname, c.part, c.id"
-									" LIMIT 1 FOR UPDATE OF c SKIP LOCKED",
+	/* the SQL objects of 0.1.0 have no table_bytes: their sum per claim */
+	tab = ingest_catalog_query_kept(ordered ? &plan : &plan_0_1,
+									psprintf("SELECT c.id, c.nspname, c.relname, c.part, c.parts,"
+											 " COALESCE(c.page_from, -1), COALESCE(c.page_to, -1),"
+											 " c.columns, c.use_freeze, c.attempts, m.snapshot_name, m.snapshot_lsn,"
+											 " c.root_nspname, c.root_relname, c.bytes_total"
+											 " FROM ingest.copy_item c JOIN ingest.migration m ON m.id = c.migration_id"
+											 " WHERE c.migration_id = $1 AND c.state = 'pending'"
+											 " AND m.phase = 'copying'"
+											 " ORDER BY c.migration_id, c.attempts, %s DESC NULLS LAST,"
+											 "  c.nspname, c.relname, c.part, c.id"
+											 " LIMIT 1 FOR UPDATE OF c SKIP LOCKED",
+											 ordered ? "c.table_bytes" :
+											 "(SELECT sum(o.bytes_total) FROM ingest.copy_item o"
+											 "  WHERE o.migration_id = c.migration_id AND o.nspname = c.nspname"
+											 "  AND o.relname = c.relname)"),
 									1, types, vals, NULL);
 	if (SPI_processed == 1)
 	{

@@ -184,6 +184,8 @@ extern IngestSharedState *IngestShared;
 /* pg_ingest.c */
 extern void ingest_require_preload(void);
 extern void ingest_check_caller(void);
+extern char *ingest_sql_version(void);
+extern void ingest_check_sql_version(void);
 extern bool ingest_role_is_admin(Oid roleid);
 
 /* workers.c: slots, launching */

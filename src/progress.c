@@ -9,7 +9,7 @@
  * The figures are not computed here: they are the line of the view
  * ingest.progress for the migration's name (itself over
  * ingest.metric_values, ingest.status and ingest.events, defined in
- * pg_ingest.sql), so that the NOTICE, the view a DBA \watch-es and the
+ * src/pg_ingest--0.1.0--0.2.0.sql), so that the NOTICE, the view a DBA \watch-es and the
  * Prometheus metrics (ingest.metrics(), contrib/postgres_exporter.yml)
  * always say the same.
  *

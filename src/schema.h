@@ -12,7 +12,7 @@
 #include "pg_ingest.h"
 #include "source.h"
 
-/* Stages of schema_item; see the comment of the table in pg_ingest.sql. */
+/* Stages of schema_item; see the comment of the table in src/pg_ingest--0.1.0.sql. */
 #define STAGE_PRE_DATA		0
 #define STAGE_INDEX			1
 #define STAGE_CONSTRAINT	2

@@ -402,6 +402,8 @@ ingest_scan_main(Datum main_arg)
 	}
 	else
 	{
+		/* SQL objects of a version this library does not know: resume nothing */
+		ingest_check_sql_version();
 		ingest_catalog_begin();
 		tab = ingest_catalog_query("SELECT id, owner, crashes FROM ingest.migration"
 								   " WHERE phase NOT IN ('completed', 'aborted', 'failed')"
