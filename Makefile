@@ -21,10 +21,12 @@ OBJS = \
 	src/largeobject.o \
 	src/infer.o \
 	src/preflight.o \
+	src/plan.o \
 	src/progress.o \
 	src/receiver.o \
 	src/resync.o \
 	src/schema.o \
+	src/snapshot.o \
 	src/source.o \
 	src/spool.o \
 	src/start.o \

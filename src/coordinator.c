@@ -5,10 +5,11 @@
  *	  through its phases and launches the copy and index workers.
  *
  *	starting	export a snapshot from a replication slot on the source, read
- *				the source's catalog under it, record the copy items (tables
- *				split into ctid page ranges above split_tables_larger_than,
- *				which 'auto' sizes from the bytes to copy and table_jobs;
- *				large objects as OID ranges, see largeobject.c), and
+ *				the source's catalog under it, record the copy items (plan.c:
+ *				tables split into ctid page ranges above
+ *				split_tables_larger_than, which 'auto' sizes from the bytes
+ *				to copy and table_jobs; large objects as OID ranges, see
+ *				largeobject.c), and
  *				the schema items of both sections: one pg_dump of the
  *				schema under the snapshot (one read of the source's
  *				catalog), split by pg_restore into pre-data and post-data;
@@ -43,6 +44,10 @@
  * An error of the coordinator itself is recorded and the coordinator exits;
  * the supervisor starts it again after a growing delay, and after
  * pg_ingest.max_retries restarts the migration fails.
+ *
+ * Other roles live in their own files: planning the copy items, the
+ * sequences and ANALYZE in plan.c, the slot and the snapshot (and the idle
+ * session that keeps it) in snapshot.c.
  *
  * Locking: none of its own; see workers.c for the slots.
  *
@@ -79,9 +84,11 @@
 #include "extconfig.h"
 #include "ddl.h"
 #include "pg_ingest.h"
+#include "plan.h"
 #include "receiver.h"
 #include "resync.h"
 #include "schema.h"
+#include "snapshot.h"
 #include "source.h"
 #include "target.h"
 
@@ -91,8 +98,6 @@ static IngestFilters *filters;
 static int	my_slot;
 static IngestMigrationSlot *me;
 
-/* replication connection whose idle session keeps the exported snapshot */
-static PGconn *exporter = NULL;
 
 static BackgroundWorkerHandle *copy_workers[INGEST_MAX_JOBS];
 static BackgroundWorkerHandle *index_workers[INGEST_MAX_JOBS];
@@ -134,13 +139,6 @@ coordinator_on_exit(int code, Datum arg)
 	LWLockRelease(IngestShared->lock);
 }
 
-/* Run code in a transaction of its own. */
-#define IN_TRANSACTION(code) \
-	do { \
-		ingest_xact_start(); \
-		code; \
-		ingest_xact_commit(); \
-	} while (0)
 
 /*
  * Keep the phase read from the catalog in m->phase.  It lives as long as
@@ -204,518 +202,6 @@ cdc_mode(void)
 	return strcmp(m->mode, "full-load") != 0;
 }
 
-/*
- * create_slot
- *		Create a wal2json slot on the exporter connection (opened anew),
- *		with an exported snapshot or none.  Returns its consistent point;
- *		*snapshot gets the snapshot's name.
- */
-static XLogRecPtr
-create_slot(const char *name, bool temporary, bool export, char **snapshot)
-{
-	char	   *sql;
-	PGresult   *res;
-	XLogRecPtr	lsn;
-	bool		pg15 = PQserverVersion(exporter) >= 150000;
-
-	sql = psprintf("CREATE_REPLICATION_SLOT %s %sLOGICAL wal2json %s", name,
-				   temporary ? "TEMPORARY " : "",
-				   pg15 ? (export ? "(SNAPSHOT 'export')" : "(SNAPSHOT 'nothing')") :
-				   (export ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT"));
-	pgstat_report_activity(STATE_RUNNING, "waiting for the source to create a replication slot");
-	res = ingest_exec(exporter, sql, PGRES_TUPLES_OK,
-					  "create a replication slot", info->password);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in,
-										  CStringGetDatum(PQgetvalue(res, 0, 1))));
-	*snapshot = PQgetisnull(res, 0, 2) ? NULL : pstrdup(PQgetvalue(res, 0, 2));
-	PQclear(res);
-	return lsn;
-}
-
-static void
-open_exporter(void)
-{
-	if (exporter)
-		ingest_disconnect(exporter);
-	exporter = ingest_connect_or_error(info, INGEST_CONN_REPLICATION,
-									   psprintf("pg_ingest %s snapshot", m->name));
-}
-
-/*
- * export_snapshot
- *		Create a slot on the source with an exported snapshot and keep its
- *		session open; record the snapshot for the copy workers.
- *
- * The slot is temporary and goes when the session closes: a full load
- * needs it only for the snapshot, and after a restart a migration with
- * change data capture needs a snapshot again while its own slot streams.
- */
-static void
-export_snapshot(void)
-{
-	char	   *slot;
-	char	   *snapshot;
-	XLogRecPtr	lsn;
-	Oid			types[3] = {INT4OID, TEXTOID, PG_LSNOID};
-	Datum		vals[3];
-
-	open_exporter();
-	slot = psprintf("pg_ingest_%u_%d_snap_%d", MyDatabaseId, m->id, MyProcPid);
-	lsn = create_slot(slot, true, true, &snapshot);
-
-	vals[0] = Int32GetDatum(m->id);
-	vals[1] = CStringGetTextDatum(snapshot);
-	vals[2] = LSNGetDatum(lsn);
-	IN_TRANSACTION(
-				   ingest_catalog_begin();
-				   ingest_catalog_exec("UPDATE ingest.migration SET snapshot_name = $2,"
-									   " snapshot_lsn = $3, updated_at = now()"
-									   " WHERE id = $1", 3, types, vals, NULL);
-				   ingest_catalog_end();
-				   ingest_event(m->id, "INFO", "snapshot", NULL,
-								psprintf("exported snapshot %s, consistent at %X/%X",
-										 snapshot, LSN_FORMAT_ARGS(lsn)),
-								NULL));
-	m->snapshot_name = MemoryContextStrdup(TopMemoryContext, snapshot);
-	m->snapshot_lsn = lsn;
-}
-
-/*
- * create_migration_slot
- *		The migration's own slot, for change data capture: permanent,
- *		exporting the snapshot of the copy (full-load-and-cdc) or none (cdc).
- *		A slot of the same name left by an interrupted start goes first.
- */
-static void
-create_migration_slot(bool export)
-{
-	char	   *name;
-	char	   *snapshot;
-	XLogRecPtr	lsn;
-	PGresult   *res;
-	Oid			types[5] = {INT4OID, TEXTOID, PG_LSNOID, TEXTOID, PG_LSNOID};
-	Datum		vals[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-
-	name = psprintf("pg_ingest_%08x_%u_%d", (uint32) GetSystemIdentifier(),
-					MyDatabaseId, m->id);
-	/* an origin of that name is a leftover: this migration starts afresh */
-	IN_TRANSACTION(replorigin_drop_by_name(ingest_origin_name(m), true, false));
-	open_exporter();
-	res = ingest_query(exporter, psprintf("DROP_REPLICATION_SLOT %s", name), -1, NULL);
-	PQclear(res);
-	lsn = create_slot(name, false, export, &snapshot);
-
-	vals[0] = Int32GetDatum(m->id);
-	vals[1] = CStringGetTextDatum(name);
-	vals[2] = LSNGetDatum(lsn);
-	if (snapshot)
-		vals[3] = CStringGetTextDatum(snapshot);
-	else
-		nulls[3] = 'n';
-	vals[4] = LSNGetDatum(lsn);
-	IN_TRANSACTION(
-				   ingest_catalog_begin();
-				   ingest_catalog_exec("UPDATE ingest.migration SET slot_name = $2, slot_lsn = $3,"
-									   " snapshot_name = $4, snapshot_lsn = $5, updated_at = now()"
-									   " WHERE id = $1", 5, types, vals, nulls);
-				   ingest_catalog_end();
-				   ingest_event(m->id, "INFO", "slot", NULL,
-								psprintf("created replication slot %s, consistent at %X/%X%s",
-										 name, LSN_FORMAT_ARGS(lsn),
-										 snapshot ? psprintf(", snapshot %s", snapshot) : ""),
-								NULL));
-	m->slot_name = MemoryContextStrdup(TopMemoryContext, name);
-	m->slot_lsn = lsn;
-	m->snapshot_name = snapshot ? MemoryContextStrdup(TopMemoryContext, snapshot) : NULL;
-	m->snapshot_lsn = lsn;
-}
-
-/*
- * Whether the session that keeps the exported snapshot is still there.  It
- * stays idle (any command would end the snapshot); what the source sends
- * it is read, which is how a session the source ended shows.
- */
-static bool
-exporter_alive(void)
-{
-	if (exporter == NULL || PQstatus(exporter) != CONNECTION_OK)
-		return false;
-	if (!PQconsumeInput(exporter))
-		return false;
-	return PQstatus(exporter) == CONNECTION_OK;
-}
-
-static void
-release_snapshot(void)
-{
-	if (exporter)
-		ingest_disconnect(exporter);
-	exporter = NULL;
-}
-
-/* A plain source session in the migration's snapshot. */
-static PGconn *
-snapshot_session(void)
-{
-	PGconn	   *conn;
-	PGresult   *res;
-
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s coordinator", m->name));
-	res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-					  PGRES_COMMAND_OK, "begin a transaction", info->password);
-	PQclear(res);
-	res = ingest_exec(conn, psprintf("SET TRANSACTION SNAPSHOT %s",
-									 quote_literal_cstr(m->snapshot_name)),
-					  PGRES_COMMAND_OK, "import the snapshot", info->password);
-	PQclear(res);
-	return conn;
-}
-
-/*
- * Refuse a sequence of this server named like source sequence nspname.relname
- * that belongs to an extension: an extension's objects are never the
- * destination of a migration (target.c).
- */
-static void
-refuse_extension_sequence(const char *nspname, const char *relname)
-{
-	bool		own = !IsTransactionState();
-	Oid			relid;
-	Oid			extension;
-
-	if (own)
-		ingest_xact_start();
-	relid = RangeVarGetRelid(makeRangeVar(pstrdup(nspname), pstrdup(relname), -1),
-							 NoLock, true);
-	extension = OidIsValid(relid) ? getExtensionOfObject(RelationRelationId, relid) :
-		InvalidOid;
-	/* an extension's configuration sequence is set (extconfig.c) */
-	if (OidIsValid(extension) && !ingest_extconfig_is_config(relid))
-	{
-		char	   *extname = get_extension_name(extension);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot set sequence %s: it belongs to extension \"%s\"",
-						ingest_qualified(nspname, relname), extname ? extname : "?"),
-				 errdetail("An extension's own objects are never the destination of a migration."),
-				 errhint("Leave the source sequence out with exclude_tables or exclude_schemas.")));
-	}
-	if (own)
-		ingest_xact_commit();
-}
-
-/* Sequences read per statement in the fallback (a UNION's planning grows faster than its size). */
-#define SEQUENCES_PER_UNION 100
-
-/* Append a setval item for sequence "name" to *items. */
-static void
-add_setval(List **items, const char *name, const char *value, bool is_called)
-{
-	SchemaItem *it = palloc0(sizeof(SchemaItem));
-
-	it->stage = STAGE_LAST;
-	it->kind = "setval";
-	it->statement = psprintf("SELECT pg_catalog.setval(%s, %s::pg_catalog.int8, %s)",
-							 quote_literal_cstr(name), quote_literal_cstr(value),
-							 is_called ? "true" : "false");
-	*items = lappend(*items, it);
-}
-
-/* The source sent a row of an ordinal that no sequence of names has. */
-static int
-sequence_ordinal(PGresult *res, int row, List *names)
-{
-	int			ordinal = atoi(PQgetvalue(res, row, 0));
-
-	if (ordinal < 1 || ordinal > list_length(names))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("the source sent an unexpected row for its sequences")));
-	return ordinal;
-}
-
-/*
- * Values of the sequences in scope, as setval items.  The name set is
- * built here, never the source's text: rows are matched by an ordinal.
- *
- * One statement reads every sequence that has been called, with
- * pg_sequence_last_value() (which refuses a sequence the user may not
- * read); the others (NULL there: never called, or set with is_called
- * false) are read as tables, SEQUENCES_PER_UNION per statement, for
- * their last_value and is_called.
- */
-static List *
-sequence_items(PGconn *conn, List *rels)
-{
-	StringInfoData sql;
-	List	   *items = NIL;
-	List	   *names = NIL;
-	List	   *uncalled = NIL;
-	ListCell   *lc;
-	PGresult   *res;
-	int			i;
-
-	foreach(lc, rels)
-	{
-		SourceRel  *r = lfirst(lc);
-
-		if (r->relkind != 'S' || !r->in_scope)
-			continue;
-		refuse_extension_sequence(r->nspname, r->relname);
-		names = lappend(names, ingest_qualified(r->nspname, r->relname));
-	}
-	if (names == NIL)
-		return NIL;
-
-	if (PQserverVersion(conn) >= 100000)
-	{
-		initStringInfo(&sql);
-		appendStringInfoString(&sql, "SELECT v.ord, pg_catalog.pg_sequence_last_value(v.seq::pg_catalog.regclass)"
-							   " FROM (VALUES ");
-		foreach(lc, names)
-			appendStringInfo(&sql, "%s(%d, %s)", foreach_current_index(lc) > 0 ? ", " : "",
-							 foreach_current_index(lc) + 1, quote_literal_cstr(lfirst(lc)));
-		appendStringInfoString(&sql, ") AS v(ord, seq)");
-		res = ingest_exec(conn, sql.data, PGRES_TUPLES_OK, "read the sequences",
-						  info->password);
-		if (PQntuples(res) != list_length(names))
-			ereport(ERROR,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("the source sent an unexpected row for its sequences")));
-		for (i = 0; i < PQntuples(res); i++)
-		{
-			int			ordinal = sequence_ordinal(res, i, names);
-
-			if (PQgetisnull(res, i, 1))
-				uncalled = lappend_int(uncalled, ordinal);
-			else
-				add_setval(&items, list_nth(names, ordinal - 1), PQgetvalue(res, i, 1), true);
-		}
-		PQclear(res);
-	}
-	else
-		for (i = 1; i <= list_length(names); i++)
-			uncalled = lappend_int(uncalled, i);
-
-	for (i = 0; i < list_length(uncalled); i += SEQUENCES_PER_UNION)
-	{
-		int			j;
-		int			n = Min(SEQUENCES_PER_UNION, list_length(uncalled) - i);
-
-		initStringInfo(&sql);
-		for (j = 0; j < n; j++)
-		{
-			int			ordinal = list_nth_int(uncalled, i + j);
-
-			appendStringInfo(&sql, "%sSELECT %d, last_value, is_called FROM %s",
-							 j > 0 ? " UNION ALL " : "", ordinal,
-							 (char *) list_nth(names, ordinal - 1));
-		}
-		res = ingest_exec(conn, sql.data, PGRES_TUPLES_OK, "read the sequences",
-						  info->password);
-		for (j = 0; j < PQntuples(res); j++)
-		{
-			int			ordinal = sequence_ordinal(res, j, names);
-
-			if (PQgetisnull(res, j, 1))
-				ereport(ERROR,
-						(errcode(ERRCODE_PROTOCOL_VIOLATION),
-						 errmsg("the source sent an unexpected row for its sequences")));
-			add_setval(&items, list_nth(names, ordinal - 1), PQgetvalue(res, j, 1),
-					   PQgetvalue(res, j, 2)[0] == 't');
-		}
-		PQclear(res);
-	}
-	return items;
-}
-
-/*
- * Whether the target of source table r (if it exists yet) is partitioned
- * or the root that r, a leaf not here, shares with other leaves (target.c).
- */
-static bool
-target_shared_or_partitioned(SourceRel *r)
-{
-	bool		mapped;
-	Oid			relid = ingest_target_relid(r->nspname, r->relname, r->root_nsp,
-											r->root_rel, NoLock, &mapped);
-
-	return OidIsValid(relid) &&
-		(mapped || get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE);
-}
-
-/*
- * split_tables_larger_than => 'auto': parts of about a (table_jobs * 2)th
- * of all the bytes to copy, so that every copy worker has work until near
- * the end (a table copied whole that holds most of the bytes would leave
- * the other workers idle), as many as a multiple of table_jobs (see
- * store_copy_items()); never smaller than AUTO_SPLIT_MIN_BYTES (half of
- * it at worst, for that multiple), under which a part's fixed costs (its
- * own COPY, transaction and catalog rows; no COPY FREEZE, see copy.c)
- * outweigh the parallelism.  With one table job the parts are copied one
- * after another (without COPY FREEZE): what they still give is that a
- * crash copies one part again, not the whole table.
- */
-#define AUTO_SPLIT_MIN_BYTES	((int64) 128 * 1024 * 1024)
-#define AUTO_SPLIT_PARTS_PER_JOB	2
-
-static int64
-auto_split_bytes(List *rels)
-{
-	int64		total = 0;
-	ListCell   *lc;
-
-	foreach(lc, rels)
-	{
-		SourceRel  *r = lfirst(lc);
-
-		if (r->relkind == 'r' && r->in_scope)
-			total += r->bytes_main;
-	}
-	return Max(total / (m->table_jobs * AUTO_SPLIT_PARTS_PER_JOB), AUTO_SPLIT_MIN_BYTES);
-}
-
-/* Record the copy items of the tables in scope. */
-static void
-store_copy_items(List *rels, int64 block_size)
-{
-	Oid			types[9] = {INT4OID, INT4OID, TEXTOID, TEXTOID, INT4OID, INT4OID,
-	INT8OID, INT8OID, TEXTOID};
-	Oid			types2[12];
-	Datum		vals[12];
-	char		nulls[12];
-	ListCell   *lc;
-	int32		id = 0;
-	bool		is_auto = m->split_bytes == INGEST_SPLIT_AUTO;
-	int64		split_bytes = is_auto ? auto_split_bytes(rels) : m->split_bytes;
-
-	memcpy(types2, types, sizeof(types));
-	types2[9] = INT8OID;
-	types2[10] = types2[11] = TEXTOID;
-	ingest_catalog_begin();
-	foreach(lc, rels)
-	{
-		SourceRel  *r = lfirst(lc);
-		int64		pages = r->bytes_main / block_size;
-		int64		per_part = split_bytes / block_size;
-		int			parts = 1;
-		int			p;
-
-		if (r->relkind != 'r' || !r->in_scope)
-			continue;
-
-		/*
-		 * parts of equal size, none larger than split_bytes (with 'auto',
-		 * the number of parts nearest to the table's size over
-		 * split_bytes: a table a little over it is not cut into a large
-		 * part and a sliver); never for a target that is partitioned or a
-		 * root several leaves share: a table copied again whole
-		 * (recopy_partial_tables()) is emptied first, which only a table
-		 * of its own can be; nor for an extension's configuration table,
-		 * whose user rows its one item replaces (extconfig.c).
-		 */
-		if (split_bytes > 0 && per_part > 0 && r->bytes_main > split_bytes &&
-			!target_shared_or_partitioned(r) && r->extname == NULL)
-		{
-			if (is_auto)
-			{
-				int			jobs = m->table_jobs;
-				int			all;
-
-				parts = (int) Max((pages + per_part / 2) / per_part, 2);
-				/*
-				 * a multiple of table_jobs, so that the workers, which take
-				 * a table's parts before anything else, all finish it at
-				 * once (3 parts on 2 workers leave the third alone on
-				 * the critical path of the table's indexes); unless that
-				 * makes parts smaller than half the minimum
-				 */
-				all = (parts + jobs - 1) / jobs * jobs;
-				if (pages / all >= AUTO_SPLIT_MIN_BYTES / 2 / block_size)
-					parts = all;
-			}
-			else
-				parts = (int) ((pages + per_part - 1) / per_part);
-			per_part = (pages + parts - 1) / parts;
-		}
-		for (p = 0; p < parts; p++)
-		{
-			int64		from = p * per_part;
-			int64		to = (p + 1) * per_part;
-			int64		bytes;
-
-			memset(nulls, ' ', sizeof(nulls));
-			vals[0] = Int32GetDatum(m->id);
-			vals[1] = Int32GetDatum(++id);
-			vals[2] = CStringGetTextDatum(r->nspname);
-			vals[3] = CStringGetTextDatum(r->relname);
-			vals[4] = Int32GetDatum(p + 1);
-			vals[5] = Int32GetDatum(parts);
-			if (parts == 1)
-			{
-				nulls[6] = nulls[7] = 'n';
-				bytes = r->bytes_table;
-			}
-			else
-			{
-				vals[6] = Int64GetDatum(from);
-				if (p == parts - 1)
-				{
-					nulls[7] = 'n';
-					to = pages;
-				}
-				else
-					vals[7] = Int64GetDatum(to);
-				bytes = pages > 0 ? r->bytes_table * (to - from) / pages : 0;
-			}
-			vals[8] = CStringGetTextDatum(r->columns);
-			vals[9] = Int64GetDatum(bytes);
-			/* a leaf partition's root: its target table if the leaf is not there */
-			vals[10] = r->root_nsp ? CStringGetTextDatum(r->root_nsp) : (Datum) 0;
-			vals[11] = r->root_rel ? CStringGetTextDatum(r->root_rel) : (Datum) 0;
-			nulls[10] = nulls[11] = r->root_rel ? ' ' : 'n';
-			ingest_catalog_exec("INSERT INTO ingest.copy_item (migration_id, id, nspname, relname,"
-								" part, parts, page_from, page_to, columns, bytes_total, use_freeze,"
-								" root_nspname, root_relname)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $6 = 1, $11, $12)",
-								12, types2, vals, nulls);
-		}
-	}
-	ingest_catalog_end();
-}
-
-/* ANALYZE items: tables after their indexes, partitioned roots at the end. */
-static List *
-analyze_items(List *rels)
-{
-	List	   *items = NIL;
-	ListCell   *lc;
-
-	foreach(lc, rels)
-	{
-		SourceRel  *r = lfirst(lc);
-		SchemaItem *it;
-
-		if (!r->in_scope || !ingest_is_table(r->relkind))
-			continue;
-		/* a partition is analyzed with its root */
-		if (r->root_rel != NULL)
-			continue;
-		it = palloc0(sizeof(SchemaItem));
-		it->kind = "analyze";
-		it->nspname = r->nspname;
-		it->relname = r->relname;
-		it->cost = r->bytes_table;
-		it->stage = r->relkind == 'p' ? STAGE_FOREIGN_KEY : STAGE_CONSTRAINT;
-		it->statement = psprintf("ANALYZE %s", ingest_qualified(r->nspname, r->relname));
-		items = lappend(items, it);
-	}
-	return items;
-}
 
 /* In the transaction that stores the post-data items: they are in. */
 static void
@@ -748,8 +234,8 @@ phase_starting_cdc(void)
 	char		nulls[6];
 	int32		id = 0;
 
-	create_migration_slot(false);
-	release_snapshot();
+	ingest_snapshot_create_slot(m, info, false);
+	ingest_snapshot_release();
 	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 								   psprintf("pg_ingest %s coordinator", m->name));
 	PG_TRY();
@@ -843,10 +329,10 @@ phase_starting(void)
 		return;
 	}
 	if (cdc_mode())
-		create_migration_slot(true);
+		ingest_snapshot_create_slot(m, info, true);
 	else
-		export_snapshot();
-	conn = snapshot_session();
+		ingest_snapshot_export(m, info);
+	conn = ingest_snapshot_session(m, info);
 	PG_TRY();
 	{
 		res = ingest_exec(conn, "SELECT current_setting('block_size')::bigint",
@@ -856,7 +342,7 @@ phase_starting(void)
 		rels = ingest_source_relations(conn, true, info->password);
 		ingest_apply_filters(rels, filters);
 		left_out = ingest_left_out_dependents(conn, rels, filters, info->password);
-		sequences = sequence_items(conn, rels);
+		sequences = ingest_plan_sequences(conn, rels, info->password);
 		matviews = ingest_source_matviews(conn, info->password);
 		lo_ranges = ingest_lo_ranges(conn, info->password, m->table_jobs);
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
@@ -901,7 +387,7 @@ phase_starting(void)
 		}
 	}
 
-	items = list_concat(items, analyze_items(rels));
+	items = list_concat(items, ingest_plan_analyze_items(rels));
 	foreach(lc, ctx.matviews)
 	{
 		SchemaItem *it;
@@ -919,7 +405,7 @@ phase_starting(void)
 		items = list_concat(items, sequences);
 
 	ingest_xact_start();
-	store_copy_items(rels, block_size);
+	ingest_plan_copy_items(m, rels, block_size);
 	ingest_lo_store_items(m->id, lo_ranges);
 	/* statistics for the claim queries (copy.c, schema.c): never guessed */
 	ingest_catalog_begin();
@@ -1078,11 +564,13 @@ stopped(void)
 static void
 wait_a_moment(void)
 {
-	if (exporter != NULL && PQstatus(exporter) == CONNECTION_OK)
+	pgsocket	sock = ingest_snapshot_socket();
+
+	if (sock != PGINVALID_SOCKET)
 		(void) WaitLatchOrSocket(MyLatch,
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
 								 WL_SOCKET_READABLE,
-								 PQsocket(exporter), 1000L, PG_WAIT_EXTENSION);
+								 sock, 1000L, PG_WAIT_EXTENSION);
 	else
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
@@ -1107,11 +595,10 @@ ensure_snapshot(void)
 	Oid			types[1] = {INT4OID};
 	Datum		vals[1] = {Int32GetDatum(m->id)};
 
-	if (exporter_alive())
+	if (ingest_snapshot_alive())
 		return true;
-	why = exporter ? ingest_scrub(ingest_conn_error(exporter), info->password) :
-		pstrdup("no session keeps it");
-	release_snapshot();
+	why = ingest_snapshot_error(info->password);
+	ingest_snapshot_release();
 	ereport(WARNING,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("pg_ingest coordinator of migration \"%s\": the source session keeping snapshot %s is gone: %s",
@@ -1137,7 +624,7 @@ ensure_snapshot(void)
 
 		PG_TRY();
 		{
-			export_snapshot();
+			ingest_snapshot_export(m, info);
 			exported = true;
 		}
 		PG_CATCH();
@@ -1149,7 +636,7 @@ ensure_snapshot(void)
 			FlushErrorState();
 			ingest_xact_abort();
 			MemoryContextSwitchTo(cxt);
-			release_snapshot();
+			ingest_snapshot_release();
 			if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(),
 										   ingest_stream_failure_timeout * 1000))
 				ereport(ERROR,
@@ -1198,10 +685,10 @@ phase_copying(void)
 	MemoryContext phase_cxt = CurrentMemoryContext;
 	int64		pending = pending_copies();
 
-	if (pending > 0 && exporter == NULL)
+	if (pending > 0 && !ingest_snapshot_held())
 	{
 		/* the snapshot of the start is gone: a restart */
-		export_snapshot();
+		ingest_snapshot_export(m, info);
 		recopy_partial_tables();
 	}
 
@@ -1229,7 +716,7 @@ phase_copying(void)
 	MemoryContextSwitchTo(phase_cxt);
 
 	/* every table is copied: the snapshot has served */
-	release_snapshot();
+	ingest_snapshot_release();
 	ingest_slot_set_rate(&me->copy_rate, 0);
 	set_phase("indexing");
 }
@@ -1480,7 +967,7 @@ finish_stream(void)
 	{
 		rels = ingest_source_relations(conn, false, info->password);
 		ingest_apply_filters(rels, filters);
-		items = sequence_items(conn, rels);
+		items = ingest_plan_sequences(conn, rels, info->password);
 	}
 	PG_FINALLY();
 	{
@@ -1648,7 +1135,7 @@ finish(void)
 {
 	(void) ingest_signal_workers(my_slot, INGEST_WORKER_NONE, SIGTERM, true);
 	(void) ingest_wait_workers_gone(my_slot, 30000L);
-	release_snapshot();
+	ingest_snapshot_release();
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
 	me->terminal = true;
 	LWLockRelease(IngestShared->lock);
@@ -1775,7 +1262,7 @@ ingest_coordinator_main(Datum main_arg)
 						edata->message),
 				 edata->context ? errcontext("%s", edata->context) : 0,
 				 edata->internalquery ? errdetail_internal("query: %s", edata->internalquery) : 0));
-		release_snapshot();
+		ingest_snapshot_release();
 		coordinator_failed(edata);
 		proc_exit(1);
 	}

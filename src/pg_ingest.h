@@ -266,6 +266,14 @@ extern char *ingest_origin_name(IngestMigration *m);
 extern void ingest_xact_start(void);
 extern void ingest_xact_commit(void);
 extern void ingest_xact_abort(void);
+
+/* Run code in a transaction of its own (a worker outside any transaction). */
+#define IN_TRANSACTION(code) \
+	do { \
+		ingest_xact_start(); \
+		code; \
+		ingest_xact_commit(); \
+	} while (0)
 extern SPITupleTable *ingest_catalog_query(const char *sql, int nargs,
 										   Oid *argtypes, Datum *values,
 										   const char *nulls);
