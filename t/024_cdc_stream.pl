@@ -1,15 +1,20 @@
-# Change data capture across two clusters.
+# Change data capture across two clusters: one migration, streaming.
 #
 # A live migration (full load and CDC) while pgbench writes to the source
-# during the whole copy; then, while it streams: updates that leave a
-# TOASTed value unchanged, primary-key updates, deletes (by cascade too), a
-# REPLICA IDENTITY FULL table with duplicate rows, a truncate, a large
-# transaction, NaN and Infinity, generated columns, a trigger that must not
-# fire twice; the applier killed with SIGKILL mid-transaction; the source
-# restarted; a conflicting row planted on the target; NOTIFY delivery;
-# cutover.  Then a transaction that touches a table while its copy is held
-# back, mode 'cdc' on the migrated database, and stop_at's bad inputs.
-# Every table is compared with the source by content.
+# during the whole copy; a session LISTENing on the target is told of the
+# phases (NOTIFY); then, while it streams: updates that leave a TOASTed
+# value unchanged, primary-key updates, deletes (by cascade too), a REPLICA
+# IDENTITY FULL table with duplicate rows, a truncate, NaN and Infinity, a
+# trigger that must not fire twice; a large transaction (with a generated
+# column) spooled while paused and the applier killed with SIGKILL in the
+# middle of it; the stream cut in the middle of a transaction; a pause asked
+# for in the middle of a transaction; the source restarted; a conflicting
+# row planted on the target; stop_at's bad inputs; cutover.  These steps
+# run in order on the same migration (each starts from the state the one
+# before left; the last checks, no password anywhere, need the stream lost
+# and failed on the way).  Every table is compared with the source by
+# content.  The other CDC scenarios are t/025_cdc_held_copy.pl,
+# t/026_cdc_mode.pl and t/027_cdc_encoding.pl.
 
 use strict;
 use warnings;
@@ -286,89 +291,5 @@ is($target->safe_psql('live',
 	0, 'no event or status row holds the password (the stream was lost and failed on the way)');
 my @log_lines = grep { /S3cret-Pass/ && !/STATEMENT:/ } split /\n/, slurp_file($target->logfile);
 is_deeply(\@log_lines, [], 'nor does any line of the server log but PostgreSQL\'s own STATEMENT lines');
-
-# --- a transaction touching a table whose copy is held back --------------
-# The target's schema is put in place beforehand; a session holding a lock
-# on "big" keeps its copy waiting while the source changes it.
-create_db($target, 'held');
-$target->safe_psql('held', 'CREATE EXTENSION pg_ingest');
-{
-	my ($dump, $derr, $o, $e);
-	IPC::Run::run([ 'pg_dump', '--schema-only', '--no-owner', '--no-privileges', '-d', $source->connstr('app') ], '>', \$dump, '2>', \$derr)
-	  or die "pg_dump failed: $derr";
-	$dump =~ s/^\\(un)?restrict .*$//mg;
-	IPC::Run::run([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $target->connstr('held') ],
-		'<', \$dump, '>', \$o, '2>', \$e)
-	  or die "restoring the schema failed: $e";
-}
-my $holder = $target->background_psql('held');
-$holder->query_safe('BEGIN; LOCK TABLE big IN ACCESS SHARE MODE');
-$target->safe_psql('held',
-	"SELECT ingest.start('$conn', name => 'held', schema => 'existing', table_jobs => 2, index_jobs => 1)");
-ok( poll_until($target, 'held',
-		"SELECT state FROM ingest.tables WHERE name = 'held' AND source_table = 'public.big'",
-		'copying', 'the copy of big to wait for the lock'),
-	'the copy of big is held back');
-$source->safe_psql('app', q{
-	BEGIN;
-	UPDATE big SET payload = 'while copying' WHERE id <= 1000;
-	INSERT INTO big (id, payload) VALUES (300000, 'new while copying');
-	UPDATE keyed SET v = 'same transaction' WHERE id = 500;
-	COMMIT;
-});
-is($target->safe_psql('held', "SELECT state FROM ingest.tables WHERE name = 'held' AND source_table = 'public.big'"),
-	'copying', 'the source transaction committed while big was being copied');
-$holder->query_safe('COMMIT');
-$holder->quit;
-ok(wait_phase($target, 'held', 'held', 'streaming'), 'the held-back copy finishes and the migration streams');
-my $held_cut = $target->safe_psql('held', "SELECT ingest.cutover('held')");
-is($target->safe_psql('held', "SELECT phase FROM ingest.status WHERE name = 'held'"),
-	'completed', 'the held-back migration completes');
-same_content($source, 'app', $target, 'held', \@tables, 'the transaction is applied once, on top of the copy');
-
-# --- mode 'cdc' on a migrated database, and a stop LSN in the past ------
-$target->safe_psql('held', "SELECT ingest.start('$conn', name => 'again', mode => 'cdc', schema => 'existing')");
-ok(wait_phase($target, 'held', 'again', 'streaming'), "mode 'cdc' streams");
-$source->safe_psql('app', q{
-	UPDATE keyed SET v = 'cdc mode' WHERE id <= 2000;
-	DELETE FROM big WHERE id > 199000;
-	UPDATE toasty SET n = n + 10;
-});
-$target->safe_psql('held', "SELECT ingest.cutover('again')");
-same_content($source, 'app', $target, 'held', \@tables, "mode 'cdc' brings the changes made since");
-
-$target->safe_psql('held', "SELECT ingest.start('$conn', name => 'past', mode => 'cdc', schema => 'existing')");
-ok(wait_phase($target, 'held', 'past', 'streaming'), 'another cdc migration streams');
-$target->safe_psql('held', "SELECT ingest.stop_at('0/1', 'past')");
-ok(wait_phase($target, 'held', 'past', 'completed'), 'a stop LSN in the past stops at once');
-is($target->safe_psql('held',
-		"SELECT message FROM ingest.events WHERE name = 'past' AND kind = 'phase' ORDER BY id DESC LIMIT 1"),
-	'phase completed', 'the stop is recorded');
-($ret, $out, $err) = $target->psql('held', "SELECT ingest.stop_at('1/0', 'past')");
-like($err, qr/no unfinished migration is named "past"/, 'stop_at on a completed migration is refused');
-$target->safe_psql('held', "SELECT ingest.cleanup('past')");
-$target->safe_psql('held', "SELECT ingest.cleanup('past')");
-is($source->safe_psql('app', "SELECT count(*) FROM pg_replication_slots"), '0',
-	'cleanup twice: no slot left on the source');
-
-# --- a source database in another encoding --------------------------------
-# wal2json writes in the source's encoding: LATIN1 here, UTF8 on the target.
-$source->safe_psql('postgres',
-	"CREATE DATABASE latin ENCODING 'LATIN1' LOCALE 'C' TEMPLATE template0 OWNER migrator");
-$source->safe_psql('latin',
-	"SET client_encoding = 'UTF8'; SET ROLE migrator;"
-	  . " CREATE TABLE words (id int PRIMARY KEY, w text);"
-	  . " INSERT INTO words VALUES (1, 'café'), (2, 'naïve');");
-create_db($target, 'utf');
-$target->safe_psql('utf', 'CREATE EXTENSION pg_ingest');
-$target->safe_psql('utf',
-	"SELECT ingest.start('" . source_connstr($source, dbname => 'latin') . "', name => 'enc')");
-ok(wait_phase($target, 'utf', 'enc', 'streaming'), 'the LATIN1 source streams');
-$source->safe_psql('latin',
-	"SET client_encoding = 'UTF8'; UPDATE words SET w = w || ' à la crème' WHERE id = 1;"
-	  . " INSERT INTO words VALUES (3, 'Ærø ß ÿ');");
-$target->safe_psql('utf', "SELECT ingest.cutover('enc')");
-is($target->safe_psql('utf', "SET client_encoding = 'UTF8'; SELECT string_agg(w, '|' ORDER BY id) FROM words"),
-	'café à la crème|naïve|Ærø ß ÿ', 'changes made in LATIN1 arrive in UTF8');
 
 done_testing();
