@@ -1,5 +1,5 @@
 -- Tables of the CDC TAP tests (t/024_cdc_stream.pl, t/025_cdc_held_copy.pl,
--- t/026_cdc_mode.pl), next to pgbench's: each is
+-- t/026_cdc_mode.pl, t/028_cdc_large_txn.pl), next to pgbench's: each is
 -- there for one kind of change the applier must get right.
 
 -- pgbench's history has no key: without a replica identity its changes
