@@ -1,4 +1,5 @@
--- Tables of the CDC TAP test (t/003_cdc.pl), next to pgbench's: each is
+-- Tables of the CDC TAP tests (t/024_cdc_stream.pl, t/025_cdc_held_copy.pl,
+-- t/026_cdc_mode.pl, t/028_cdc_large_txn.pl), next to pgbench's: each is
 -- there for one kind of change the applier must get right.
 
 -- pgbench's history has no key: without a replica identity its changes
