@@ -796,6 +796,41 @@ ingest_exec(PGconn *conn, const char *sql, ExecStatusType expected,
 }
 
 /*
+ * ingest_begin_read
+ *		Begin the transaction every session reading the source runs in:
+ *		REPEATABLE READ, READ ONLY; with snapshot (not NULL), importing that
+ *		exported snapshot (what says which, for an error).
+ */
+void
+ingest_begin_read(PGconn *conn, const char *snapshot, const char *what,
+				  const char *password)
+{
+	PQclear(ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+						PGRES_COMMAND_OK, "begin a transaction", password));
+	if (snapshot)
+		PQclear(ingest_exec(conn, psprintf("SET TRANSACTION SNAPSHOT %s",
+										   quote_literal_cstr(snapshot)),
+							PGRES_COMMAND_OK, what, password));
+}
+
+/*
+ * ingest_create_slot_sql
+ *		CREATE_REPLICATION_SLOT of a wal2json slot in the syntax of the
+ *		server conn is connected to (the option list from PostgreSQL 15 on,
+ *		the keywords before), exporting its snapshot or none.
+ */
+char *
+ingest_create_slot_sql(PGconn *conn, const char *name, bool temporary, bool export)
+{
+	bool		pg15 = PQserverVersion(conn) >= 150000;
+
+	return psprintf("CREATE_REPLICATION_SLOT %s %sLOGICAL wal2json %s", name,
+					temporary ? "TEMPORARY " : "",
+					pg15 ? (export ? "(SNAPSHOT 'export')" : "(SNAPSHOT 'nothing')") :
+					(export ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT"));
+}
+
+/*
  * ingest_get_copy_data
  *		Next CopyData message from a COPY OUT / COPY BOTH stream.
  *

@@ -55,6 +55,10 @@ extern void ingest_report_result_error(PGconn *conn, PGresult *res,
 extern PGresult *ingest_exec(PGconn *conn, const char *sql,
 							 ExecStatusType expected, const char *what,
 							 const char *password);
+extern void ingest_begin_read(PGconn *conn, const char *snapshot,
+							  const char *what, const char *password);
+extern char *ingest_create_slot_sql(PGconn *conn, const char *name,
+									bool temporary, bool export);
 extern int	ingest_get_copy_data(PGconn *conn, char **buffer, long timeout_ms);
 extern void ingest_put_copy_data(PGconn *conn, const char *data, int len,
 								 const char *password);

@@ -153,9 +153,6 @@ close_source(void)
 static void
 ensure_source(const char *name, const char *snapshot)
 {
-	char	   *sql;
-	PGresult   *res;
-
 	if (source && imported_snapshot && strcmp(imported_snapshot, snapshot) == 0 &&
 		PQstatus(source) == CONNECTION_OK &&
 		PQtransactionStatus(source) == PQTRANS_INTRANS)
@@ -164,15 +161,11 @@ ensure_source(const char *name, const char *snapshot)
 	source = ingest_connect_or_error(conninfo, INGEST_CONN_SQL,
 									 psprintf("pg_ingest %s copy %d", name,
 											  MyIngestWorker->job));
-	res = ingest_exec(source, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-					  PGRES_COMMAND_OK, "begin a transaction", conninfo->password);
-	PQclear(res);
-	sql = psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot));
+	/* a failure here is the snapshot's, not the item's (see the caller) */
 	importing = true;
-	res = ingest_exec(source, sql, PGRES_COMMAND_OK, "import the migration's snapshot",
+	ingest_begin_read(source, snapshot, "import the migration's snapshot",
 					  conninfo->password);
 	importing = false;
-	PQclear(res);
 	imported_snapshot = MemoryContextStrdup(TopMemoryContext, snapshot);
 }
 

@@ -958,8 +958,7 @@ ingest_infer_new_table(IngestMigration *m, IngestConnInfo *info,
 								   psprintf("pg_ingest %s applier (new table)", m->name));
 	slot = psprintf("pg_ingest_new_%d_%d", m->id, MyProcPid);
 	res = ingest_exec(repl,
-					  psprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL wal2json %s", slot,
-							   PQserverVersion(repl) >= 150000 ? "(SNAPSHOT 'export')" : "EXPORT_SNAPSHOT"),
+					  ingest_create_slot_sql(repl, slot, true, true),
 					  PGRES_TUPLES_OK, "create a temporary replication slot", info->password);
 	*sync_lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in,
 												CStringGetDatum(PQgetvalue(res, 0, 1))));
@@ -997,10 +996,7 @@ ingest_infer_new_table(IngestMigration *m, IngestConnInfo *info,
 	/* its rows, under the snapshot */
 	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 								   psprintf("pg_ingest %s applier (new table)", m->name));
-	PQclear(ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-						PGRES_COMMAND_OK, "begin a transaction", info->password));
-	PQclear(ingest_exec(conn, psprintf("SET TRANSACTION SNAPSHOT %s", quote_literal_cstr(snapshot)),
-						PGRES_COMMAND_OK, "import the new table's snapshot", info->password));
+	ingest_begin_read(conn, snapshot, "import the new table's snapshot", info->password);
 	rel = table_open(relid, RowExclusiveLock);
 	ingest_check_target(relid, m->owner, ACL_INSERT);
 	desc = RelationGetDescr(rel);

@@ -863,9 +863,7 @@ ingest_lo_sync_at_stop(IngestMigration *m, IngestConnInfo *info)
 		memset(&w, 0, sizeof(w));
 		w.cxt = CurrentMemoryContext;
 		initStringInfo(&copy_oids);
-		res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-						  PGRES_COMMAND_OK, "begin a transaction", info->password);
-		PQclear(res);
+		ingest_begin_read(conn, NULL, NULL, info->password);
 
 		ingest_xact_start();
 		cxt = CurrentMemoryContext;

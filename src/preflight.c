@@ -499,12 +499,7 @@ check_wal2json(Preflight *pf)
 	 */
 	for (attempt = 0; attempt < 2; attempt++)
 	{
-		if (pf->version >= 150000)
-			sql = psprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL wal2json (SNAPSHOT 'nothing')",
-						   slot);
-		else
-			sql = psprintf("CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL wal2json NOEXPORT_SNAPSHOT",
-						   slot);
+		sql = ingest_create_slot_sql(pf->repl, slot, true, false);
 		res = ingest_query(pf->repl, sql, ingest_preflight_timeout * 1000L,
 						   &timed_out);
 		if (timed_out)

@@ -358,9 +358,7 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 
 		conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 									   psprintf("pg_ingest %s resync", m->name));
-		res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-						  PGRES_COMMAND_OK, "begin a transaction", info->password);
-		PQclear(res);
+		ingest_begin_read(conn, NULL, NULL, info->password);
 		/* the columns as they are now, in the snapshot the rows are read in */
 		rels = ingest_source_relations(conn, false, info->password);
 

@@ -49,15 +49,10 @@ static PGconn *exporter = NULL;
 static XLogRecPtr
 create_slot(IngestConnInfo *info, const char *name, bool temporary, bool export, char **snapshot)
 {
-	char	   *sql;
+	char	   *sql = ingest_create_slot_sql(exporter, name, temporary, export);
 	PGresult   *res;
 	XLogRecPtr	lsn;
-	bool		pg15 = PQserverVersion(exporter) >= 150000;
 
-	sql = psprintf("CREATE_REPLICATION_SLOT %s %sLOGICAL wal2json %s", name,
-				   temporary ? "TEMPORARY " : "",
-				   pg15 ? (export ? "(SNAPSHOT 'export')" : "(SNAPSHOT 'nothing')") :
-				   (export ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT"));
 	pgstat_report_activity(STATE_RUNNING, "waiting for the source to create a replication slot");
 	res = ingest_exec(exporter, sql, PGRES_TUPLES_OK,
 					  "create a replication slot", info->password);
@@ -197,17 +192,10 @@ PGconn *
 ingest_snapshot_session(IngestMigration *m, IngestConnInfo *info)
 {
 	PGconn	   *conn;
-	PGresult   *res;
 
 	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
 								   psprintf("pg_ingest %s coordinator", m->name));
-	res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-					  PGRES_COMMAND_OK, "begin a transaction", info->password);
-	PQclear(res);
-	res = ingest_exec(conn, psprintf("SET TRANSACTION SNAPSHOT %s",
-									 quote_literal_cstr(m->snapshot_name)),
-					  PGRES_COMMAND_OK, "import the snapshot", info->password);
-	PQclear(res);
+	ingest_begin_read(conn, m->snapshot_name, "import the snapshot", info->password);
 	return conn;
 }
 

@@ -293,9 +293,7 @@ ingest_verify(PG_FUNCTION_ARGS)
 			(void) set_config_option(row_text_settings[i][0], row_text_settings[i][1],
 									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 									 true, 0, false);
-		res = ingest_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-						  PGRES_COMMAND_OK, "begin a transaction", info->password);
-		PQclear(res);
+		ingest_begin_read(conn, NULL, NULL, info->password);
 
 		foreach(lc, tables)
 		{
