@@ -32,18 +32,9 @@ my $target = new_target('target',
 	'pg_ingest.retry_delay' => "'200ms'");
 
 my $conn = source_connstr($source);
-my @tables = qw(pgbench_accounts pgbench_branches pgbench_tellers pgbench_history
-  toasty keyed child audit nopk trunc_me big nums);
 
 # --- the source: pgbench's tables with foreign keys, and the test's own --
-{
-	local $ENV{PGPASSWORD} = 'S3cret-Pass';
-	my ($out, $err);
-	IPC::Run::run([ 'pgbench', '-i', '-q', '-s', '2', '--foreign-keys', source_connstr($source, password => undef) ],
-		'>', \$out, '2>', \$err)
-	  or die "pgbench -i failed: $err";
-}
-run_sql_file($source, 'app', "$FindBin::RealBin/sql/cdc_source.sql", 'migrator');
+my @tables = load_cdc_source($source);
 
 # pgbench writes from before the start until after the copy
 my $pgbench_out = '';

@@ -23,18 +23,9 @@ my $source = new_source('source');
 my $target = new_target('target', 'pg_ingest.retry_delay' => "'200ms'");
 
 my $conn = source_connstr($source);
-my @tables = qw(pgbench_accounts pgbench_branches pgbench_tellers pgbench_history
-  toasty keyed child audit nopk trunc_me big nums);
 
 # --- the source: pgbench's tables with foreign keys, and the CDC tables ---
-{
-	local $ENV{PGPASSWORD} = 'S3cret-Pass';
-	my ($out, $err);
-	IPC::Run::run([ 'pgbench', '-i', '-q', '-s', '2', '--foreign-keys', source_connstr($source, password => undef) ],
-		'>', \$out, '2>', \$err)
-	  or die "pgbench -i failed: $err";
-}
-run_sql_file($source, 'app', "$FindBin::RealBin/sql/cdc_source.sql", 'migrator');
+my @tables = load_cdc_source($source);
 $source->safe_psql('app',
 	"INSERT INTO big (id, payload) SELECT g, md5(g::text) FROM generate_series(1, 200000) g");
 

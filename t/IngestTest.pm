@@ -18,6 +18,7 @@ our @EXPORT = qw(
   plugin_conf new_target new_source poll_until source_connstr create_db
   run_sql_file table_hashes same_content wait_phase
   poll_value worker_pid log_count sequence_values try_psql
+  load_cdc_source
 );
 use Exporter 'import';
 
@@ -220,6 +221,23 @@ sub sequence_values
 		  . " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 		  . " WHERE c.relkind = 'S' AND n.nspname NOT IN ('ingest', 'pg_catalog', 'information_schema')");
 	return \%v;
+}
+
+# The source of the change data capture tests (t/024 to t/028): pgbench's
+# tables (scale 2, with foreign keys) and those of t/sql/cdc_source.sql, in
+# database app, owned by migrator.  Returns the names of its tables.
+sub load_cdc_source
+{
+	my ($source) = @_;
+	local $ENV{PGPASSWORD} = 'S3cret-Pass';
+	my ($out, $err);
+	IPC::Run::run([ 'pgbench', '-i', '-q', '-s', '2', '--foreign-keys', source_connstr($source, password => undef) ],
+		'>', \$out, '2>', \$err)
+	  or die "pgbench -i failed: $err";
+	my $dir = $INC{'IngestTest.pm'} =~ s{[^/]*$}{}r;
+	run_sql_file($source, 'app', "${dir}sql/cdc_source.sql", 'migrator');
+	return qw(pgbench_accounts pgbench_branches pgbench_tellers pgbench_history
+	  toasty keyed child audit nopk trunc_me big nums);
 }
 
 1;
