@@ -18,7 +18,7 @@ our @EXPORT = qw(
   plugin_conf new_target new_source poll_until source_connstr create_db
   run_sql_file table_hashes same_content wait_phase
   poll_value worker_pid log_count sequence_values try_psql
-  load_cdc_source
+  load_cdc_source password_nowhere
 );
 use Exporter 'import';
 
@@ -238,6 +238,22 @@ sub load_cdc_source
 	run_sql_file($source, 'app', "${dir}sql/cdc_source.sql", 'migrator');
 	return qw(pgbench_accounts pgbench_branches pgbench_tellers pgbench_history
 	  toasty keyed child audit nopk trunc_me big nums);
+}
+
+# Two tests: the password of source_connstr() is in no event, no status
+# row ($how says what the migration went through) and no line of the
+# target's server log but PostgreSQL's own STATEMENT lines.
+sub password_nowhere
+{
+	my ($target, $db, $how) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	is($target->safe_psql($db,
+			"SELECT count(*) FROM ingest.events WHERE message || coalesce(detail, '') LIKE '%S3cret-Pass%'")
+		  + $target->safe_psql($db,
+			"SELECT count(*) FROM ingest.status WHERE source || coalesce(last_error, '') LIKE '%S3cret-Pass%'"),
+		0, "no event or status row holds the password ($how)");
+	my @log_lines = grep { /S3cret-Pass/ && !/STATEMENT:/ } split /\n/, slurp_file($target->logfile);
+	is_deeply(\@log_lines, [], 'nor does any line of the server log but PostgreSQL\'s own STATEMENT lines');
 }
 
 1;
