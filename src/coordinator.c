@@ -672,8 +672,19 @@ ensure_index_workers(void)
 {
 	int64		pending;
 
+	/*
+	 * The start stores the post-data items with the pre-data ones.  A
+	 * migration begun by a library before 0.2.0, which took the post-data
+	 * section later, has none: going on would complete it without its
+	 * indexes, keys and foreign keys.
+	 */
 	if (!m->postdata_loaded && strcmp(m->schema_mode, "copy") == 0)
-		return;
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("migration \"%s\" was started by an earlier pg_ingest that had not yet taken the post-data section of the schema",
+						m->name),
+				 errdetail("This pg_ingest takes it when a migration starts; without it the indexes, keys and foreign keys would be missing."),
+				 errhint("Abort the migration with ingest.abort() and start it again.")));
 	IN_TRANSACTION(pending = ingest_count_pending(m->id, STAGE_INDEX, STAGE_FOREIGN_KEY));
 	if (pending > 0 && running(index_workers, INGEST_MAX_JOBS) < m->index_jobs)
 		launch(INGEST_WORKER_INDEX, index_workers, m->index_jobs);
