@@ -476,16 +476,8 @@ read_back(Relation rel, ApplyRel *r, W2JColumn *cols, int ncols, const char *col
 	res = PQexecParams(source, sql.data, nkeys, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		PG_TRY();
-		{
-			ingest_report_result_error(source, res, ERROR, "read a value back",
-									   info->password);
-		}
-		PG_FINALLY();
-		{
-			PQclear(res);
-		}
-		PG_END_TRY();
+		ingest_report_result_error(source, res, ERROR, "read a value back",
+								   info->password);
 	}
 	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 		value = pstrdup(PQgetvalue(res, 0, 0));

@@ -743,31 +743,41 @@ ingest_result_message(PGconn *conn, PGresult *res, const char *password)
 
 /*
  * ingest_report_result_error
- *		ereport a failed source query, keeping the source's SQLSTATE.
+ *		ereport a failed source query, keeping the source's SQLSTATE, and
+ *		free res (NULL is fine), even when elevel throws: the caller hands
+ *		it over (postgres_fdw's pgfdw_report_error with clear = true).
  *
- * what says what we were doing ("copy table public.t").  Caller owns res.
+ * what says what we were doing ("copy table public.t").
  */
 void
 ingest_report_result_error(PGconn *conn, PGresult *res, int elevel,
 						   const char *what, const char *password)
 {
-	const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
-	int			code = ERRCODE_CONNECTION_FAILURE;
+	PG_TRY();
+	{
+		const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+		const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+		int			code = ERRCODE_CONNECTION_FAILURE;
 
-	if (sqlstate != NULL && strlen(sqlstate) == 5)
-		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
-							 sqlstate[3], sqlstate[4]);
-	ereport(elevel,
-			(errcode(code),
-			 errmsg("could not %s on the source: %s", what,
-					ingest_scrub(primary ? primary : ingest_conn_error(conn),
-								 password)),
-			 detail ? errdetail_internal("%s", ingest_scrub(detail, password)) : 0,
-			 hint ? errhint("%s", ingest_scrub(hint, password)) : 0,
-			 errhidestmt(true)));
+		if (sqlstate != NULL && strlen(sqlstate) == 5)
+			code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
+								 sqlstate[3], sqlstate[4]);
+		ereport(elevel,
+				(errcode(code),
+				 errmsg("could not %s on the source: %s", what,
+						ingest_scrub(primary ? primary : ingest_conn_error(conn),
+									 password)),
+				 detail ? errdetail_internal("%s", ingest_scrub(detail, password)) : 0,
+				 hint ? errhint("%s", ingest_scrub(hint, password)) : 0,
+				 errhidestmt(true)));
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -781,17 +791,7 @@ ingest_exec(PGconn *conn, const char *sql, ExecStatusType expected,
 	PGresult   *res = ingest_query(conn, sql, -1, NULL);
 
 	if (res == NULL || PQresultStatus(res) != expected)
-	{
-		PG_TRY();
-		{
-			ingest_report_result_error(conn, res, ERROR, what, password);
-		}
-		PG_FINALLY();
-		{
-			PQclear(res);
-		}
-		PG_END_TRY();
-	}
+		ingest_report_result_error(conn, res, ERROR, what, password);
 	return res;
 }
 

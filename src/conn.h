@@ -42,6 +42,36 @@ extern PGconn *ingest_connect_or_error(IngestConnInfo *info,
 									   IngestConnKind kind,
 									   const char *appname);
 extern void ingest_disconnect(PGconn *conn);
+
+/*
+ * WITH_SOURCE_SESSION
+ *		Open conn, a session on the source for one piece of work, run the
+ *		statements given, and close it whatever happens: the one
+ *		connect / PG_TRY / disconnect block of such sessions.
+ *
+ * With error NULL, a failed connection throws (ingest_connect_or_error);
+ * otherwise it sets *error, leaves conn NULL and skips the statements.
+ * The statements must not return or jump out of the block.
+ */
+#define WITH_SOURCE_SESSION(conn, info, kind, appname, error, ...) \
+	do { \
+		char	  **with_error_ = (error); \
+		\
+		(conn) = with_error_ ? ingest_connect((info), (kind), (appname), with_error_) : \
+			ingest_connect_or_error((info), (kind), (appname)); \
+		if ((conn) != NULL) \
+		{ \
+			PG_TRY(); \
+			{ \
+				__VA_ARGS__; \
+			} \
+			PG_FINALLY(); \
+			{ \
+				ingest_disconnect(conn); \
+			} \
+			PG_END_TRY(); \
+		} \
+	} while (0)
 extern char *ingest_conn_error(PGconn *conn);
 extern void ingest_cancel(PGconn *conn);
 

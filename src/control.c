@@ -451,11 +451,8 @@ ingest_drop_source_slot(IngestMigration *m, IngestConnInfo *info, char **error)
 
 	if (m->slot_name == NULL)
 		return true;
-	conn = ingest_connect(info, INGEST_CONN_SQL,
-						  psprintf("pg_ingest %s cleanup", m->name), error);
-	if (conn == NULL)
-		return false;
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s cleanup", m->name), error,
 	{
 		const char *params[1] = {m->slot_name};
 
@@ -483,12 +480,7 @@ ingest_drop_source_slot(IngestMigration *m, IngestConnInfo *info, char **error)
 			}
 			PQclear(res);
 		}
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 	return ok;
 }
 
@@ -639,20 +631,14 @@ ingest_cutover(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	m = cdc_migration(name, "cut over");
 	info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s cutover", name));
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s cutover", name), NULL,
 	{
 		res = ingest_exec(conn, "SELECT pg_catalog.pg_current_wal_lsn()",
 						  PGRES_TUPLES_OK, "read the current WAL position", info->password);
 		lsn = pg_lsn_in_internal(PQgetvalue(res, 0, 0), &bad);
 		PQclear(res);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 
 	request_stop(m, lsn, false);
 	if (!DatumGetBool(DirectFunctionCall3(ingest_wait, PG_GETARG_DATUM(0),

@@ -236,17 +236,11 @@ phase_starting_cdc(void)
 
 	ingest_snapshot_create_slot(m, info, false);
 	ingest_snapshot_release();
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s coordinator", m->name));
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s coordinator", m->name), NULL,
 	{
 		rels = ingest_source_relations(conn, false, info->password);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 	ingest_apply_filters(rels, filters);
 
 	ingest_xact_start();
@@ -972,19 +966,13 @@ finish_stream(void)
 	/* resync => 'at_cutover': tables decoding cannot follow, copied again */
 	ingest_resync_at_stop(m, info);
 
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s coordinator", m->name));
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s coordinator", m->name), NULL,
 	{
 		rels = ingest_source_relations(conn, false, info->password);
 		ingest_apply_filters(rels, filters);
 		items = ingest_plan_sequences(conn, rels, info->password);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 	IN_TRANSACTION(ingest_store_schema_items(m->id, items));
 	(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
 	/* large objects are not decoded: those changed since the snapshot */

@@ -216,16 +216,8 @@ copy_read_cb(void *outbuf, int minread, int maxread)
 
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			{
-				PG_TRY();
-				{
-					ingest_report_result_error(stream.conn, res, ERROR, "read the table",
-											   stream.password);
-				}
-				PG_FINALLY();
-				{
-					PQclear(res);
-				}
-				PG_END_TRY();
+				ingest_report_result_error(stream.conn, res, ERROR, "read the table",
+										   stream.password);
 			}
 			PQclear(res);
 			stream.eof = true;

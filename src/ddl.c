@@ -452,9 +452,8 @@ ingest_ddl_install(IngestMigration *m, IngestConnInfo *info)
 					 "COMMIT",
 					 ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, ident, ident);
 
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s coordinator", m->name));
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s coordinator", m->name), NULL,
 	{
 		res = ingest_query(conn, sql.data, -1, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -468,12 +467,7 @@ ingest_ddl_install(IngestMigration *m, IngestConnInfo *info)
 			res = ingest_query(conn, "ROLLBACK", -1, NULL);
 		}
 		PQclear(res);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 
 	if (error == NULL)
 		IN_XACT(ingest_event(m->id, "INFO", "ddl", NULL,
@@ -514,27 +508,18 @@ ingest_ddl_remove(IngestMigration *m, IngestConnInfo *info)
 	if (!installed)
 		return true;
 
-	conn = info == NULL ? NULL :
-		ingest_connect(info, INGEST_CONN_SQL,
-					   psprintf("pg_ingest %s cleanup", m->name), &error);
 	if (info == NULL)
 		error = "the source's connection string cannot be read";
-	if (conn != NULL)
-	{
-		PG_TRY();
+	else
+		WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+							psprintf("pg_ingest %s cleanup", m->name), &error,
 		{
 			PGresult   *res = ingest_query(conn, remove_sql(ident), 30000L, NULL);
 
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 				error = ingest_result_message(conn, res, info->password);
 			PQclear(res);
-		}
-		PG_FINALLY();
-		{
-			ingest_disconnect(conn);
-		}
-		PG_END_TRY();
-	}
+		});
 	if (error != NULL)
 	{
 		IN_XACT(ingest_event(m->id, "WARNING", "ddl", NULL,

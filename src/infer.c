@@ -358,16 +358,8 @@ source_columns(IngestMigration *m, IngestConnInfo *info, const char *nspname,
 					   2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		PG_TRY();
-		{
-			ingest_report_result_error(source, res, ERROR,
-									   "read a table's columns", info->password);
-		}
-		PG_FINALLY();
-		{
-			PQclear(res);
-		}
-		PG_END_TRY();
+		ingest_report_result_error(source, res, ERROR,
+								   "read a table's columns", info->password);
 	}
 	for (i = 0; i < PQntuples(res); i++)
 	{
@@ -825,16 +817,8 @@ feed_cb(void *outbuf, int minread, int maxread)
 
 			if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			{
-				PG_TRY();
-				{
-					ingest_report_result_error(feed.conn, res, ERROR, "read the new table",
-											   feed.password);
-				}
-				PG_FINALLY();
-				{
-					PQclear(res);
-				}
-				PG_END_TRY();
+				ingest_report_result_error(feed.conn, res, ERROR, "read the new table",
+										   feed.password);
 			}
 			PQclear(res);
 			feed.eof = true;

@@ -306,15 +306,7 @@ next_row(PGconn *conn, const char *what, const char *password)
 		return res;
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		PG_TRY();
-		{
-			ingest_report_result_error(conn, res, ERROR, what, password);
-		}
-		PG_FINALLY();
-		{
-			PQclear(res);
-		}
-		PG_END_TRY();
+		ingest_report_result_error(conn, res, ERROR, what, password);
 	}
 	PQclear(res);
 	while ((res = next_result(conn)) != NULL)
@@ -827,9 +819,8 @@ ingest_lo_sync_at_stop(IngestMigration *m, IngestConnInfo *info)
 	TimestampTz started = GetCurrentTimestamp();
 	PGconn	   *conn;
 
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s large objects", m->name));
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s large objects", m->name), NULL,
 	{
 		PGresult   *res;
 		LoRoles    *roles;
@@ -1010,12 +1001,7 @@ ingest_lo_sync_at_stop(IngestMigration *m, IngestConnInfo *info)
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
 						  info->password);
 		PQclear(res);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 }
 
 /*

@@ -207,20 +207,14 @@ ingest_refresh_matviews(IngestMigration *m, IngestConnInfo *info,
 	int			ran;
 	bool		pending;
 
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s coordinator", m->name));
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s coordinator", m->name), NULL,
 	{
 		rels = ingest_source_relations(conn, false, info->password);
 		ingest_apply_filters(rels, filters);
 		res = ingest_exec(conn, SOURCE_MATVIEWS_SQL, PGRES_TUPLES_OK,
 						  "list materialized views", info->password);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 
 	ingest_xact_start();
 	for (i = 0; i < PQntuples(res); i++)

@@ -552,17 +552,9 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 	res = ingest_query(stream, cmd, -1, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_BOTH)
 	{
-		PG_TRY();
-		{
-			ingest_report_result_error(stream, res, ERROR,
-									   "start streaming the replication slot",
-									   info->password);
-		}
-		PG_FINALLY();
-		{
-			PQclear(res);
-		}
-		PG_END_TRY();
+		ingest_report_result_error(stream, res, ERROR,
+								   "start streaming the replication slot",
+								   info->password);
 	}
 	PQclear(res);
 }

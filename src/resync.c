@@ -350,14 +350,13 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 	pgstat_report_activity(STATE_RUNNING, "copying tables again at the stop");
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest resync table",
 								ALLOCSET_DEFAULT_SIZES);
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s resync", m->name), NULL,
 	{
 		PGresult   *res;
 		List	   *rels;
 		int			nest;
 
-		conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-									   psprintf("pg_ingest %s resync", m->name));
 		ingest_begin_read(conn, NULL, NULL, info->password);
 		/* the columns as they are now, in the snapshot the rows are read in */
 		rels = ingest_source_relations(conn, false, info->password);
@@ -466,13 +465,7 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
 						  info->password);
 		PQclear(res);
-	}
-	PG_FINALLY();
-	{
-		if (conn != NULL)
-			ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -170,16 +170,8 @@ sync_round(IngestMigration *m, IngestConnInfo *info, IngestFilters *filters)
 				 errmsg("the source did not answer within %d s", ROUND_TIMEOUT_MS / 1000)));
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		PG_TRY();
-		{
-			ingest_report_result_error(seq_conn, res, ERROR,
-									   "read the sequences", info->password);
-		}
-		PG_FINALLY();
-		{
-			PQclear(res);
-		}
-		PG_END_TRY();
+		ingest_report_result_error(seq_conn, res, ERROR,
+								   "read the sequences", info->password);
 	}
 
 	/* the sequences here, behind the source's value: one statement */

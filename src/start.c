@@ -500,9 +500,8 @@ ingest_start(PG_FUNCTION_ARGS)
 				 errhidestmt(true)));
 
 	/* the source: reachable, and the filters match something there */
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s start", name));
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s start", name), NULL,
 	{
 		source_encoding = PQparameterStatus(conn, "server_encoding");
 		source_encoding = pstrdup(source_encoding ? source_encoding : "");
@@ -510,12 +509,7 @@ ingest_start(PG_FUNCTION_ARGS)
 		schemas = ingest_source_schemas(conn, info->password);
 		extensions = ingest_source_extensions(conn, info->password);
 		read_source_facts(conn, info, filters, &facts);
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 	check_not_this_database(&facts);
 	ingest_apply_filters(rels, filters);
 	ingest_check_filters(filters, schemas, extensions);

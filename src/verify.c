@@ -280,10 +280,9 @@ ingest_verify(PG_FUNCTION_ARGS)
 	ingest_catalog_end();
 
 	info = ingest_conninfo_parse(m->source, !superuser(), NULL, NULL);
-	conn = ingest_connect_or_error(info, INGEST_CONN_SQL,
-								   psprintf("pg_ingest %s verify", m->name));
 	nestlevel = NewGUCNestLevel();
-	PG_TRY();
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s verify", m->name), NULL,
 	{
 		PGresult   *res;
 		ListCell   *lc;
@@ -392,12 +391,7 @@ ingest_verify(PG_FUNCTION_ARGS)
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			}
 		}
-	}
-	PG_FINALLY();
-	{
-		ingest_disconnect(conn);
-	}
-	PG_END_TRY();
+	});
 	AtEOXact_GUC(false, nestlevel);
 	return (Datum) 0;
 }
