@@ -189,11 +189,6 @@ typedef struct ApplyRelKey
 	NameData	relname;
 } ApplyRelKey;
 
-static IngestMigration *m;
-static IngestMigrationSlot *me;
-static int	my_slot;
-static IngestFilters *filters;
-static IngestConnInfo *info;
 static HTAB *rels = NULL;
 static MemoryContext change_cxt;
 static MemoryContext rel_cxt;
@@ -256,7 +251,7 @@ static void
 load_tables(void)
 {
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 	SPITupleTable *tab;
 	uint64		i;
 
@@ -291,7 +286,7 @@ load_tables(void)
 			namestrcpy(&r->root_rel, ingest_getstr(tab, i, 5));
 		}
 		r->sync_lsn = lsn ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(lsn))) :
-			m->slot_lsn;
+			MyMigration->slot_lsn;
 	}
 	ingest_catalog_end();
 }
@@ -342,23 +337,23 @@ lookup_rel(const char *nspname, const char *relname)
 		sr.nspname = (char *) nspname;
 		sr.relname = (char *) relname;
 		sr.relkind = 'r';
-		ingest_apply_filters(list_make1(&sr), filters);
+		ingest_apply_filters(list_make1(&sr), MyFilters);
 		/* a materialized view: refreshed at the stop (matview.c) */
-		if (!sr.in_scope || ingest_matview_skip(m->id, nspname, relname))
+		if (!sr.in_scope || ingest_matview_skip(MyMigration->id, nspname, relname))
 		{
 			r->skip = true;
 			r->valid = true;
 			return r;
 		}
 		/* created on the source since: ddl => 'infer' creates and copies it */
-		if (ingest_infer_new_table(m, info, nspname, relname, src.final_lsn, &r->sync_lsn))
+		if (ingest_infer_new_table(MyMigration, MySource, nspname, relname, src.final_lsn, &r->sync_lsn))
 			r->known = true;
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("table %s.%s of the source is not part of the migration",
 							quote_identifier(nspname), quote_identifier(relname)),
-					 errdetail("It was created on the source after the migration started; under ddl => '%s' it is not created here.", m->ddl),
+					 errdetail("It was created on the source after the migration started; under ddl => '%s' it is not created here.", MyMigration->ddl),
 					 errhint("Create it on the target, copy its rows, and add it: or leave it out with a filter in a new migration.")));
 	}
 
@@ -449,8 +444,8 @@ read_back(Relation rel, ApplyRel *r, W2JColumn *cols, int ncols, const char *col
 	if (!OidIsValid(r->keyidx))
 		return NULL;
 	if (source == NULL)
-		source = ingest_connect_or_error(info, INGEST_CONN_SQL,
-										 psprintf("pg_ingest %s applier", m->name));
+		source = ingest_connect_or_error(MySource, INGEST_CONN_SQL,
+										 psprintf("pg_ingest %s applier", MyMigration->name));
 	idx = index_open(r->keyidx, AccessShareLock);
 	nkeys = idx->rd_index->indnkeyatts;
 	params = palloc(sizeof(char *) * nkeys);
@@ -477,7 +472,7 @@ read_back(Relation rel, ApplyRel *r, W2JColumn *cols, int ncols, const char *col
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		ingest_report_result_error(source, res, ERROR, "read a value back",
-								   info->password);
+								   MySource->password);
 	}
 	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 		value = pstrdup(PQgetvalue(res, 0, 0));
@@ -505,7 +500,7 @@ store_values(Relation rel, ApplyRel *r, TupleTableSlot *slot,
 		if (a->skip && !is_key)
 			continue;
 		if (value == NULL && a->numeric && !is_key &&
-			!(me->numeric_probed && me->numeric_as_string))
+			!(MyMigrationSlot->numeric_probed && MyMigrationSlot->numeric_as_string))
 			value = read_back(rel, r, cols, ncols, cols[i].name);
 		if (value == NULL)
 		{
@@ -610,7 +605,7 @@ check_leaf(ApplyRel *r, ResultRelInfo *part, AclMode needed)
 						ingest_relid_name(r->relid)),
 				 errdetail("Rows are applied only to plain tables (native logical replication refuses such a partition too)."),
 				 errhint("Make the partition a plain table on the target, or leave the source table out.")));
-	ingest_check_target(RelationGetRelid(leaf), m->owner, needed);
+	ingest_check_target(RelationGetRelid(leaf), MyMigration->owner, needed);
 	old = MemoryContextSwitchTo(r->cxt);
 	if (lc == NULL)
 	{
@@ -885,7 +880,7 @@ check_target(ApplyRel *r, char action)
 	}
 	if ((r->checked & needed) == needed)
 		return;
-	ingest_check_target(r->relid, m->owner, needed);
+	ingest_check_target(r->relid, MyMigration->owner, needed);
 	r->checked |= needed;
 }
 
@@ -931,7 +926,7 @@ apply_ddl(W2JChange *c)
 	ApplyRel   *r;
 
 	flush_truncates();
-	if (!ingest_ddl_apply(m, filters, c, src.final_lsn))
+	if (!ingest_ddl_apply(MyMigration, MyFilters, c, src.final_lsn))
 		return;
 	ddl_in_txn = true;
 	hash_seq_init(&status, rels);
@@ -975,7 +970,7 @@ apply_change(W2JChange *c)
 	if (r->resync)
 		return;
 	/* its columns differ from the target's: a schema change (infer.c) */
-	if (c->action != 'T' && ingest_infer_change(m, info, r->relid, c))
+	if (c->action != 'T' && ingest_infer_change(MyMigration, MySource, r->relid, c))
 		r = lookup_rel(c->schema, c->table);
 
 	/*
@@ -1087,8 +1082,8 @@ apply_change(W2JChange *c)
 static void
 publish(void)
 {
-	pg_atomic_write_u64(&me->applied_lsn, batch.end_lsn);
-	pg_atomic_write_u64(&me->applied_commit_ts, (uint64) batch.commit_time);
+	pg_atomic_write_u64(&MyMigrationSlot->applied_lsn, batch.end_lsn);
+	pg_atomic_write_u64(&MyMigrationSlot->applied_commit_ts, (uint64) batch.commit_time);
 }
 
 /* Commit the open target transaction with the origin's progress. */
@@ -1101,7 +1096,7 @@ commit_batch(void)
 	replorigin_session_origin_lsn = batch.end_lsn;
 	replorigin_session_origin_timestamp = batch.commit_time;
 	ingest_xact_commit();
-	pg_atomic_fetch_add_u64(&me->changes_applied, batch.changes);
+	pg_atomic_fetch_add_u64(&MyMigrationSlot->changes_applied, batch.changes);
 	if (batch.end_lsn != InvalidXLogRecPtr)
 		publish();
 	batch.open = false;
@@ -1152,8 +1147,8 @@ open_batch(void)
 static void
 set_idle(bool idle)
 {
-	if (me->apply_idle != idle)
-		ingest_slot_set_flag(&me->apply_idle, idle);
+	if (MyMigrationSlot->apply_idle != idle)
+		ingest_slot_set_flag(&MyMigrationSlot->apply_idle, idle);
 }
 
 static TimestampTz
@@ -1206,7 +1201,7 @@ remove_applied_segments(void)
 	ingest_spool_remove_before(spool_dir, reader.segno);
 	removed_before = reader.segno;
 	/* seen at once (ingest.status, the receiver's limit), not at its next sync */
-	pg_atomic_write_u64(&me->spool_bytes, ingest_spool_size(spool_dir));
+	pg_atomic_write_u64(&MyMigrationSlot->spool_bytes, ingest_spool_size(spool_dir));
 }
 
 /*
@@ -1217,8 +1212,8 @@ static void
 reach_stop(void)
 {
 	flush_applied();
-	ingest_slot_set_flag(&me->reached_stop, true);
-	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+	ingest_slot_set_flag(&MyMigrationSlot->reached_stop, true);
+	ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_COORDINATOR);
 }
 
 /* The stop LSN, as the catalog has it now.  No transaction may be open. */
@@ -1229,7 +1224,7 @@ read_stop_lsn(void)
 	XLogRecPtr	stop;
 
 	ingest_xact_start();
-	now = ingest_load_migration(m->id);
+	now = ingest_load_migration(MyMigration->id);
 	stop = now->stop_lsn;
 	ingest_xact_commit();
 	return stop;
@@ -1252,8 +1247,7 @@ ingest_applier_main(Datum main_arg)
 	W2JChange	change;
 	volatile bool failed = false;
 
-	ingest_worker_init(main_arg, INGEST_WORKER_APPLIER, &my_slot, &migration_id);
-	me = &IngestShared->migrations[my_slot];
+	ingest_worker_init(main_arg, INGEST_WORKER_APPLIER, &MyMigrationSlotNo, &migration_id);
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
 	/* read values as the source's sessions write them (conn.c) */
 	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
@@ -1274,23 +1268,20 @@ ingest_applier_main(Datum main_arg)
 
 	MemoryContextSwitchTo(TopMemoryContext);
 	ingest_xact_start();
-	m = ingest_load_migration(migration_id);
-	filters = ingest_load_filters(migration_id);
-	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
 	load_tables();
-	ingest_w2j_setup_conversion(m->source_encoding);
-	origin = replorigin_by_name(ingest_origin_name(m), true);
+	ingest_w2j_setup_conversion(MyMigration->source_encoding);
+	origin = replorigin_by_name(ingest_origin_name(MyMigration), true);
 	if (origin == InvalidRepOriginId)
-		origin = replorigin_create(ingest_origin_name(m));
+		origin = replorigin_create(ingest_origin_name(MyMigration));
 	ingest_xact_commit();
 	replorigin_session_setup(origin);
 	replorigin_session_origin = origin;
 	origin_lsn = replorigin_session_get_progress(false);
 	/* nothing applied yet: the copy (or mode cdc's start) stands at the slot's point */
-	pg_atomic_write_u64(&me->applied_lsn, Max(origin_lsn, m->slot_lsn));
-	stop_lsn = m->stop_lsn;
+	pg_atomic_write_u64(&MyMigrationSlot->applied_lsn, Max(origin_lsn, MyMigration->slot_lsn));
+	stop_lsn = MyMigration->stop_lsn;
 
-	spool_dir = ingest_spool_dir(MyDatabaseId, m->id);
+	spool_dir = ingest_spool_dir(MyDatabaseId, MyMigration->id);
 	ingest_spool_open_reader(&reader, spool_dir);
 	initStringInfo(&payload);
 	memset(&batch, 0, sizeof(batch));
@@ -1328,14 +1319,14 @@ ingest_applier_main(Datum main_arg)
 				MemoryContextSwitchTo(change_cxt);
 			}
 			/* a stop just asked for is in shared memory before the catalog */
-			if (pg_atomic_read_u64(&me->stop_request) != InvalidXLogRecPtr)
-				stop_lsn = pg_atomic_read_u64(&me->stop_request);
+			if (pg_atomic_read_u64(&MyMigrationSlot->stop_request) != InvalidXLogRecPtr)
+				stop_lsn = pg_atomic_read_u64(&MyMigrationSlot->stop_request);
 
 			/*
 			 * An operator's pause holds between source transactions: one
 			 * begun is read to its end first.
 			 */
-			if (me->paused && !src.begun)
+			if (MyMigrationSlot->paused && !src.begun)
 			{
 				commit_batch();
 				remove_applied_segments();
@@ -1350,22 +1341,22 @@ ingest_applier_main(Datum main_arg)
 			 * confirms the transaction flushed, so once the stream has
 			 * passed the stop LSN, every transaction before it is readable.
 			 */
-			flushed = pg_atomic_read_u64(&me->flushed_lsn);
+			flushed = pg_atomic_read_u64(&MyMigrationSlot->flushed_lsn);
 			pg_read_barrier();
-			have = ingest_spool_read(&reader, pg_atomic_read_u64(&me->spool_limit),
+			have = ingest_spool_read(&reader, pg_atomic_read_u64(&MyMigrationSlot->spool_limit),
 									 &kind, &lsn, &payload);
 			if (!have)
 			{
 				/* the limit is a transaction's end: what was applied commits */
 				Assert(!src.begun);
-				pg_atomic_write_u64(&me->apply_pos, SPOOL_POS(reader.segno, reader.offset));
+				pg_atomic_write_u64(&MyMigrationSlot->apply_pos, SPOOL_POS(reader.segno, reader.offset));
 				commit_batch();
 				remove_applied_segments();
 				set_idle(true);
 
 				/* stopped once the stream has passed the stop LSN */
 				if (stop_lsn != InvalidXLogRecPtr &&
-					(pg_atomic_read_u64(&me->applied_lsn) >= stop_lsn || flushed >= stop_lsn))
+					(pg_atomic_read_u64(&MyMigrationSlot->applied_lsn) >= stop_lsn || flushed >= stop_lsn))
 				{
 					reach_stop();
 					break;
@@ -1474,7 +1465,7 @@ done:	;
 		ingest_xact_abort();
 		replorigin_session_origin_lsn = InvalidXLogRecPtr;
 		ingest_xact_start();
-		ingest_fail_migration(m, psprintf("%s%s%s%s%s", edata->message,
+		ingest_fail_migration(MyMigration, psprintf("%s%s%s%s%s", edata->message,
 										  edata->context ? " (" : "",
 										  edata->context ? edata->context : "",
 										  edata->context ? ")" : "",
@@ -1487,6 +1478,6 @@ done:	;
 	ingest_spool_close_reader(&reader);
 	if (source)
 		ingest_disconnect(source);
-	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+	ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_COORDINATOR);
 	proc_exit(failed ? 1 : 0);
 }

@@ -92,11 +92,6 @@
 #include "source.h"
 #include "target.h"
 
-static IngestMigration *m;
-static IngestConnInfo *info;
-static IngestFilters *filters;
-static int	my_slot;
-static IngestMigrationSlot *me;
 
 
 static BackgroundWorkerHandle *copy_workers[INGEST_MAX_JOBS];
@@ -134,8 +129,8 @@ static void
 coordinator_on_exit(int code, Datum arg)
 {
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
-	if (me->coordinator_pid == MyProcPid)
-		me->coordinator_pid = 0;
+	if (MyMigrationSlot->coordinator_pid == MyProcPid)
+		MyMigrationSlot->coordinator_pid = 0;
 	LWLockRelease(IngestShared->lock);
 }
 
@@ -148,9 +143,9 @@ coordinator_on_exit(int code, Datum arg)
 static void
 remember_phase(const char *phase)
 {
-	if (m->phase != NULL && strcmp(m->phase, phase) == 0)
+	if (MyMigration->phase != NULL && strcmp(MyMigration->phase, phase) == 0)
 		return;
-	m->phase = MemoryContextStrdup(TopMemoryContext, phase);
+	MyMigration->phase = MemoryContextStrdup(TopMemoryContext, phase);
 }
 
 /*
@@ -172,13 +167,13 @@ current_phase(void)
 	if (started == 0)
 		started = GetCurrentTimestamp();
 	ingest_xact_start();
-	now = ingest_load_migration(m->id);
+	now = ingest_load_migration(MyMigration->id);
 	phase = pstrdup(now->phase);
 	if (!crashes_forgotten &&
 		TimestampDifferenceExceeds(started, GetCurrentTimestamp(), CRASH_FORGET_MS))
 	{
 		Oid			types[1] = {INT4OID};
-		Datum		vals[1] = {Int32GetDatum(m->id)};
+		Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 
 		ingest_catalog_begin();
 		ingest_catalog_exec("UPDATE ingest.migration SET crashes = 0 WHERE id = $1 AND crashes > 0",
@@ -193,13 +188,13 @@ current_phase(void)
 static void
 set_phase(const char *phase)
 {
-	IN_TRANSACTION(ingest_set_phase(m, phase, m->phase));
+	IN_TRANSACTION(ingest_set_phase(MyMigration, phase, MyMigration->phase));
 }
 
 static bool
 cdc_mode(void)
 {
-	return strcmp(m->mode, "full-load") != 0;
+	return strcmp(MyMigration->mode, "full-load") != 0;
 }
 
 
@@ -208,13 +203,13 @@ static void
 mark_post_data_loaded(void)
 {
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 
 	ingest_catalog_begin();
 	ingest_catalog_exec("UPDATE ingest.migration SET postdata_loaded = true WHERE id = $1",
 						1, types, vals, NULL);
 	ingest_catalog_end();
-	m->postdata_loaded = true;
+	MyMigration->postdata_loaded = true;
 }
 
 /*
@@ -234,18 +229,18 @@ phase_starting_cdc(void)
 	char		nulls[6];
 	int32		id = 0;
 
-	ingest_snapshot_create_slot(m, info, false);
+	ingest_snapshot_create_slot(MyMigration, MySource, false);
 	ingest_snapshot_release();
-	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
-						psprintf("pg_ingest %s coordinator", m->name), NULL,
+	WITH_SOURCE_SESSION(conn, MySource, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s coordinator", MyMigration->name), NULL,
 	{
-		rels = ingest_source_relations(conn, false, info->password);
+		rels = ingest_source_relations(conn, false, MySource->password);
 	});
-	ingest_apply_filters(rels, filters);
+	ingest_apply_filters(rels, MyFilters);
 
 	ingest_xact_start();
 	ingest_catalog_begin();
-	vals[0] = Int32GetDatum(m->id);
+	vals[0] = Int32GetDatum(MyMigration->id);
 	ingest_catalog_exec("DELETE FROM ingest.copy_item WHERE migration_id = $1",
 						1, types, vals, NULL);
 	foreach(lc, rels)
@@ -269,12 +264,12 @@ phase_starting_cdc(void)
 							6, types, vals, nulls);
 	}
 	ingest_catalog_end();
-	ingest_resync_record(m, rels);
-	ingest_event(m->id, "INFO", "start", NULL,
+	ingest_resync_record(MyMigration, rels);
+	ingest_event(MyMigration->id, "INFO", "start", NULL,
 				 psprintf("mode cdc: %d tables taken as they are on the target, changes from %X/%X on",
-						  id, LSN_FORMAT_ARGS(m->slot_lsn)),
+						  id, LSN_FORMAT_ARGS(MyMigration->slot_lsn)),
 				 NULL);
-	ingest_set_phase(m, "catching_up", "starting");
+	ingest_set_phase(MyMigration, "catching_up", "starting");
 	ingest_xact_commit();
 }
 
@@ -299,7 +294,7 @@ phase_starting(void)
 	SplitContext ctx;
 	ListCell   *lc;
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 
 	/* what an interrupted earlier attempt left */
 	IN_TRANSACTION(
@@ -311,36 +306,36 @@ phase_starting(void)
 				   ingest_catalog_exec("UPDATE ingest.migration SET postdata_loaded = false"
 									   " WHERE id = $1", 1, types, vals, NULL);
 				   ingest_catalog_end());
-	m->postdata_loaded = false;
+	MyMigration->postdata_loaded = false;
 
 	/* schema changes: the event trigger goes in before the slot (ddl.c) */
 	if (cdc_mode())
-		ingest_ddl_install(m, info);
+		ingest_ddl_install(MyMigration, MySource);
 
-	if (strcmp(m->mode, "cdc") == 0)
+	if (strcmp(MyMigration->mode, "cdc") == 0)
 	{
 		phase_starting_cdc();
 		return;
 	}
 	if (cdc_mode())
-		ingest_snapshot_create_slot(m, info, true);
+		ingest_snapshot_create_slot(MyMigration, MySource, true);
 	else
-		ingest_snapshot_export(m, info);
-	conn = ingest_snapshot_session(m, info);
+		ingest_snapshot_export(MyMigration, MySource);
+	conn = ingest_snapshot_session(MyMigration, MySource);
 	PG_TRY();
 	{
 		res = ingest_exec(conn, "SELECT current_setting('block_size')::bigint",
-						  PGRES_TUPLES_OK, "read the block size", info->password);
+						  PGRES_TUPLES_OK, "read the block size", MySource->password);
 		block_size = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		PQclear(res);
-		rels = ingest_source_relations(conn, true, info->password);
-		ingest_apply_filters(rels, filters);
-		left_out = ingest_left_out_dependents(conn, rels, filters, info->password);
-		sequences = ingest_plan_sequences(conn, rels, info->password);
-		matviews = ingest_source_matviews(conn, info->password);
-		lo_ranges = ingest_lo_ranges(conn, info->password, m->table_jobs);
+		rels = ingest_source_relations(conn, true, MySource->password);
+		ingest_apply_filters(rels, MyFilters);
+		left_out = ingest_left_out_dependents(conn, rels, MyFilters, MySource->password);
+		sequences = ingest_plan_sequences(conn, rels, MySource->password);
+		matviews = ingest_source_matviews(conn, MySource->password);
+		lo_ranges = ingest_lo_ranges(conn, MySource->password, MyMigration->table_jobs);
 		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
-						  info->password);
+						  MySource->password);
 		PQclear(res);
 	}
 	PG_FINALLY();
@@ -351,17 +346,17 @@ phase_starting(void)
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.rels = rels;
-	ctx.exclude_extensions = filters->exclude_extensions;
-	ctx.migration_id = m->id;
+	ctx.exclude_extensions = MyFilters->exclude_extensions;
+	ctx.migration_id = MyMigration->id;
 	ctx.left_out = left_out;
-	if (strcmp(m->schema_mode, "copy") == 0)
+	if (strcmp(MyMigration->schema_mode, "copy") == 0)
 	{
 		char	   *pre_data;
 		char	   *post_data;
 		SplitContext post_ctx;
 
 		/* one pg_dump for both sections, stored together */
-		ingest_pg_dump_sections(m, info, m->snapshot_name, rels, filters,
+		ingest_pg_dump_sections(MyMigration, MySource, MyMigration->snapshot_name, rels, MyFilters,
 								&pre_data, &post_data);
 		post_ctx = ctx;
 		IN_TRANSACTION(items = ingest_split_dump(pre_data, false, &ctx);
@@ -399,18 +394,18 @@ phase_starting(void)
 		items = list_concat(items, sequences);
 
 	ingest_xact_start();
-	ingest_plan_copy_items(m, rels, block_size);
-	ingest_lo_store_items(m->id, lo_ranges);
+	ingest_plan_copy_items(MyMigration, rels, block_size);
+	ingest_lo_store_items(MyMigration->id, lo_ranges);
 	/* statistics for the claim queries (copy.c, schema.c): never guessed */
 	ingest_catalog_begin();
 	ingest_catalog_exec("ANALYZE ingest.copy_item", 0, NULL, NULL, NULL);
-	ingest_set_copy_order(m->id);
+	ingest_set_copy_order(MyMigration->id);
 	ingest_catalog_end();
-	ingest_resync_record(m, rels);
-	ingest_store_schema_items(m->id, list_concat(items, post_items));
+	ingest_resync_record(MyMigration, rels);
+	ingest_store_schema_items(MyMigration->id, list_concat(items, post_items));
 	if (post_loaded)
 		mark_post_data_loaded();
-	ingest_set_phase(m, "schema", "starting");
+	ingest_set_phase(MyMigration, "schema", "starting");
 	ingest_xact_commit();
 }
 
@@ -419,8 +414,8 @@ phase_schema(void)
 {
 	bool		pending;
 
-	if (strcmp(m->schema_mode, "copy") == 0)
-		(void) ingest_run_schema_items(m, STAGE_PRE_DATA, STAGE_PRE_DATA, &pending);
+	if (strcmp(MyMigration->schema_mode, "copy") == 0)
+		(void) ingest_run_schema_items(MyMigration, STAGE_PRE_DATA, STAGE_PRE_DATA, &pending);
 	set_phase("copying");
 }
 
@@ -463,14 +458,14 @@ launch(IngestWorkerKind kind, BackgroundWorkerHandle **handles, int want)
 			continue;
 		/* the handle lives as long as the worker, across phases */
 		old = MemoryContextSwitchTo(TopMemoryContext);
-		started = ingest_start_worker(kind, my_slot, i + 1, MyDatabaseId, m->id,
-									  m->owner, &handles[i]);
+		started = ingest_start_worker(kind, MyMigrationSlotNo, i + 1, MyDatabaseId, MyMigration->id,
+									  MyMigration->owner, &handles[i]);
 		MemoryContextSwitchTo(old);
 		if (!started)
 		{
 			handles[i] = NULL;
 			if (!warned)
-				IN_TRANSACTION(ingest_event(m->id, "WARNING", "workers", NULL,
+				IN_TRANSACTION(ingest_event(MyMigration->id, "WARNING", "workers", NULL,
 											psprintf("could not start every %s worker: no background worker slot free",
 													 ingest_worker_kind_name(kind)),
 											"Raise max_worker_processes; pg_ingest goes on with fewer workers."));
@@ -506,7 +501,7 @@ static void
 sample_rate(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	uint64		bytes = pg_atomic_read_u64(&me->bytes_received);
+	uint64		bytes = pg_atomic_read_u64(&MyMigrationSlot->bytes_received);
 	int			i;
 
 	LWLockAcquire(IngestShared->lock, LW_SHARED);
@@ -514,19 +509,19 @@ sample_rate(void)
 	{
 		IngestWorkerSlot *w = &IngestShared->workers[i];
 
-		if (w->pid != 0 && w->migration == my_slot && w->kind == INGEST_WORKER_COPY &&
+		if (w->pid != 0 && w->migration == MyMigrationSlotNo && w->kind == INGEST_WORKER_COPY &&
 			w->item_id != 0)
 			bytes += pg_atomic_read_u64(&w->bytes);
 	}
 	LWLockRelease(IngestShared->lock);
-	update_rate(&copy_sample, now, bytes, &me->copy_rate);
+	update_rate(&copy_sample, now, bytes, &MyMigrationSlot->copy_rate);
 }
 
 static int64
 pending_copies(void)
 {
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 	SPITupleTable *tab;
 	int64		n = 0;
 
@@ -585,25 +580,25 @@ ensure_snapshot(void)
 	TimestampTz since;
 	int			attempt = 0;
 	char	   *why;
-	char	   *old_snapshot = m->snapshot_name ? pstrdup(m->snapshot_name) : NULL;
+	char	   *old_snapshot = MyMigration->snapshot_name ? pstrdup(MyMigration->snapshot_name) : NULL;
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 
 	if (ingest_snapshot_alive())
 		return true;
-	why = ingest_snapshot_error(info->password);
+	why = ingest_snapshot_error(MySource->password);
 	ingest_snapshot_release();
 	ereport(WARNING,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("pg_ingest coordinator of migration \"%s\": the source session keeping snapshot %s is gone: %s",
-					m->name, old_snapshot ? old_snapshot : "(none)", why)));
-	IN_TRANSACTION(ingest_event(m->id, "WARNING", "snapshot", NULL,
+					MyMigration->name, old_snapshot ? old_snapshot : "(none)", why)));
+	IN_TRANSACTION(ingest_event(MyMigration->id, "WARNING", "snapshot", NULL,
 								psprintf("the source session keeping snapshot %s is gone (%s): the tables not yet copied will be copied under a new snapshot",
 										 old_snapshot ? old_snapshot : "(none)", why),
 								NULL));
 
 	/* the copy workers on the dead snapshot stop; their items stay pending */
-	(void) ingest_signal_workers(my_slot, INGEST_WORKER_COPY, SIGTERM, true);
+	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_COPY, SIGTERM, true);
 	since = GetCurrentTimestamp();
 	while (running(copy_workers, INGEST_MAX_JOBS) > 0 &&
 		   !TimestampDifferenceExceeds(since, GetCurrentTimestamp(), 30000))
@@ -618,7 +613,7 @@ ensure_snapshot(void)
 
 		PG_TRY();
 		{
-			ingest_snapshot_export(m, info);
+			ingest_snapshot_export(MyMigration, MySource);
 			exported = true;
 		}
 		PG_CATCH();
@@ -640,7 +635,7 @@ ensure_snapshot(void)
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
 					 errmsg("pg_ingest coordinator of migration \"%s\": could not export a new snapshot, retrying: %s",
-							m->name, edata->message)));
+							MyMigration->name, edata->message)));
 		}
 		PG_END_TRY();
 		if (exported)
@@ -672,16 +667,16 @@ ensure_index_workers(void)
 	 * section later, has none: going on would complete it without its
 	 * indexes, keys and foreign keys.
 	 */
-	if (!m->postdata_loaded && strcmp(m->schema_mode, "copy") == 0)
+	if (!MyMigration->postdata_loaded && strcmp(MyMigration->schema_mode, "copy") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("migration \"%s\" was started by an earlier pg_ingest that had not yet taken the post-data section of the schema",
-						m->name),
+						MyMigration->name),
 				 errdetail("This pg_ingest takes it when a migration starts; without it the indexes, keys and foreign keys would be missing."),
 				 errhint("Abort the migration with ingest.abort() and start it again.")));
-	IN_TRANSACTION(pending = ingest_count_pending(m->id, STAGE_INDEX, STAGE_FOREIGN_KEY));
-	if (pending > 0 && running(index_workers, INGEST_MAX_JOBS) < m->index_jobs)
-		launch(INGEST_WORKER_INDEX, index_workers, m->index_jobs);
+	IN_TRANSACTION(pending = ingest_count_pending(MyMigration->id, STAGE_INDEX, STAGE_FOREIGN_KEY));
+	if (pending > 0 && running(index_workers, INGEST_MAX_JOBS) < MyMigration->index_jobs)
+		launch(INGEST_WORKER_INDEX, index_workers, MyMigration->index_jobs);
 }
 
 static void
@@ -693,7 +688,7 @@ phase_copying(void)
 	if (pending > 0 && !ingest_snapshot_held())
 	{
 		/* the snapshot of the start is gone: a restart */
-		ingest_snapshot_export(m, info);
+		ingest_snapshot_export(MyMigration, MySource);
 		recopy_partial_tables();
 	}
 
@@ -706,8 +701,8 @@ phase_copying(void)
 			MemoryContextSwitchTo(phase_cxt);
 			return;
 		}
-		if (running(copy_workers, INGEST_MAX_JOBS) < Min(m->table_jobs, pending))
-			launch(INGEST_WORKER_COPY, copy_workers, Min(m->table_jobs, pending));
+		if (running(copy_workers, INGEST_MAX_JOBS) < Min(MyMigration->table_jobs, pending))
+			launch(INGEST_WORKER_COPY, copy_workers, Min(MyMigration->table_jobs, pending));
 		ensure_index_workers();
 		sample_rate();
 		wait_a_moment();
@@ -722,7 +717,7 @@ phase_copying(void)
 
 	/* every table is copied: the snapshot has served */
 	ingest_snapshot_release();
-	ingest_slot_set_rate(&me->copy_rate, 0);
+	ingest_slot_set_rate(&MyMigrationSlot->copy_rate, 0);
 	set_phase("indexing");
 }
 
@@ -735,7 +730,7 @@ phase_indexing(void)
 	for (;;)
 	{
 		tick();
-		IN_TRANSACTION(pending = ingest_count_pending(m->id, STAGE_INDEX, STAGE_FOREIGN_KEY));
+		IN_TRANSACTION(pending = ingest_count_pending(MyMigration->id, STAGE_INDEX, STAGE_FOREIGN_KEY));
 		if (pending == 0)
 			break;
 		ensure_index_workers();
@@ -767,7 +762,7 @@ phase_finalizing(void)
 	for (round = 0; round < 3; round++)
 	{
 		ensure_receiver();
-		(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
+		(void) ingest_run_schema_items(MyMigration, STAGE_LAST, STAGE_LAST, &pending);
 		if (!pending)
 			break;
 	}
@@ -785,7 +780,7 @@ static void
 recopy_partial_tables(void)
 {
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 	SPITupleTable *tab;
 	List	   *tables = NIL;
 	List	   *only = NIL;
@@ -850,7 +845,7 @@ recopy_partial_tables(void)
 								 (char *) lfirst(lc)), false, 0) < 0)
 			elog(ERROR, "could not truncate %s", (char *) lfirst(lc));
 		SPI_finish();
-		ingest_event(m->id, "INFO", "copy", lfirst(lc),
+		ingest_event(MyMigration->id, "INFO", "copy", lfirst(lc),
 					 "part of this split table was copied under the previous snapshot: copied again whole",
 					 NULL);
 	}
@@ -913,7 +908,7 @@ caught_up(void)
 	bool		result;
 
 	LWLockAcquire(IngestShared->lock, LW_SHARED);
-	result = ingest_stream_caught_up(me, GetCurrentTimestamp());
+	result = ingest_stream_caught_up(MyMigrationSlot, GetCurrentTimestamp());
 	LWLockRelease(IngestShared->lock);
 	return result;
 }
@@ -925,7 +920,7 @@ sample_apply_rate(void)
 	static RateSample sample;
 
 	update_rate(&sample, GetCurrentTimestamp(),
-				pg_atomic_read_u64(&me->changes_applied), &me->apply_rate);
+				pg_atomic_read_u64(&MyMigrationSlot->changes_applied), &MyMigrationSlot->apply_rate);
 }
 
 /*
@@ -945,18 +940,18 @@ finish_stream(void)
 	bool		pending;
 	char	   *error = NULL;
 
-	ingest_slot_set_flag(&me->stop_streaming, true);
-	(void) ingest_signal_workers(my_slot, INGEST_WORKER_RECEIVER, SIGTERM, true);
-	(void) ingest_signal_workers(my_slot, INGEST_WORKER_APPLIER, SIGTERM, true);
-	(void) ingest_wait_workers_gone(my_slot, 30000L);
+	ingest_slot_set_flag(&MyMigrationSlot->stop_streaming, true);
+	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_RECEIVER, SIGTERM, true);
+	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_APPLIER, SIGTERM, true);
+	(void) ingest_wait_workers_gone(MyMigrationSlotNo, 30000L);
 
 	/* where the stream ended stays visible once shared memory forgets it */
 	{
 		Oid			types[2] = {INT4OID, PG_LSNOID};
 		Datum		vals[2];
 
-		vals[0] = Int32GetDatum(m->id);
-		vals[1] = LSNGetDatum(pg_atomic_read_u64(&me->applied_lsn));
+		vals[0] = Int32GetDatum(MyMigration->id);
+		vals[1] = LSNGetDatum(pg_atomic_read_u64(&MyMigrationSlot->applied_lsn));
 		IN_TRANSACTION(ingest_catalog_begin();
 					   ingest_catalog_exec("UPDATE ingest.migration SET applied_lsn = $2 WHERE id = $1",
 										   2, types, vals, NULL);
@@ -964,30 +959,30 @@ finish_stream(void)
 	}
 
 	/* resync => 'at_cutover': tables decoding cannot follow, copied again */
-	ingest_resync_at_stop(m, info);
+	ingest_resync_at_stop(MyMigration, MySource);
 
-	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
-						psprintf("pg_ingest %s coordinator", m->name), NULL,
+	WITH_SOURCE_SESSION(conn, MySource, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s coordinator", MyMigration->name), NULL,
 	{
-		rels = ingest_source_relations(conn, false, info->password);
-		ingest_apply_filters(rels, filters);
-		items = ingest_plan_sequences(conn, rels, info->password);
+		rels = ingest_source_relations(conn, false, MySource->password);
+		ingest_apply_filters(rels, MyFilters);
+		items = ingest_plan_sequences(conn, rels, MySource->password);
 	});
-	IN_TRANSACTION(ingest_store_schema_items(m->id, items));
-	(void) ingest_run_schema_items(m, STAGE_LAST, STAGE_LAST, &pending);
+	IN_TRANSACTION(ingest_store_schema_items(MyMigration->id, items));
+	(void) ingest_run_schema_items(MyMigration, STAGE_LAST, STAGE_LAST, &pending);
 	/* large objects are not decoded: those changed since the snapshot */
-	ingest_lo_sync_at_stop(m, info);
-	ingest_refresh_matviews(m, info, filters);
-	(void) ingest_ddl_remove(m, info);
+	ingest_lo_sync_at_stop(MyMigration, MySource);
+	ingest_refresh_matviews(MyMigration, MySource, MyFilters);
+	(void) ingest_ddl_remove(MyMigration, MySource);
 
 	if (ingest_drop_slot_at_stop)
 	{
-		if (!ingest_drop_source_slot(m, info, &error))
-			IN_TRANSACTION(ingest_event(m->id, "WARNING", "slot", m->slot_name,
+		if (!ingest_drop_source_slot(MyMigration, MySource, &error))
+			IN_TRANSACTION(ingest_event(MyMigration->id, "WARNING", "slot", MyMigration->slot_name,
 										psprintf("could not drop the replication slot: %s", error),
 										"Drop it with ingest.cleanup() or pg_drop_replication_slot() on the source."));
 		else
-			IN_TRANSACTION(ingest_drop_local(m));
+			IN_TRANSACTION(ingest_drop_local(MyMigration));
 	}
 }
 
@@ -995,26 +990,26 @@ finish_stream(void)
 static void
 record_stop_request(void)
 {
-	XLogRecPtr	lsn = pg_atomic_read_u64(&me->stop_request);
+	XLogRecPtr	lsn = pg_atomic_read_u64(&MyMigrationSlot->stop_request);
 	Oid			types[2] = {INT4OID, PG_LSNOID};
 	Datum		vals[2];
 
-	if (lsn == InvalidXLogRecPtr || lsn == m->stop_lsn)
+	if (lsn == InvalidXLogRecPtr || lsn == MyMigration->stop_lsn)
 		return;
-	vals[0] = Int32GetDatum(m->id);
+	vals[0] = Int32GetDatum(MyMigration->id);
 	vals[1] = LSNGetDatum(lsn);
 	ingest_xact_start();
 	ingest_catalog_begin();
 	ingest_catalog_exec("UPDATE ingest.migration SET stop_lsn = $2 WHERE id = $1",
 						2, types, vals, NULL);
 	ingest_catalog_end();
-	ingest_event(m->id, "INFO", "stop", NULL,
+	ingest_event(MyMigration->id, "INFO", "stop", NULL,
 				 psprintf("stop at %X/%X", LSN_FORMAT_ARGS(lsn)), NULL);
-	if (strcmp(m->phase, "stopping") != 0)
-		ingest_set_phase(m, "stopping", "catching_up,streaming");
+	if (strcmp(MyMigration->phase, "stopping") != 0)
+		ingest_set_phase(MyMigration, "stopping", "catching_up,streaming");
 	ingest_xact_commit();
-	m->stop_lsn = lsn;
-	ingest_wake_workers(my_slot, INGEST_WORKER_APPLIER);
+	MyMigration->stop_lsn = lsn;
+	ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_APPLIER);
 }
 
 /*
@@ -1041,15 +1036,15 @@ phase_streaming(void)
 		}
 		/* the flag follows the phase (the commit of a pause or resume sets
 		 * it too, workers.c): a change reaches the applier at once */
-		if (me->paused != (strcmp(phase, "paused") == 0))
+		if (MyMigrationSlot->paused != (strcmp(phase, "paused") == 0))
 		{
-			ingest_slot_set_flag(&me->paused, strcmp(phase, "paused") == 0);
-			ingest_wake_workers(my_slot, INGEST_WORKER_APPLIER);
+			ingest_slot_set_flag(&MyMigrationSlot->paused, strcmp(phase, "paused") == 0);
+			ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_APPLIER);
 		}
 		remember_phase(phase);
 		record_stop_request();
 
-		if (me->reached_stop)
+		if (MyMigrationSlot->reached_stop)
 		{
 			finish_stream();
 			set_phase("completed");
@@ -1057,17 +1052,17 @@ phase_streaming(void)
 		}
 		ensure_receiver();
 		ensure_single(&applier);
-		ingest_sequence_sync(m, info, filters, phase);
+		ingest_sequence_sync(MyMigration, MySource, MyFilters, phase);
 
 		if (strcmp(phase, "catching_up") == 0 && caught_up())
 		{
 			IN_TRANSACTION(
-						   ingest_set_phase(m, "streaming", "catching_up");
-						   ingest_event(m->id, "INFO", "caught_up", NULL,
+						   ingest_set_phase(MyMigration, "streaming", "catching_up");
+						   ingest_event(MyMigration->id, "INFO", "caught_up", NULL,
 										psprintf("caught up: applied up to %X/%X",
-												 LSN_FORMAT_ARGS(pg_atomic_read_u64(&me->applied_lsn))),
+												 LSN_FORMAT_ARGS(pg_atomic_read_u64(&MyMigrationSlot->applied_lsn))),
 										NULL);
-						   ingest_notify(m, "caught_up", "the target has caught up with the source"));
+						   ingest_notify(MyMigration, "caught_up", "the target has caught up with the source"));
 		}
 		sample_apply_rate();
 		wait_a_moment();
@@ -1085,7 +1080,7 @@ static void
 completed(void)
 {
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 	SPITupleTable *tab;
 
 	IN_TRANSACTION(
@@ -1122,7 +1117,7 @@ completed(void)
 											  "  AND e.phase = 'completed' HAVING count(*) > 0))"
 											  " FROM ingest.migration m WHERE m.id = $1",
 											  1, types, vals, NULL);
-				   ingest_event(m->id, "INFO", "summary", NULL,
+				   ingest_event(MyMigration->id, "INFO", "summary", NULL,
 								psprintf("migration completed: %s", ingest_getstr(tab, 0, 1)),
 								NULL);
 				   ingest_catalog_end());
@@ -1132,11 +1127,11 @@ completed(void)
 static void
 finish(void)
 {
-	(void) ingest_signal_workers(my_slot, INGEST_WORKER_NONE, SIGTERM, true);
-	(void) ingest_wait_workers_gone(my_slot, 30000L);
+	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_NONE, SIGTERM, true);
+	(void) ingest_wait_workers_gone(MyMigrationSlotNo, 30000L);
 	ingest_snapshot_release();
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
-	me->terminal = true;
+	MyMigrationSlot->terminal = true;
 	LWLockRelease(IngestShared->lock);
 	ingest_wake_supervisor();
 	proc_exit(0);
@@ -1150,8 +1145,8 @@ static void
 coordinator_failed(ErrorData *edata)
 {
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
-	bool		give_up = m->restarts + 1 > ingest_max_retries;
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
+	bool		give_up = MyMigration->restarts + 1 > ingest_max_retries;
 
 	ingest_xact_start();
 	ingest_catalog_begin();
@@ -1159,12 +1154,12 @@ coordinator_failed(ErrorData *edata)
 						1, types, vals, NULL);
 	ingest_catalog_end();
 	if (give_up)
-		ingest_fail_migration(m, psprintf("%s (phase %s, after %d attempts)",
-										  edata->message, m->phase, m->restarts + 1));
+		ingest_fail_migration(MyMigration, psprintf("%s (phase %s, after %d attempts)",
+										  edata->message, MyMigration->phase, MyMigration->restarts + 1));
 	else
-		ingest_event(m->id, "WARNING", "retry", NULL,
+		ingest_event(MyMigration->id, "WARNING", "retry", NULL,
 					 psprintf("coordinator error in phase %s, restarting (attempt %d of %d): %s",
-							  m->phase, m->restarts + 1, ingest_max_retries, edata->message),
+							  MyMigration->phase, MyMigration->restarts + 1, ingest_max_retries, edata->message),
 					 edata->detail);
 	ingest_xact_commit();
 	if (give_up)
@@ -1181,39 +1176,32 @@ ingest_coordinator_main(Datum main_arg)
 	int32		migration_id;
 	MemoryContext cxt;
 
-	ingest_worker_init(main_arg, INGEST_WORKER_COORDINATOR, &my_slot, &migration_id);
-	me = &IngestShared->migrations[my_slot];
+	ingest_worker_init(main_arg, INGEST_WORKER_COORDINATOR, &MyMigrationSlotNo, &migration_id);
 
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
-	if (me->coordinator_pid != 0 && me->coordinator_pid != MyProcPid &&
-		kill(me->coordinator_pid, 0) == 0)
+	if (MyMigrationSlot->coordinator_pid != 0 && MyMigrationSlot->coordinator_pid != MyProcPid &&
+		kill(MyMigrationSlot->coordinator_pid, 0) == 0)
 	{
 		LWLockRelease(IngestShared->lock);
 		proc_exit(0);			/* another one is at work */
 	}
-	me->coordinator_pid = MyProcPid;
+	MyMigrationSlot->coordinator_pid = MyProcPid;
 	LWLockRelease(IngestShared->lock);
 	on_shmem_exit(coordinator_on_exit, (Datum) 0);
 
 	/* workers of an earlier coordinator of this migration */
-	(void) ingest_signal_workers(my_slot, INGEST_WORKER_NONE, SIGTERM, true);
-	(void) ingest_wait_workers_gone(my_slot, 30000L);
+	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_NONE, SIGTERM, true);
+	(void) ingest_wait_workers_gone(MyMigrationSlotNo, 30000L);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest coordinator",
 								ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(TopMemoryContext);
-	ingest_xact_start();
-	m = ingest_load_migration(migration_id);
-	filters = ingest_load_filters(migration_id);
-	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
-	ingest_xact_commit();
 	MemoryContextSwitchTo(cxt);
 
 	PG_TRY();
 	{
 		for (;;)
 		{
-			const char *phase = m->phase;
+			const char *phase = MyMigration->phase;
 
 			MemoryContextSwitchTo(cxt);
 			if (strcmp(phase, "starting") == 0)
@@ -1257,7 +1245,7 @@ ingest_coordinator_main(Datum main_arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("pg_ingest coordinator of migration \"%s\": %s", m->name,
+				 errmsg("pg_ingest coordinator of migration \"%s\": %s", MyMigration->name,
 						edata->message),
 				 edata->context ? errcontext("%s", edata->context) : 0,
 				 edata->internalquery ? errdetail_internal("query: %s", edata->internalquery) : 0));

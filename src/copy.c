@@ -121,8 +121,6 @@ static char *imported_snapshot = NULL;	/* snapshot its transaction uses */
  * exports a new snapshot and launches copy workers again.
  */
 static bool importing = false;
-static IngestConnInfo *conninfo = NULL;
-static IngestMigrationSlot *my_migration = NULL;
 
 /* State of the data callback, for the COPY in progress. */
 static struct
@@ -158,13 +156,13 @@ ensure_source(const char *name, const char *snapshot)
 		PQtransactionStatus(source) == PQTRANS_INTRANS)
 		return;
 	close_source();
-	source = ingest_connect_or_error(conninfo, INGEST_CONN_SQL,
+	source = ingest_connect_or_error(MySource, INGEST_CONN_SQL,
 									 psprintf("pg_ingest %s copy %d", name,
 											  MyIngestWorker->job));
 	/* a failure here is the snapshot's, not the item's (see the caller) */
 	importing = true;
 	ingest_begin_read(source, snapshot, "import the migration's snapshot",
-					  conninfo->password);
+					  MySource->password);
 	importing = false;
 	imported_snapshot = MemoryContextStrdup(TopMemoryContext, snapshot);
 }
@@ -526,9 +524,9 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	{
 		memset(&stream, 0, sizeof(stream));
 		ensure_source(m->name, it->snapshot_name);
-		rows = ingest_lo_copy_range(source, conninfo->password, m, it->page_from,
+		rows = ingest_lo_copy_range(source, MySource->password, m, it->page_from,
 									it->page_to, &stream.bytes);
-		pg_atomic_fetch_add_u64(&my_migration->bytes_received, stream.bytes);
+		pg_atomic_fetch_add_u64(&MyMigrationSlot->bytes_received, stream.bytes);
 		*format_out = "binary";
 		return rows;
 	}
@@ -599,7 +597,7 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	where = NULL;
 	if (extconfig)
 	{
-		where = ingest_extconfig_filter(source, conninfo->password,
+		where = ingest_extconfig_filter(source, MySource->password,
 										it->nspname, it->relname, it->columns);
 		if (where == NULL)
 			ereport(ERROR,
@@ -615,10 +613,10 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 							 where, it->page_to);
 	}
 	rel = table_open(relid, NoLock);
-	rows = ingest_copy_table(source, conninfo->password, rel, it->nspname,
+	rows = ingest_copy_table(source, MySource->password, rel, it->nspname,
 							 it->relname, it->columns, where, freeze, &binary, &bytes);
 	table_close(rel, NoLock);
-	pg_atomic_fetch_add_u64(&my_migration->bytes_received, bytes);
+	pg_atomic_fetch_add_u64(&MyMigrationSlot->bytes_received, bytes);
 	*format_out = binary ? "binary" : "text";
 	return rows;
 }
@@ -801,14 +799,8 @@ ingest_copy_main(Datum main_arg)
 	MemoryContext cxt;
 
 	ingest_worker_init(main_arg, INGEST_WORKER_COPY, &slot, &migration_id);
-	my_migration = &IngestShared->migrations[slot];
+	m = MyMigration;
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
-
-	MemoryContextSwitchTo(TopMemoryContext);
-	ingest_xact_start();
-	m = ingest_load_migration(migration_id);
-	conninfo = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
-	ingest_xact_commit();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest copy item",
 								ALLOCSET_DEFAULT_SIZES);

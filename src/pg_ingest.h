@@ -256,6 +256,15 @@ typedef struct IngestMigration
 	char	   *ddl_via;		/* event_trigger, stream, or NULL (ddl.c) */
 } IngestMigration;
 
+/* the migration a migration's worker serves (workers.c) */
+struct IngestConnInfo;
+struct IngestFilters;
+extern PGDLLIMPORT IngestMigration *MyMigration;
+extern PGDLLIMPORT struct IngestConnInfo *MySource;
+extern PGDLLIMPORT struct IngestFilters *MyFilters;
+extern PGDLLIMPORT int MyMigrationSlotNo;
+extern PGDLLIMPORT IngestMigrationSlot *MyMigrationSlot;
+
 /* split_bytes of split_tables_larger_than => 'auto' */
 #define INGEST_SPLIT_AUTO	(-1)
 

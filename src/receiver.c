@@ -93,11 +93,6 @@ PG_FUNCTION_INFO_V1(ingest_receiver_status);
 /* GUC: how long a stream may keep failing before the migration fails (s) */
 int			ingest_stream_failure_timeout = 600;
 
-static IngestMigration *m;
-static IngestConnInfo *info;
-static IngestFilters *filters;	/* the migration's, read once */
-static IngestMigrationSlot *me;
-static int	my_slot;
 static SpoolWriter spool;
 static char *spool_dir;
 static StringInfoData compact;	/* a message's compact form (TopMemoryContext) */
@@ -220,7 +215,7 @@ static bool
 untracked_recorded(const char *table)
 {
 	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		vals[2] = {Int32GetDatum(m->id), CStringGetTextDatum(table)};
+	Datum		vals[2] = {Int32GetDatum(MyMigration->id), CStringGetTextDatum(table)};
 	bool		found;
 
 	ingest_xact_start();
@@ -239,7 +234,7 @@ static char *
 untracked_policy(void)
 {
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 	SPITupleTable *tab;
 	char	   *policy = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
@@ -274,7 +269,7 @@ left_out_by_filters(const char *table)
 	const char *p;
 	bool		split = false;
 	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(m->id)};
+	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
 	SPITupleTable *tab;
 	uint64		i;
 	bool		known = false;
@@ -289,7 +284,7 @@ left_out_by_filters(const char *table)
 		sr.nspname = pnstrdup(table + 1, p - table - 1);
 		sr.relname = pnstrdup(p + 3, (table + len - 1) - (p + 3));
 		sr.relkind = 'r';
-		ingest_apply_filters(list_make1(&sr), filters);
+		ingest_apply_filters(list_make1(&sr), MyFilters);
 		if (sr.in_scope)
 			return false;
 		split = true;
@@ -332,22 +327,22 @@ handle_notices(void)
 		{
 			ereport(LOG,
 					(errmsg("pg_ingest receiver of migration \"%s\": the source says: %s: %s",
-							m->name, notices[i].severity,
-							ingest_scrub(text, info->password)),
+							MyMigration->name, notices[i].severity,
+							ingest_scrub(text, MySource->password)),
 					 errhidestmt(true)));
 			continue;
 		}
 		/* a REFRESH ... CONCURRENTLY's DELETEs: refreshed at the stop */
-		if (ingest_matview_notice(m->id, table))
+		if (ingest_matview_notice(MyMigration->id, table))
 			continue;
 		/* resync => 'at_cutover': the table is copied again at the stop */
-		if (ingest_resync_covers_w2j(m, table))
+		if (ingest_resync_covers_w2j(MyMigration, table))
 			continue;
 		/* a table the filters leave out: none of its changes are applied */
 		if (left_out_by_filters(table))
 			continue;
 		/* resync => 'at_cutover': a table made without identity since joins it */
-		if (ingest_resync_join_w2j(m, table, action))
+		if (ingest_resync_join_w2j(MyMigration, table, action))
 			continue;
 		if (strcmp(untracked_policy(), "copy_only") == 0)
 		{
@@ -356,7 +351,7 @@ handle_notices(void)
 			if (ingest_string_in(untracked_warned, table))
 				continue;
 			if (!untracked_recorded(table))
-				ingest_event_tx(m->id, "WARNING", "untracked", table,
+				ingest_event_tx(MyMigration->id, "WARNING", "untracked", table,
 								psprintf("changes to table %s are not carried: it has neither a primary key nor a replica identity on the source (untracked_tables is copy_only); the first left out is an %s",
 										 table, action),
 								psprintf("wal2json: %s", text));
@@ -396,21 +391,21 @@ set_link(bool connected, const char *error)
 	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
-	me->receiver_connected = connected;
+	MyMigrationSlot->receiver_connected = connected;
 	if (connected)
 	{
-		me->last_contact = now;
-		me->failing_since = 0;
-		me->stream_error[0] = '\0';
+		MyMigrationSlot->last_contact = now;
+		MyMigrationSlot->failing_since = 0;
+		MyMigrationSlot->stream_error[0] = '\0';
 	}
 	else if (error != NULL)
 	{
-		if (me->failing_since == 0)
-			me->failing_since = now;
-		strlcpy(me->stream_error, error, sizeof(me->stream_error));
+		if (MyMigrationSlot->failing_since == 0)
+			MyMigrationSlot->failing_since = now;
+		strlcpy(MyMigrationSlot->stream_error, error, sizeof(MyMigrationSlot->stream_error));
 		/* a multibyte character cut at the end is dropped */
-		me->stream_error[pg_mbcliplen(me->stream_error, strlen(me->stream_error),
-									  sizeof(me->stream_error) - 1)] = '\0';
+		MyMigrationSlot->stream_error[pg_mbcliplen(MyMigrationSlot->stream_error, strlen(MyMigrationSlot->stream_error),
+									  sizeof(MyMigrationSlot->stream_error) - 1)] = '\0';
 	}
 	LWLockRelease(IngestShared->lock);
 	contact_published = now;
@@ -423,7 +418,7 @@ note_contact(TimestampTz now)
 	if (!TimestampDifferenceExceeds(contact_published, now, CONTACT_INTERVAL_MS))
 		return;
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
-	me->last_contact = now;
+	MyMigrationSlot->last_contact = now;
 	LWLockRelease(IngestShared->lock);
 	contact_published = now;
 }
@@ -469,15 +464,15 @@ send_feedback(bool request_reply)
 	XLogRecPtr	flush = flush_position();
 
 	msg[0] = 'r';
-	send_int64(&msg[1], (int64) Max(pg_atomic_read_u64(&me->received_lsn), flush));
+	send_int64(&msg[1], (int64) Max(pg_atomic_read_u64(&MyMigrationSlot->received_lsn), flush));
 	send_int64(&msg[9], (int64) flush);
-	send_int64(&msg[17], (int64) pg_atomic_read_u64(&me->applied_lsn));
+	send_int64(&msg[17], (int64) pg_atomic_read_u64(&MyMigrationSlot->applied_lsn));
 	send_int64(&msg[25], GetCurrentTimestamp());
 	msg[33] = request_reply ? 1 : 0;
-	ingest_put_copy_data(stream, msg, sizeof(msg), info->password);
+	ingest_put_copy_data(stream, msg, sizeof(msg), MySource->password);
 	/* the applier reads spool_limit after this: publish in that order */
 	pg_write_barrier();
-	pg_atomic_write_u64(&me->flushed_lsn, flush);
+	pg_atomic_write_u64(&MyMigrationSlot->flushed_lsn, flush);
 }
 
 /* The migration's applied position: the replication origin's progress. */
@@ -488,7 +483,7 @@ origin_progress(void)
 	RepOriginId origin;
 
 	ingest_xact_start();
-	origin = replorigin_by_name(ingest_origin_name(m), true);
+	origin = replorigin_by_name(ingest_origin_name(MyMigration), true);
 	if (origin != InvalidRepOriginId)
 		lsn = replorigin_get_progress(origin, false);
 	ingest_xact_commit();
@@ -508,8 +503,8 @@ poll_source_lsn(void)
 	last = now;
 	if (sql == NULL)
 	{
-		sql = ingest_connect(info, INGEST_CONN_SQL,
-							 psprintf("pg_ingest %s receiver", m->name), &msg);
+		sql = ingest_connect(MySource, INGEST_CONN_SQL,
+							 psprintf("pg_ingest %s receiver", MyMigration->name), &msg);
 		if (sql == NULL)
 			return;				/* the stream will tell if the source is gone */
 	}
@@ -520,7 +515,7 @@ poll_source_lsn(void)
 		XLogRecPtr	lsn = pg_lsn_in_internal(PQgetvalue(res, 0, 0), &bad);
 
 		if (!bad)
-			pg_atomic_write_u64(&me->source_lsn, lsn);
+			pg_atomic_write_u64(&MyMigrationSlot->source_lsn, lsn);
 	}
 	else
 	{
@@ -536,8 +531,8 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 	char	   *cmd;
 	PGresult   *res;
 
-	stream = ingest_connect_or_error(info, INGEST_CONN_REPLICATION,
-									 psprintf("pg_ingest %s receiver", m->name));
+	stream = ingest_connect_or_error(MySource, INGEST_CONN_REPLICATION,
+									 psprintf("pg_ingest %s receiver", MyMigration->name));
 	n_notices = notices_lost = 0;
 	PQsetNoticeReceiver(stream, stream_notice, NULL);
 	cmd = psprintf("START_REPLICATION SLOT %s LOGICAL %X/%X ("
@@ -545,16 +540,16 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 				   " \"include-timestamp\" '1', \"include-lsn\" '1',"
 				   " \"include-transaction\" '1', \"include-types\" '%d',"
 				   " \"include-schemas\" '1'%s%s)",
-				   m->slot_name, LSN_FORMAT_ARGS(start),
-				   ingest_infer_enabled(m) ? 1 : 0,	/* infer.c compares them */
+				   MyMigration->slot_name, LSN_FORMAT_ARGS(start),
+				   ingest_infer_enabled(MyMigration) ? 1 : 0,	/* infer.c compares them */
 				   numeric_as_string ? ", \"numeric-data-types-as-string\" '1'" : "",
-				   ingest_ddl_stream_options(m));
+				   ingest_ddl_stream_options(MyMigration));
 	res = ingest_query(stream, cmd, -1, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_BOTH)
 	{
 		ingest_report_result_error(stream, res, ERROR,
 								   "start streaming the replication slot",
-								   info->password);
+								   MySource->password);
 	}
 	PQclear(res);
 }
@@ -563,7 +558,7 @@ start_stream(XLogRecPtr start, bool numeric_as_string)
 static void
 open_stream(XLogRecPtr start)
 {
-	bool		numeric = me->numeric_as_string;
+	bool		numeric = MyMigrationSlot->numeric_as_string;
 
 	PG_TRY();
 	{
@@ -584,17 +579,17 @@ open_stream(XLogRecPtr start)
 		/* recovered from, and logged */
 		ereport(LOG,
 				(errmsg("pg_ingest receiver of migration \"%s\": wal2json does not know \"numeric-data-types-as-string\" (%s): NaN and Infinity are read back by the applier",
-						m->name, edata->message)));
+						MyMigration->name, edata->message)));
 		FlushErrorState();
 		if (stream)
 			ingest_disconnect(stream);
 		stream = NULL;
 		/* wal2json before 2.6: the applier reads NaN and Infinity back */
-		ingest_slot_set_flag(&me->numeric_as_string, false);
+		ingest_slot_set_flag(&MyMigrationSlot->numeric_as_string, false);
 		start_stream(start, false);
 	}
 	PG_END_TRY();
-	ingest_slot_set_flag(&me->numeric_probed, true);
+	ingest_slot_set_flag(&MyMigrationSlot->numeric_probed, true);
 }
 
 /* Stream until an error; appends to the spool, confirms what is durable. */
@@ -610,12 +605,12 @@ receive(void)
 	iter_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest receiver message",
 									 ALLOCSET_DEFAULT_SIZES);
 	start = Max(spool.last_commit, origin_progress());
-	start = Max(start, m->slot_lsn);
+	start = Max(start, MyMigration->slot_lsn);
 	open_stream(start);
-	if (pg_atomic_read_u64(&me->received_lsn) < start)
-		pg_atomic_write_u64(&me->received_lsn, start);
-	ingest_event_tx(m->id, "INFO", "stream", NULL,
-					psprintf("streaming slot %s from %X/%X", m->slot_name,
+	if (pg_atomic_read_u64(&MyMigrationSlot->received_lsn) < start)
+		pg_atomic_write_u64(&MyMigrationSlot->received_lsn, start);
+	ingest_event_tx(MyMigration->id, "INFO", "stream", NULL,
+					psprintf("streaming slot %s from %X/%X", MyMigration->slot_name,
 							 LSN_FORMAT_ARGS(start)),
 					NULL);
 	set_link(true, NULL);
@@ -646,12 +641,12 @@ receive(void)
 		 * goes once the segment it is in is done).
 		 */
 		if (at_boundary &&
-			(int64) pg_atomic_read_u64(&me->spool_bytes) > ingest_spool_max_size * 1024L * 1024L &&
-			pg_atomic_read_u64(&me->apply_pos) < pg_atomic_read_u64(&me->spool_limit))
+			(int64) pg_atomic_read_u64(&MyMigrationSlot->spool_bytes) > ingest_spool_max_size * 1024L * 1024L &&
+			pg_atomic_read_u64(&MyMigrationSlot->apply_pos) < pg_atomic_read_u64(&MyMigrationSlot->spool_limit))
 		{
 			send_feedback(false);
 			(void) ingest_sleep_ms(1000L);
-			pg_atomic_write_u64(&me->spool_bytes, ingest_spool_size(spool_dir));
+			pg_atomic_write_u64(&MyMigrationSlot->spool_bytes, ingest_spool_size(spool_dir));
 			continue;
 		}
 
@@ -716,13 +711,13 @@ receive(void)
 			}
 			bytes_since_sync += dlen;
 			/* a BEGIN carries its first change's position: never go back */
-			if (lsn > pg_atomic_read_u64(&me->received_lsn))
-				pg_atomic_write_u64(&me->received_lsn, lsn);
+			if (lsn > pg_atomic_read_u64(&MyMigrationSlot->received_lsn))
+				pg_atomic_write_u64(&MyMigrationSlot->received_lsn, lsn);
 			at_boundary = (kind == 'C');
 			if (kind == 'C')
 			{
-				pg_atomic_write_u64(&me->spool_limit, ingest_spool_position(&spool));
-				ingest_wake_workers(my_slot, INGEST_WORKER_APPLIER);
+				pg_atomic_write_u64(&MyMigrationSlot->spool_limit, ingest_spool_position(&spool));
+				ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_APPLIER);
 			}
 		}
 		else if (len > 0 && buf[0] == 'k' && len >= 18)
@@ -743,7 +738,7 @@ receive(void)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("lost the replication stream: %s",
-							ingest_scrub(ingest_conn_error(stream), info->password))));
+							ingest_scrub(ingest_conn_error(stream), MySource->password))));
 		if (buf)
 			PQfreemem(buf);
 
@@ -753,11 +748,11 @@ receive(void)
 		{
 			ingest_spool_sync(&spool);
 			send_feedback(false);
-			pg_atomic_write_u64(&me->spool_bytes, ingest_spool_size(spool_dir));
+			pg_atomic_write_u64(&MyMigrationSlot->spool_bytes, ingest_spool_size(spool_dir));
 			last_sync = now;
 			bytes_since_sync = 0;
 			poll_source_lsn();
-			if (me->stop_streaming)
+			if (MyMigrationSlot->stop_streaming)
 				break;
 		}
 	}
@@ -832,7 +827,7 @@ static void
 receiver_on_exit(int code, Datum arg)
 {
 	LWLockAcquire(IngestShared->lock, LW_EXCLUSIVE);
-	me->receiver_connected = false;
+	MyMigrationSlot->receiver_connected = false;
 	LWLockRelease(IngestShared->lock);
 }
 
@@ -855,14 +850,14 @@ fail_stream(const char *message)
 	IngestMigration *now;
 
 	ingest_xact_start();
-	now = ingest_load_migration(m->id);
+	now = ingest_load_migration(MyMigration->id);
 	if (!ingest_phase_is_terminal(now->phase))
 	{
-		m->phase = now->phase;
-		ingest_fail_migration(m, message);
+		MyMigration->phase = now->phase;
+		ingest_fail_migration(MyMigration, message);
 	}
 	ingest_xact_commit();
-	ingest_wake_workers(my_slot, INGEST_WORKER_COORDINATOR);
+	ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_COORDINATOR);
 }
 
 /*
@@ -875,26 +870,22 @@ ingest_receiver_main(Datum main_arg)
 	int32		migration_id;
 	MemoryContext cxt;
 
-	ingest_worker_init(main_arg, INGEST_WORKER_RECEIVER, &my_slot, &migration_id);
-	me = &IngestShared->migrations[my_slot];
+	ingest_worker_init(main_arg, INGEST_WORKER_RECEIVER, &MyMigrationSlotNo, &migration_id);
 	on_shmem_exit(receiver_on_exit, (Datum) 0);
 
 	MemoryContextSwitchTo(TopMemoryContext);
 	initStringInfo(&compact);
 	ingest_xact_start();
-	m = ingest_load_migration(migration_id);
-	info = ingest_conninfo_parse(m->source, !superuser_arg(m->owner), NULL, NULL);
-	filters = ingest_load_filters(m->id);
-	ingest_w2j_setup_conversion(m->source_encoding);
+	ingest_w2j_setup_conversion(MyMigration->source_encoding);
 	ingest_xact_commit();
-	spool_dir = ingest_spool_dir(MyDatabaseId, m->id);
+	spool_dir = ingest_spool_dir(MyDatabaseId, MyMigration->id);
 	(void) ingest_spool_open_writer(&spool, spool_dir);
-	pg_atomic_write_u64(&me->spool_limit, ingest_spool_position(&spool));
-	pg_atomic_write_u64(&me->spool_bytes, ingest_spool_size(spool_dir));
+	pg_atomic_write_u64(&MyMigrationSlot->spool_limit, ingest_spool_position(&spool));
+	pg_atomic_write_u64(&MyMigrationSlot->spool_bytes, ingest_spool_size(spool_dir));
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest receiver",
 								ALLOCSET_DEFAULT_SIZES);
-	while (!me->stop_streaming)
+	while (!MyMigrationSlot->stop_streaming)
 	{
 		volatile bool gave_up = false;
 
@@ -914,12 +905,12 @@ ingest_receiver_main(Datum main_arg)
 			edata = CopyErrorData();
 			FlushErrorState();
 			ingest_xact_abort();
-			message = ingest_scrub(edata->message, info->password);
+			message = ingest_scrub(edata->message, MySource->password);
 			/* recovered from, but never silently: the server log has it */
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
-					 errmsg("pg_ingest receiver of migration \"%s\": %s", m->name, message),
-					 edata->detail ? errdetail_internal("%s", ingest_scrub(edata->detail, info->password)) : 0));
+					 errmsg("pg_ingest receiver of migration \"%s\": %s", MyMigration->name, message),
+					 edata->detail ? errdetail_internal("%s", ingest_scrub(edata->detail, MySource->password)) : 0));
 			if (stream)
 				ingest_disconnect(stream);
 			stream = NULL;
@@ -939,7 +930,7 @@ ingest_receiver_main(Datum main_arg)
 			failures++;
 
 			LWLockAcquire(IngestShared->lock, LW_SHARED);
-			since = me->failing_since;
+			since = MyMigrationSlot->failing_since;
 			LWLockRelease(IngestShared->lock);
 			if (migration_failed)
 				gave_up = true;
@@ -959,7 +950,7 @@ ingest_receiver_main(Datum main_arg)
 			else
 			{
 				delay = Min(60000L, (long) Max(ingest_retry_delay, 100) << Min(failures - 1, 8));
-				ingest_event_tx(m->id, "WARNING", "stream", NULL,
+				ingest_event_tx(MyMigration->id, "WARNING", "stream", NULL,
 								psprintf("replication stream lost, reconnecting in %ld ms (attempt %d): %s",
 										 delay, failures, message),
 								NULL);

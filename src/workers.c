@@ -35,9 +35,26 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "conn.h"
 #include "pg_ingest.h"
+#include "source.h"
 
 IngestWorkerSlot *MyIngestWorker = NULL;
+
+/*
+ * The migration a migration's worker serves, read once by
+ * ingest_worker_init() (PostgreSQL's MySubscription and MyLogicalRepWorker
+ * play the same part for a subscription's workers): its catalog row, the
+ * parsed source connection string and its filters, all in
+ * TopMemoryContext, and its slot in shared memory.  Each process keeps its
+ * own copy of the row; MyMigration->phase is what that process last read.
+ * Unset (NULL, -1) in the scan and abort workers and in backends.
+ */
+IngestMigration *MyMigration = NULL;
+struct IngestConnInfo *MySource = NULL;
+struct IngestFilters *MyFilters = NULL;
+int			MyMigrationSlotNo = -1;
+IngestMigrationSlot *MyMigrationSlot = NULL;
 
 /* What the bgw_extra of every worker carries. */
 typedef struct IngestWorkerArgs
@@ -747,7 +764,9 @@ ingest_attach_worker(IngestWorkerKind kind, int migration, int job,
  * ingest_worker_init
  *		What every dynamic worker of pg_ingest does first: signals, the
  *		database connection (as the migration's owner), search_path pinned
- *		to pg_catalog, its worker slot.
+ *		to pg_catalog, its worker slot; for a migration's worker, the
+ *		migration read into MyMigration, MySource, MyFilters and its slot
+ *		in MyMigrationSlot (above).
  */
 void
 ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
@@ -789,6 +808,21 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 		proc_exit(0);
 	}
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+
+	if (kind != INGEST_WORKER_SCAN && kind != INGEST_WORKER_ABORT)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		MyMigrationSlotNo = *slot_out;
+		MyMigrationSlot = &IngestShared->migrations[MyMigrationSlotNo];
+		ingest_xact_start();
+		MyMigration = ingest_load_migration(args.migration_id);
+		MyFilters = ingest_load_filters(args.migration_id);
+		MySource = ingest_conninfo_parse(MyMigration->source,
+										 !superuser_arg(MyMigration->owner), NULL, NULL);
+		ingest_xact_commit();
+		MemoryContextSwitchTo(old);
+	}
 
 	/* for tests: pg_ingest.debug_crash_worker */
 	if (ingest_debug_crash_worker &&
