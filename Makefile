@@ -22,7 +22,10 @@ OBJS = \
 	src/infer.o \
 	src/preflight.o \
 	src/plan.o \
+	src/pool.o \
 	src/progress.o \
+	src/rates.o \
+	src/recovery.o \
 	src/receiver.o \
 	src/resync.o \
 	src/schema.o \
@@ -30,6 +33,7 @@ OBJS = \
 	src/source.o \
 	src/spool.o \
 	src/start.o \
+	src/stop.o \
 	src/supervisor.o \
 	src/target.o \
 	src/verify.o \

@@ -27,29 +27,29 @@
  *	completed.
  *
  * Each phase resumes where it stopped: everything done is recorded in the
- * same transaction that did it.  After a restart in the copying phase the
- * snapshot is gone; the coordinator exports a new one (from a temporary
- * slot), and what is copied from then on carries that snapshot's LSN as
- * its sync LSN.  The same happens, without a restart of the coordinator,
- * when the source session that keeps the snapshot goes away (the source
- * restarted, or the session was ended): the coordinator watches that idle
- * session, stops the copy workers still on the dead snapshot (their items
- * stay pending; the attempts the dead snapshot cost do not count), exports
- * a new snapshot once the source is back (for up to
- * pg_ingest.stream_failure_timeout), and the tables not yet copied, and
- * split tables of which only some parts were copied, are copied under it
- * (emptied first: a table is split only if its target is its own, neither
- * partitioned nor a root that leaves of the source share, see target.c).
+ * same transaction that did it.  What a restart loses (the snapshot of the
+ * copy) is recovered by recovery.c, which also counts the coordinator's
+ * own errors: after pg_ingest.max_retries restarts the migration fails.
  *
- * An error of the coordinator itself is recorded and the coordinator exits;
- * the supervisor starts it again after a growing delay, and after
- * pg_ingest.max_retries restarts the migration fails.
+ * This file is the phase machine.  The other roles of the coordinator live
+ * in their own files, each called from here:
+ *	plan.c		planning: the copy items, the sequences' values, ANALYZE;
+ *	snapshot.c	the migration's slot, the exported snapshot and the idle
+ *				session that keeps it;
+ *	pool.c		the copy, index, receiver and applier workers it runs;
+ *	rates.c		the copy and apply rates of ingest.status;
+ *	recovery.c	the copy after a restart or a lost snapshot, the count of
+ *				its errors;
+ *	stop.c		the stop protocol of change data capture.
  *
- * Other roles live in their own files: planning the copy items, the
- * sequences and ANALYZE in plan.c, the slot and the snapshot (and the idle
- * session that keeps it) in snapshot.c.
+ * State: the migration's row in ingest.migration (its phase: the catalog
+ * is the truth, MyMigration->phase what this process last read), its copy
+ * and schema items; in shared memory its migration slot (MyMigrationSlot:
+ * coordinator_pid, paused, terminal, the rates).
  *
- * Locking: none of its own; see workers.c for the slots.
+ * Locking: IngestShared->lock exclusive to claim the slot's coordinator_pid
+ * and to set terminal; otherwise the slot's fields are written as
+ * pg_ingest.h says (ingest_slot_set_flag, atomics).
  *
  *-------------------------------------------------------------------------
  */
@@ -79,6 +79,7 @@
 #include "utils/timestamp.h"
 
 #include "conn.h"
+#include "coordinator.h"
 #include "copy.h"
 #include "depend.h"
 #include "extconfig.h"
@@ -91,21 +92,6 @@
 #include "snapshot.h"
 #include "source.h"
 #include "target.h"
-
-
-
-static BackgroundWorkerHandle *copy_workers[INGEST_MAX_JOBS];
-static BackgroundWorkerHandle *index_workers[INGEST_MAX_JOBS];
-
-/* copy rate sampling */
-/* A rate of a counter, smoothed over the coordinator's samples. */
-typedef struct RateSample
-{
-	TimestampTz at;				/* when count was read; 0 before the first */
-	uint64		count;
-} RateSample;
-
-static RateSample copy_sample;
 
 /* memory of one turn of a monitoring loop */
 static MemoryContext tick_cxt = NULL;
@@ -120,10 +106,8 @@ tick(void)
 	MemoryContextSwitchTo(tick_cxt);
 }
 
-static void recopy_partial_tables(void);
-static void ensure_receiver(void);
-static int	running(BackgroundWorkerHandle **handles, int n);
 static bool stopped(void);
+static void ensure_receiver(void);
 
 static void
 coordinator_on_exit(int code, Datum arg)
@@ -419,104 +403,6 @@ phase_schema(void)
 	set_phase("copying");
 }
 
-static int
-running(BackgroundWorkerHandle **handles, int n)
-{
-	int			i;
-	int			alive = 0;
-
-	for (i = 0; i < n; i++)
-	{
-		pid_t		pid;
-
-		if (handles[i] == NULL)
-			continue;
-		if (GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED)
-		{
-			pfree(handles[i]);
-			handles[i] = NULL;
-		}
-		else
-			alive++;
-	}
-	return alive;
-}
-
-/* Start workers of a kind up to want; false if none could start. */
-static void
-launch(IngestWorkerKind kind, BackgroundWorkerHandle **handles, int want)
-{
-	int			i;
-	static bool warned = false;
-
-	for (i = 0; i < Min(want, INGEST_MAX_JOBS); i++)
-	{
-		MemoryContext old;
-		bool		started;
-
-		if (handles[i] != NULL)
-			continue;
-		/* the handle lives as long as the worker, across phases */
-		old = MemoryContextSwitchTo(TopMemoryContext);
-		started = ingest_start_worker(kind, MyMigrationSlotNo, i + 1, MyDatabaseId, MyMigration->id,
-									  MyMigration->owner, &handles[i]);
-		MemoryContextSwitchTo(old);
-		if (!started)
-		{
-			handles[i] = NULL;
-			if (!warned)
-				IN_TRANSACTION(ingest_event(MyMigration->id, "WARNING", "workers", NULL,
-											psprintf("could not start every %s worker: no background worker slot free",
-													 ingest_worker_kind_name(kind)),
-											"Raise max_worker_processes; pg_ingest goes on with fewer workers."));
-			warned = true;
-			break;
-		}
-	}
-}
-
-/*
- * Fold a new reading of a counter into *rate (per second), half the old
- * rate and half the rate since the previous reading, at most every 0.2 s.
- */
-static void
-update_rate(RateSample *sample, TimestampTz now, uint64 count, double *rate)
-{
-	double		secs = (double) (now - sample->at) / USECS_PER_SEC;
-	double		recent;
-
-	if (sample->at != 0 && secs <= 0.2)
-		return;
-	if (sample->at != 0)
-	{
-		recent = count >= sample->count ? (count - sample->count) / secs : 0;
-		ingest_slot_set_rate(rate, *rate == 0 ? recent : 0.5 * *rate + 0.5 * recent);
-	}
-	sample->at = now;
-	sample->count = count;
-}
-
-/* Copy progress: bytes of finished items plus those in flight. */
-static void
-sample_rate(void)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	uint64		bytes = pg_atomic_read_u64(&MyMigrationSlot->bytes_received);
-	int			i;
-
-	LWLockAcquire(IngestShared->lock, LW_SHARED);
-	for (i = 0; i < IngestShared->nworkers; i++)
-	{
-		IngestWorkerSlot *w = &IngestShared->workers[i];
-
-		if (w->pid != 0 && w->migration == MyMigrationSlotNo && w->kind == INGEST_WORKER_COPY &&
-			w->item_id != 0)
-			bytes += pg_atomic_read_u64(&w->bytes);
-	}
-	LWLockRelease(IngestShared->lock);
-	update_rate(&copy_sample, now, bytes, &MyMigrationSlot->copy_rate);
-}
-
 static int64
 pending_copies(void)
 {
@@ -567,95 +453,6 @@ wait_a_moment(void)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/*
- * ensure_snapshot
- *		In the copying phase: when the session keeping the snapshot is gone,
- *		stop the copy workers, export a new snapshot once the source is
- *		back, and have the tables not yet copied copied under it (see the
- *		file header).  False if the migration ended meanwhile.
- */
-static bool
-ensure_snapshot(void)
-{
-	TimestampTz since;
-	int			attempt = 0;
-	char	   *why;
-	char	   *old_snapshot = MyMigration->snapshot_name ? pstrdup(MyMigration->snapshot_name) : NULL;
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
-
-	if (ingest_snapshot_alive())
-		return true;
-	why = ingest_snapshot_error(MySource->password);
-	ingest_snapshot_release();
-	ereport(WARNING,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("pg_ingest coordinator of migration \"%s\": the source session keeping snapshot %s is gone: %s",
-					MyMigration->name, old_snapshot ? old_snapshot : "(none)", why)));
-	IN_TRANSACTION(ingest_event(MyMigration->id, "WARNING", "snapshot", NULL,
-								psprintf("the source session keeping snapshot %s is gone (%s): the tables not yet copied will be copied under a new snapshot",
-										 old_snapshot ? old_snapshot : "(none)", why),
-								NULL));
-
-	/* the copy workers on the dead snapshot stop; their items stay pending */
-	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_COPY, SIGTERM, true);
-	since = GetCurrentTimestamp();
-	while (running(copy_workers, INGEST_MAX_JOBS) > 0 &&
-		   !TimestampDifferenceExceeds(since, GetCurrentTimestamp(), 30000))
-		wait_a_moment();
-
-	/* a new snapshot, once the source is back */
-	since = GetCurrentTimestamp();
-	for (;;)
-	{
-		volatile bool exported = false;
-		MemoryContext cxt = CurrentMemoryContext;
-
-		PG_TRY();
-		{
-			ingest_snapshot_export(MyMigration, MySource);
-			exported = true;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			ingest_xact_abort();
-			MemoryContextSwitchTo(cxt);
-			ingest_snapshot_release();
-			if (TimestampDifferenceExceeds(since, GetCurrentTimestamp(),
-										   ingest_stream_failure_timeout * 1000))
-				ereport(ERROR,
-						(errcode(edata->sqlerrcode),
-						 errmsg("could not export a new snapshot for %d s (pg_ingest.stream_failure_timeout): %s",
-								ingest_stream_failure_timeout, edata->message)));
-			ereport(WARNING,
-					(errcode(edata->sqlerrcode),
-					 errmsg("pg_ingest coordinator of migration \"%s\": could not export a new snapshot, retrying: %s",
-							MyMigration->name, edata->message)));
-		}
-		PG_END_TRY();
-		if (exported)
-			break;
-		if (stopped())
-			return false;
-		(void) ingest_sleep_ms(Min(10000L, (long) Max(ingest_retry_delay, 100) << Min(attempt, 5)));
-		attempt++;
-	}
-
-	/* what the dead snapshot made fail is not the tables' fault */
-	IN_TRANSACTION(ingest_catalog_begin();
-				   ingest_catalog_exec("UPDATE ingest.copy_item SET attempts = 0"
-									   " WHERE migration_id = $1 AND state = 'pending'",
-									   1, types, vals, NULL);
-				   ingest_catalog_end());
-	recopy_partial_tables();
-	return !stopped();
-}
-
 static void
 ensure_index_workers(void)
 {
@@ -675,8 +472,8 @@ ensure_index_workers(void)
 				 errdetail("This pg_ingest takes it when a migration starts; without it the indexes, keys and foreign keys would be missing."),
 				 errhint("Abort the migration with ingest.abort() and start it again.")));
 	IN_TRANSACTION(pending = ingest_count_pending(MyMigration->id, STAGE_INDEX, STAGE_FOREIGN_KEY));
-	if (pending > 0 && running(index_workers, INGEST_MAX_JOBS) < MyMigration->index_jobs)
-		launch(INGEST_WORKER_INDEX, index_workers, MyMigration->index_jobs);
+	if (pending > 0)
+		ingest_pool_ensure(INGEST_WORKER_INDEX, MyMigration->index_jobs);
 }
 
 static void
@@ -688,23 +485,21 @@ phase_copying(void)
 	if (pending > 0 && !ingest_snapshot_held())
 	{
 		/* the snapshot of the start is gone: a restart */
-		ingest_snapshot_export(MyMigration, MySource);
-		recopy_partial_tables();
+		ingest_recover_copy();
 	}
 
 	while (pending > 0)
 	{
 		tick();
 		ensure_receiver();
-		if (!ensure_snapshot())
+		if (!ingest_recover_snapshot(stopped))
 		{
 			MemoryContextSwitchTo(phase_cxt);
 			return;
 		}
-		if (running(copy_workers, INGEST_MAX_JOBS) < Min(MyMigration->table_jobs, pending))
-			launch(INGEST_WORKER_COPY, copy_workers, Min(MyMigration->table_jobs, pending));
+		ingest_pool_ensure(INGEST_WORKER_COPY, Min(MyMigration->table_jobs, pending));
 		ensure_index_workers();
-		sample_rate();
+		ingest_rate_sample_copy();
 		wait_a_moment();
 		if (stopped())
 		{
@@ -744,7 +539,7 @@ phase_indexing(void)
 	}
 	MemoryContextSwitchTo(phase_cxt);
 	/* index workers leave once nothing is pending; wait for the last */
-	while (running(index_workers, INGEST_MAX_JOBS) > 0)
+	while (ingest_pool_running(INGEST_WORKER_INDEX) > 0)
 		wait_a_moment();
 	set_phase("finalizing");
 }
@@ -769,136 +564,12 @@ phase_finalizing(void)
 	set_phase(cdc_mode() ? "catching_up" : "completed");
 }
 
-/*
- * recopy_partial_tables
- *		After a restart, a table split in parts some of which were copied
- *		under the old snapshot is copied again whole under the new one: its
- *		parts must come from one snapshot, or a row that moved between
- *		parts in between would be copied twice or not at all.
- */
-static void
-recopy_partial_tables(void)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
-	SPITupleTable *tab;
-	List	   *tables = NIL;
-	List	   *only = NIL;
-	ListCell   *lc;
-	uint64		i;
-
-	ingest_xact_start();
-	ingest_catalog_begin();
-	tab = ingest_catalog_query("WITH partial AS ("
-							   "  SELECT nspname, relname FROM ingest.copy_item"
-							   "  WHERE migration_id = $1"
-							   /* large objects: each item on its own (largeobject.c) */
-							   "  AND (nspname, relname) <> ('pg_catalog', 'pg_largeobject')"
-							   "  GROUP BY 1, 2"
-							   "  HAVING count(*) > 1 AND bool_or(state = 'done')"
-							   "  AND bool_or(state <> 'done'))"
-							   " UPDATE ingest.copy_item c SET state = 'pending', rows_done = NULL,"
-							   "  bytes_done = NULL, sync_lsn = NULL, finished_at = NULL"
-							   " FROM partial p WHERE c.migration_id = $1"
-							   " AND c.nspname = p.nspname AND c.relname = p.relname AND c.part = 1"
-							   " RETURNING c.nspname, c.relname, c.root_nspname, c.root_relname",
-							   1, types, vals, NULL);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		mapped;
-		Oid			relid;
-
-		/* the table the rows went to (target.c); split only if its own */
-		relid = ingest_target_relid(ingest_getstr(tab, i, 1), ingest_getstr(tab, i, 2),
-									ingest_getstr(tab, i, 3), ingest_getstr(tab, i, 4),
-									AccessExclusiveLock, &mapped);
-		if (!OidIsValid(relid) || mapped)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot copy table %s again: %s",
-							ingest_qualified(ingest_getstr(tab, i, 1), ingest_getstr(tab, i, 2)),
-							OidIsValid(relid) ? "its rows share a table with those of other partitions" :
-							"it does not exist on the target")));
-		tables = lappend(tables, ingest_relid_name(relid));
-		/* a partitioned table goes with its partitions */
-		only = lappend_int(only, get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE);
-	}
-	ingest_catalog_exec("WITH partial AS ("
-						"  SELECT nspname, relname FROM ingest.copy_item"
-						"  WHERE migration_id = $1"
-						"  AND (nspname, relname) <> ('pg_catalog', 'pg_largeobject')"
-						"  GROUP BY 1, 2"
-						"  HAVING count(*) > 1 AND bool_or(state = 'done'))"
-						" UPDATE ingest.copy_item c SET state = 'pending', rows_done = NULL,"
-						"  bytes_done = NULL, sync_lsn = NULL, finished_at = NULL"
-						" FROM partial p WHERE c.migration_id = $1"
-						" AND c.nspname = p.nspname AND c.relname = p.relname",
-						1, types, vals, NULL);
-	ingest_catalog_end();
-	foreach(lc, tables)
-	{
-		/* as the migration's owner, like the copy */
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(psprintf("TRUNCATE %s%s",
-								 list_nth_int(only, foreach_current_index(lc)) ? "ONLY " : "",
-								 (char *) lfirst(lc)), false, 0) < 0)
-			elog(ERROR, "could not truncate %s", (char *) lfirst(lc));
-		SPI_finish();
-		ingest_event(MyMigration->id, "INFO", "copy", lfirst(lc),
-					 "part of this split table was copied under the previous snapshot: copied again whole",
-					 NULL);
-	}
-	ingest_xact_commit();
-}
-
-/* A worker of which a migration has one: receiver, applier. */
-typedef struct SingleWorker
-{
-	IngestWorkerKind kind;
-	BackgroundWorkerHandle *handle[1];
-	TimestampTz started;
-	TimestampTz stopped;		/* when it was found stopped, 0 if running */
-	int			quick_stops;	/* stops within a minute of the start, in a row */
-} SingleWorker;
-
-static SingleWorker receiver = {INGEST_WORKER_RECEIVER};
-static SingleWorker applier = {INGEST_WORKER_APPLIER};
-
-/*
- * Start it if it does not run; after a stop within a minute of its start,
- * only once pg_ingest.retry_delay has passed, doubled at each such stop.
- */
-static void
-ensure_single(SingleWorker *w)
-{
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (running(w->handle, 1) > 0)
-		return;
-	if (w->started != 0 && w->stopped == 0)
-	{
-		w->stopped = now;
-		if (TimestampDifferenceExceeds(w->started, now, 60000))
-			w->quick_stops = 0;
-		else
-			w->quick_stops++;
-	}
-	if (w->quick_stops > 0 &&
-		!TimestampDifferenceExceeds(w->stopped, now,
-									Min(60000L, (long) ingest_retry_delay << Min(w->quick_stops - 1, 6))))
-		return;
-	w->started = now;
-	w->stopped = 0;
-	launch(w->kind, w->handle, 1);
-}
-
 /* Start the change receiver if it does not run (change data capture). */
 static void
 ensure_receiver(void)
 {
 	if (cdc_mode())
-		ensure_single(&receiver);
+		ingest_pool_ensure_single(INGEST_WORKER_RECEIVER);
 }
 
 /* Whether the applier has caught up: ingest.status's caught_up. */
@@ -911,105 +582,6 @@ caught_up(void)
 	result = ingest_stream_caught_up(MyMigrationSlot, GetCurrentTimestamp());
 	LWLockRelease(IngestShared->lock);
 	return result;
-}
-
-/* Apply rate: changes/s, recent. */
-static void
-sample_apply_rate(void)
-{
-	static RateSample sample;
-
-	update_rate(&sample, GetCurrentTimestamp(),
-				pg_atomic_read_u64(&MyMigrationSlot->changes_applied), &MyMigrationSlot->apply_rate);
-}
-
-/*
- * At the stop: the tables of resync => 'at_cutover' copied again
- * (resync.c), sequences from the source's current values (plus
- * pg_ingest.sequence_margin), the large objects created, changed or
- * removed since the snapshot (largeobject.c), materialized views
- * refreshed (matview.c), the slot dropped (unless
- * pg_ingest.drop_slot_at_stop is off), the spool and origin with it.
- */
-static void
-finish_stream(void)
-{
-	PGconn	   *conn;
-	List	   *rels;
-	List	   *items;
-	bool		pending;
-	char	   *error = NULL;
-
-	ingest_slot_set_flag(&MyMigrationSlot->stop_streaming, true);
-	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_RECEIVER, SIGTERM, true);
-	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_APPLIER, SIGTERM, true);
-	(void) ingest_wait_workers_gone(MyMigrationSlotNo, 30000L);
-
-	/* where the stream ended stays visible once shared memory forgets it */
-	{
-		Oid			types[2] = {INT4OID, PG_LSNOID};
-		Datum		vals[2];
-
-		vals[0] = Int32GetDatum(MyMigration->id);
-		vals[1] = LSNGetDatum(pg_atomic_read_u64(&MyMigrationSlot->applied_lsn));
-		IN_TRANSACTION(ingest_catalog_begin();
-					   ingest_catalog_exec("UPDATE ingest.migration SET applied_lsn = $2 WHERE id = $1",
-										   2, types, vals, NULL);
-					   ingest_catalog_end());
-	}
-
-	/* resync => 'at_cutover': tables decoding cannot follow, copied again */
-	ingest_resync_at_stop(MyMigration, MySource);
-
-	WITH_SOURCE_SESSION(conn, MySource, INGEST_CONN_SQL,
-						psprintf("pg_ingest %s coordinator", MyMigration->name), NULL,
-	{
-		rels = ingest_source_relations(conn, false, MySource->password);
-		ingest_apply_filters(rels, MyFilters);
-		items = ingest_plan_sequences(conn, rels, MySource->password);
-	});
-	IN_TRANSACTION(ingest_store_schema_items(MyMigration->id, items));
-	(void) ingest_run_schema_items(MyMigration, STAGE_LAST, STAGE_LAST, &pending);
-	/* large objects are not decoded: those changed since the snapshot */
-	ingest_lo_sync_at_stop(MyMigration, MySource);
-	ingest_refresh_matviews(MyMigration, MySource, MyFilters);
-	(void) ingest_ddl_remove(MyMigration, MySource);
-
-	if (ingest_drop_slot_at_stop)
-	{
-		if (!ingest_drop_source_slot(MyMigration, MySource, &error))
-			IN_TRANSACTION(ingest_event(MyMigration->id, "WARNING", "slot", MyMigration->slot_name,
-										psprintf("could not drop the replication slot: %s", error),
-										"Drop it with ingest.cleanup() or pg_drop_replication_slot() on the source."));
-		else
-			IN_TRANSACTION(ingest_drop_local(MyMigration));
-	}
-}
-
-/* Record a stop asked for through shared memory (ingest.stop_at, cutover). */
-static void
-record_stop_request(void)
-{
-	XLogRecPtr	lsn = pg_atomic_read_u64(&MyMigrationSlot->stop_request);
-	Oid			types[2] = {INT4OID, PG_LSNOID};
-	Datum		vals[2];
-
-	if (lsn == InvalidXLogRecPtr || lsn == MyMigration->stop_lsn)
-		return;
-	vals[0] = Int32GetDatum(MyMigration->id);
-	vals[1] = LSNGetDatum(lsn);
-	ingest_xact_start();
-	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET stop_lsn = $2 WHERE id = $1",
-						2, types, vals, NULL);
-	ingest_catalog_end();
-	ingest_event(MyMigration->id, "INFO", "stop", NULL,
-				 psprintf("stop at %X/%X", LSN_FORMAT_ARGS(lsn)), NULL);
-	if (strcmp(MyMigration->phase, "stopping") != 0)
-		ingest_set_phase(MyMigration, "stopping", "catching_up,streaming");
-	ingest_xact_commit();
-	MyMigration->stop_lsn = lsn;
-	ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_APPLIER);
 }
 
 /*
@@ -1042,16 +614,16 @@ phase_streaming(void)
 			ingest_wake_workers(MyMigrationSlotNo, INGEST_WORKER_APPLIER);
 		}
 		remember_phase(phase);
-		record_stop_request();
+		ingest_stop_record_request();
 
 		if (MyMigrationSlot->reached_stop)
 		{
-			finish_stream();
+			ingest_stop_finish_stream();
 			set_phase("completed");
 			break;
 		}
 		ensure_receiver();
-		ensure_single(&applier);
+		ingest_pool_ensure_single(INGEST_WORKER_APPLIER);
 		ingest_sequence_sync(MyMigration, MySource, MyFilters, phase);
 
 		if (strcmp(phase, "catching_up") == 0 && caught_up())
@@ -1064,7 +636,7 @@ phase_streaming(void)
 										NULL);
 						   ingest_notify(MyMigration, "caught_up", "the target has caught up with the source"));
 		}
-		sample_apply_rate();
+		ingest_rate_sample_apply();
 		wait_a_moment();
 	}
 	MemoryContextSwitchTo(phase_cxt);
@@ -1135,35 +707,6 @@ finish(void)
 	LWLockRelease(IngestShared->lock);
 	ingest_wake_supervisor();
 	proc_exit(0);
-}
-
-/*
- * Record an error of the coordinator; fail the migration once it has
- * happened more than pg_ingest.max_retries times.
- */
-static void
-coordinator_failed(ErrorData *edata)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		vals[1] = {Int32GetDatum(MyMigration->id)};
-	bool		give_up = MyMigration->restarts + 1 > ingest_max_retries;
-
-	ingest_xact_start();
-	ingest_catalog_begin();
-	ingest_catalog_exec("UPDATE ingest.migration SET restarts = restarts + 1 WHERE id = $1",
-						1, types, vals, NULL);
-	ingest_catalog_end();
-	if (give_up)
-		ingest_fail_migration(MyMigration, psprintf("%s (phase %s, after %d attempts)",
-										  edata->message, MyMigration->phase, MyMigration->restarts + 1));
-	else
-		ingest_event(MyMigration->id, "WARNING", "retry", NULL,
-					 psprintf("coordinator error in phase %s, restarting (attempt %d of %d): %s",
-							  MyMigration->phase, MyMigration->restarts + 1, ingest_max_retries, edata->message),
-					 edata->detail);
-	ingest_xact_commit();
-	if (give_up)
-		finish();
 }
 
 /*
@@ -1250,7 +793,8 @@ ingest_coordinator_main(Datum main_arg)
 				 edata->context ? errcontext("%s", edata->context) : 0,
 				 edata->internalquery ? errdetail_internal("query: %s", edata->internalquery) : 0));
 		ingest_snapshot_release();
-		coordinator_failed(edata);
+		if (ingest_recover_count_error(edata))
+			finish();
 		proc_exit(1);
 	}
 	PG_END_TRY();
