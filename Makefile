@@ -10,6 +10,7 @@ MODULE_big = pg_ingest
 OBJS = \
 	pg_ingest.o \
 	src/apply.o \
+	src/caller.o \
 	src/catalog.o \
 	src/conn.o \
 	src/control.o \
@@ -17,6 +18,7 @@ OBJS = \
 	src/copy.o \
 	src/depend.o \
 	src/extconfig.o \
+	src/guc.o \
 	src/index.o \
 	src/largeobject.o \
 	src/infer.o \
@@ -29,6 +31,7 @@ OBJS = \
 	src/receiver.o \
 	src/resync.o \
 	src/schema.o \
+	src/shmem.o \
 	src/snapshot.o \
 	src/source.o \
 	src/spool.o \

@@ -573,12 +573,9 @@ ingest_notify_payload(const char *name, const char *phase, const char *event,
 void
 ingest_notify(IngestMigration *m, const char *event, const char *message)
 {
-	XLogRecPtr	lsn = InvalidXLogRecPtr;
-	int			slot = IngestShared ? ingest_find_migration_slot(MyDatabaseId, m->id) : -1;
+	XLogRecPtr	lsn = ingest_migration_applied_lsn(MyDatabaseId, m->id);
 	char	   *payload;
 
-	if (slot >= 0)
-		lsn = pg_atomic_read_u64(&IngestShared->migrations[slot].applied_lsn);
 	payload = ingest_notify_payload(m->name, m->phase, event, lsn, message);
 	Async_Notify("pg_ingest", payload);	/* copies it */
 	pfree(payload);

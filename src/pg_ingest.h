@@ -182,7 +182,15 @@ typedef struct IngestSharedState
 extern IngestSharedState *IngestShared;
 
 /* pg_ingest.c */
+/* shmem.c */
+extern void ingest_shmem_init(void);
 extern void ingest_require_preload(void);
+extern XLogRecPtr ingest_migration_applied_lsn(Oid dboid, int32 migration_id);
+
+/* guc.c */
+extern void ingest_define_gucs(bool preloading);
+
+/* caller.c */
 extern void ingest_check_caller(void);
 extern char *ingest_sql_version(void);
 extern void ingest_check_sql_version(void);

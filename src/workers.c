@@ -172,37 +172,6 @@ ingest_reserve_migration_slot(Oid dboid, int32 migration_id, Oid owner,
 	return free_slot;
 }
 
-/*
- * ingest_clear_migration_slot
- *		Zero the figures of a slot; init for shared memory just created.
- */
-void
-ingest_clear_migration_slot(IngestMigrationSlot *s, bool init)
-{
-	pg_atomic_uint64 *counters[] = {
-		&s->bytes_received, &s->received_lsn, &s->flushed_lsn, &s->source_lsn,
-		&s->spool_limit, &s->spool_bytes, &s->applied_lsn,
-		&s->applied_commit_ts, &s->changes_applied, &s->stop_request,
-		&s->apply_pos
-	};
-	int			i;
-
-	s->copy_rate = s->apply_rate = 0;
-	s->numeric_as_string = true;
-	s->numeric_probed = false;
-	s->receiver_connected = s->stop_streaming = s->paused = false;
-	s->apply_idle = s->reached_stop = false;
-	s->last_contact = s->failing_since = 0;
-	s->stream_error[0] = '\0';
-	for (i = 0; i < lengthof(counters); i++)
-	{
-		if (init)
-			pg_atomic_init_u64(counters[i], 0);
-		else
-			pg_atomic_write_u64(counters[i], 0);
-	}
-}
-
 static void
 register_callbacks(void)
 {
@@ -536,21 +505,6 @@ ingest_slot_reserved(Oid dboid, int32 migration_id)
 			reserved = IngestShared->migrations[i].reserved;
 	LWLockRelease(IngestShared->lock);
 	return reserved;
-}
-
-int
-ingest_find_migration_slot(Oid dboid, int32 migration_id)
-{
-	int			i;
-	int			found = -1;
-
-	LWLockAcquire(IngestShared->lock, LW_SHARED);
-	for (i = 0; i < ingest_max_migrations; i++)
-		if (IngestShared->migrations[i].dboid == dboid &&
-			IngestShared->migrations[i].migration_id == migration_id)
-			found = i;
-	LWLockRelease(IngestShared->lock);
-	return found;
 }
 
 /*
