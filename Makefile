@@ -17,12 +17,15 @@ OBJS = \
 	src/coordinator.o \
 	src/copy.o \
 	src/depend.o \
+	src/dump.o \
 	src/extconfig.o \
 	src/guc.o \
 	src/index.o \
 	src/largeobject.o \
 	src/infer.o \
+	src/items.o \
 	src/preflight.o \
+	src/names.o \
 	src/plan.o \
 	src/pool.o \
 	src/progress.o \

@@ -436,65 +436,6 @@ ingest_live(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/*
- * ingest_drop_source_slot
- *		Drop the migration's replication slot on the source, waiting a
- *		little for a walsender that is still letting go of it.  False with
- *		*error set when the source cannot be reached or refuses.
- */
-bool
-ingest_drop_source_slot(IngestMigration *m, IngestConnInfo *info, char **error)
-{
-	PGconn	   *conn;
-	int			attempt;
-	bool		ok = false;
-
-	if (m->slot_name == NULL)
-		return true;
-	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
-						psprintf("pg_ingest %s cleanup", m->name), error,
-	{
-		const char *params[1] = {m->slot_name};
-
-		for (attempt = 0; attempt < 50 && !ok; attempt++)
-		{
-			PGresult   *res;
-
-			res = PQexecParams(conn,
-							   "SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
-							   " FROM pg_catalog.pg_replication_slots"
-							   " WHERE slot_name = $1",
-							   1, NULL, params, NULL, NULL, 0);
-			ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-			if (!ok)
-			{
-				*error = ingest_result_message(conn, res, info->password);
-				/* a walsender still holds it: it is going away */
-				if (strstr(*error, "is active") == NULL)
-					attempt = 50;
-				else
-					(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-									 200L, PG_WAIT_EXTENSION);
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
-			}
-			PQclear(res);
-		}
-	});
-	return ok;
-}
-
-/*
- * ingest_drop_local
- *		The migration's replication origin and spool.  In a transaction.
- */
-void
-ingest_drop_local(IngestMigration *m)
-{
-	replorigin_drop_by_name(ingest_origin_name(m), true, false);
-	ingest_spool_remove_all(ingest_spool_dir(MyDatabaseId, m->id));
-}
-
 static IngestMigration *
 cdc_migration(const char *name, const char *what)
 {

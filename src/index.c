@@ -2,12 +2,12 @@
  *
  * index.c
  *	  The index worker: builds indexes, constraints and statistics of the
- *	  post-data stages 1 to 4 as soon as they are ready (see schema.c).
+ *	  post-data stages 1 to 4 as soon as they are ready (see schema.c and items.c).
  *
  * A migration has index_jobs of them.  They start as soon as the
  * post-data section is known, while tables are still being copied; a copy
  * worker that finishes a table wakes them, and so does an index worker
- * after each item it commits (schema.c).  A worker leaves when nothing of
+ * after each item it commits (items.c).  A worker leaves when nothing of
  * stages 1 to 4 is pending.
  *
  * Parallel builds: with pg_ingest.index_parallel_workers = -1 (the
@@ -25,8 +25,13 @@
  * (the build does not wait for them).  A value of 0 or more is the
  * workers' fixed setting instead.
  *
+ * The settings of each item's transaction are set by items.c, which runs
+ * the items (ingest_index_item_settings).
+ *
+ * State: none of its own; the items in ingest.schema_item (items.c).
+ *
  * Locking: what the statements take (CREATE INDEX: ShareLock on its table);
- * items are claimed with row locks, see schema.c.
+ * items are claimed with row locks, see items.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,67 +49,6 @@
 
 #include "pg_ingest.h"
 #include "schema.h"
-
-/*
- * ingest_index_item_settings
- *		In the transaction of schema item item_id, of stage 1, before it
- *		runs: its max_parallel_maintenance_workers (see the file header).
- *		Reset at the end of the transaction.  table_bytes is the size of its
- *		table (0 for a partitioned table): a table smaller than
- *		min_parallel_table_scan_size is built serially (0), without a look
- *		at the catalog; 0 rather than the server's setting, which a
- *		parallel_workers reloption of the table would use whatever its
- *		size (plan_create_index_workers).
- */
-void
-ingest_index_item_settings(IngestMigration *m, int32 item_id, int64 table_bytes)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		vals[2];
-	SPITupleTable *tab;
-	int64		copies;
-	int64		indexes;
-	int			idle;
-
-	if (ingest_index_parallel_workers != -1 || max_parallel_maintenance_workers <= 0)
-		return;
-	if (table_bytes > 0 &&
-		table_bytes / BLCKSZ < (int64) min_parallel_table_scan_size)
-	{
-		/* serial: but a parallel_workers reloption would ask for workers */
-		(void) set_config_option("max_parallel_maintenance_workers", "0",
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-								 true, 0, false);
-		return;
-	}
-	vals[0] = Int32GetDatum(m->id);
-	vals[1] = Int32GetDatum(item_id);
-	ingest_catalog_begin();
-	tab = ingest_catalog_query_kept(&plan,
-									"SELECT"
-									" (SELECT count(*) FROM ingest.copy_item c"
-									"   WHERE c.migration_id = $1 AND c.state = 'pending'),"
-									" (SELECT count(*) FROM ingest.schema_item s"
-									"   WHERE s.migration_id = $1 AND s.stage = 1 AND s.state = 'pending'"
-									"   AND s.id <> $2 AND NOT EXISTS ("
-									"    SELECT 1 FROM ingest.copy_item c WHERE c.migration_id = s.migration_id"
-									"    AND c.nspname = s.nspname AND c.relname = s.relname"
-									"    AND c.state NOT IN ('done', 'skipped')))",
-									2, types, vals, NULL);
-	copies = ingest_getint(tab, 0, 1, 0);
-	indexes = ingest_getint(tab, 0, 2, 0);
-	ingest_catalog_end();
-
-	/* serial beside copies, and beside other ready index builds */
-	idle = copies > 0 ? 0 :
-		m->table_jobs + m->index_jobs - 1 -
-		(int) Min(indexes, (int64) Max(m->index_jobs - 1, 0));
-	idle = Max(Min(idle, max_parallel_maintenance_workers), 0);
-	(void) set_config_option("max_parallel_maintenance_workers", psprintf("%d", idle),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-							 true, 0, false);
-}
 
 void
 ingest_index_main(Datum main_arg)

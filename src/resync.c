@@ -470,3 +470,36 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 	MemoryContextDelete(cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
+
+/*
+ * Tables in scope whose changes logical decoding cannot carry: UPDATE and
+ * DELETE of a table with no key and no replica identity, anything of an
+ * unlogged table.  The names and, in *reasons, why.  resync.c records the
+ * same set for resync => 'at_cutover'.
+ */
+List *
+ingest_untracked_tables(List *rels, List **reasons)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	*reasons = NIL;
+	foreach(lc, rels)
+	{
+		SourceRel  *r = lfirst(lc);
+
+		if (!r->in_scope || r->relkind != 'r')
+			continue;
+		if (r->relpersistence == 'u')
+		{
+			names = lappend(names, ingest_qualified(r->nspname, r->relname));
+			*reasons = lappend(*reasons, "it is unlogged: none of its changes are decoded");
+		}
+		else if (r->no_identity)
+		{
+			names = lappend(names, ingest_qualified(r->nspname, r->relname));
+			*reasons = lappend(*reasons, "it has neither a primary key nor a replica identity: its UPDATEs and DELETEs are not decoded");
+		}
+	}
+	return names;
+}

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * schema.h
- *	  Schema statements of a migration: pg_dump, classification, execution.
+ *	  Schema statements of a migration: pg_dump (dump.c), classification
+ *	  into items (schema.c), their storage and execution (items.c).
  *
  *-------------------------------------------------------------------------
  */

@@ -14,6 +14,11 @@
  * own slot (change data capture) is permanent, and exports the snapshot of
  * the copy (full-load-and-cdc) or none (mode cdc).
  *
+ * At the stop (stop.c) and at ingest.cleanup / ingest.abort (control.c)
+ * the migration's slot is dropped on the source
+ * (ingest_drop_source_slot), and its origin and spool here
+ * (ingest_drop_local).
+ *
  * State: the exporter connection is this process's (the coordinator's);
  * the slot and snapshot names and LSNs are written to ingest.migration in
  * their own transactions, and to the caller's IngestMigration.
@@ -26,6 +31,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "miscadmin.h"
 #include "catalog/pg_type.h"
 #include "pgstat.h"
 #include "replication/origin.h"
@@ -36,6 +42,7 @@
 #include "conn.h"
 #include "pg_ingest.h"
 #include "snapshot.h"
+#include "spool.h"
 
 /* replication connection whose idle session keeps the exported snapshot */
 static PGconn *exporter = NULL;
@@ -220,4 +227,63 @@ ingest_snapshot_error(const char *password)
 {
 	return exporter ? ingest_scrub(ingest_conn_error(exporter), password) :
 		pstrdup("no session keeps it");
+}
+
+/*
+ * ingest_drop_source_slot
+ *		Drop the migration's replication slot on the source, waiting a
+ *		little for a walsender that is still letting go of it.  False with
+ *		*error set when the source cannot be reached or refuses.
+ */
+bool
+ingest_drop_source_slot(IngestMigration *m, IngestConnInfo *info, char **error)
+{
+	PGconn	   *conn;
+	int			attempt;
+	bool		ok = false;
+
+	if (m->slot_name == NULL)
+		return true;
+	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
+						psprintf("pg_ingest %s cleanup", m->name), error,
+	{
+		const char *params[1] = {m->slot_name};
+
+		for (attempt = 0; attempt < 50 && !ok; attempt++)
+		{
+			PGresult   *res;
+
+			res = PQexecParams(conn,
+							   "SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
+							   " FROM pg_catalog.pg_replication_slots"
+							   " WHERE slot_name = $1",
+							   1, NULL, params, NULL, NULL, 0);
+			ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+			if (!ok)
+			{
+				*error = ingest_result_message(conn, res, info->password);
+				/* a walsender still holds it: it is going away */
+				if (strstr(*error, "is active") == NULL)
+					attempt = 50;
+				else
+					(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									 200L, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			PQclear(res);
+		}
+	});
+	return ok;
+}
+
+/*
+ * ingest_drop_local
+ *		The migration's replication origin and spool.  In a transaction.
+ */
+void
+ingest_drop_local(IngestMigration *m)
+{
+	replorigin_drop_by_name(ingest_origin_name(m), true, false);
+	ingest_spool_remove_all(ingest_spool_dir(MyDatabaseId, m->id));
 }

@@ -39,12 +39,6 @@ ingest_is_table(char relkind)
 	return relkind == 'r' || relkind == 'p';
 }
 
-char *
-ingest_qualified(const char *nspname, const char *relname)
-{
-	return psprintf("%s.%s", quote_identifier(nspname), quote_identifier(relname));
-}
-
 int
 ingest_source_version(PGconn *conn)
 {
@@ -594,14 +588,3 @@ ingest_check_filters(IngestFilters *f, List *schemas, List *extensions)
 	}
 }
 
-/* Whether a list of C strings holds s. */
-bool
-ingest_string_in(List *list, const char *s)
-{
-	ListCell   *lc;
-
-	foreach(lc, list)
-		if (strcmp(lfirst(lc), s) == 0)
-			return true;
-	return false;
-}

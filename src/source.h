@@ -9,6 +9,7 @@
 #ifndef PG_INGEST_SOURCE_H
 #define PG_INGEST_SOURCE_H
 
+#include "names.h"
 #include "libpq-fe.h"
 #include "nodes/pg_list.h"
 #include "utils/array.h"
@@ -72,10 +73,8 @@ extern bool ingest_is_table(char relkind);
 extern SourceRel *ingest_find_source_rel(List *rels, const char *nspname,
 								  const char *relname);
 extern bool ingest_schema_in_scope(IngestFilters *filters, const char *nspname);
-extern char *ingest_qualified(const char *nspname, const char *relname);
 extern int	ingest_source_version(PGconn *conn);
 
-extern bool ingest_string_in(List *list, const char *s);
 
 /* start.c */
 extern List *ingest_untracked_tables(List *rels, List **reasons);

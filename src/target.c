@@ -85,18 +85,6 @@ ingest_target_relid(const char *nspname, const char *relname,
 	return relid;
 }
 
-/* schema.table of a relation of this server, quoted. */
-char *
-ingest_relid_name(Oid relid)
-{
-	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
-	char	   *relname = get_rel_name(relid);
-
-	if (nspname == NULL || relname == NULL)
-		return psprintf("relation %u", relid);
-	return quote_qualified_identifier(nspname, relname);
-}
-
 static const char *
 privilege_name(AclMode mode)
 {

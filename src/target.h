@@ -9,6 +9,7 @@
 #ifndef PG_INGEST_TARGET_H
 #define PG_INGEST_TARGET_H
 
+#include "names.h"
 #include "nodes/parsenodes.h"
 #include "storage/lockdefs.h"
 
@@ -16,6 +17,5 @@ extern Oid	ingest_target_relid(const char *nspname, const char *relname,
 								const char *root_nspname, const char *root_relname,
 								LOCKMODE lockmode, bool *mapped);
 extern void ingest_check_target(Oid relid, Oid roleid, AclMode needed);
-extern char *ingest_relid_name(Oid relid);
 
 #endif							/* PG_INGEST_TARGET_H */

@@ -930,3 +930,19 @@ ingest_wake_workers(int migration, IngestWorkerKind kind)
 	}
 	LWLockRelease(IngestShared->lock);
 }
+
+/*
+ * ingest_sleep_ms
+ *		Interruptible sleep; false if the latch woke us early.
+ */
+bool
+ingest_sleep_ms(long ms)
+{
+	int			rc;
+
+	rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+				   ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return (rc & WL_TIMEOUT) != 0;
+}
