@@ -35,6 +35,7 @@ OBJS = \
 	src/resync.o \
 	src/schema.o \
 	src/shmem.o \
+	src/slots.o \
 	src/snapshot.o \
 	src/source.o \
 	src/spool.o \
