@@ -13,6 +13,7 @@ OBJS = \
 	src/caller.o \
 	src/catalog.o \
 	src/conn.o \
+	src/conninfo.o \
 	src/control.o \
 	src/coordinator.o \
 	src/copy.o \
