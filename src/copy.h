@@ -18,8 +18,6 @@ extern uint64 ingest_copy_table(PGconn *conn, const char *password,
 								const char *filter, bool freeze,
 								bool *binary_out, uint64 *bytes_out);
 
-extern bool ingest_referenced_by_foreign_key(Oid relid);
-extern bool ingest_migration_maps_leaves(int32 migration_id);
 extern void ingest_set_copy_order(int32 migration_id);
 
 #endif							/* PG_INGEST_COPY_H */

@@ -32,6 +32,14 @@
  *	   native logical replication's apply refuses it (TargetPrivilegesCheck
  *	   in worker.c).
  *
+ * Emptying a target table before a copy needs to know two more things:
+ * whether a foreign key references it (TRUNCATE would refuse it:
+ * ingest_referenced_by_foreign_key, an index probe of pg_depend) and
+ * whether some leaf of the source shares a table here with others
+ * (ingest_migration_maps_leaves: no such table may be truncated per item).
+ *
+ * State: none of its own (the catalog, ingest.copy_item's roots).
+ *
  * Locking: the callers hold the lock they write with (or none at start).
  *
  *-------------------------------------------------------------------------
@@ -43,6 +51,12 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "utils/syscache.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
@@ -57,6 +71,7 @@
 #include "utils/rls.h"
 
 #include "extconfig.h"
+#include "pg_ingest.h"
 #include "target.h"
 
 /*
@@ -195,4 +210,82 @@ ingest_check_target(Oid relid, Oid roleid, AclMode needed)
 						name, GetUserNameFromId(roleid, false)),
 				 errdetail("Native logical replication refuses the same: its policies would filter or reject migrated rows."),
 				 errhint("Run the migration as the table's owner or as a role with BYPASSRLS, or disable row-level security on the table.")));
+}
+
+/* Whether a foreign key references relid itself (its constraints' dependencies). */
+static bool
+referenced_directly(Oid relid)
+{
+	Relation	depRel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(depRel, DependReferenceIndexId, true, NULL, 2, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+		HeapTuple	con;
+
+		if (dep->classid != ConstraintRelationId)
+			continue;
+		con = SearchSysCache1(CONSTROID, ObjectIdGetDatum(dep->objid));
+		if (!HeapTupleIsValid(con))
+			continue;
+		found = ((Form_pg_constraint) GETSTRUCT(con))->contype == CONSTRAINT_FOREIGN &&
+			((Form_pg_constraint) GETSTRUCT(con))->confrelid == relid;
+		ReleaseSysCache(con);
+	}
+	systable_endscan(scan);
+	table_close(depRel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Whether a foreign key references the table, or, for a partitioned table
+ * (truncated with its partitions), a partition of it.  Found through the
+ * constraint's dependency on the referenced table, an index probe of
+ * pg_depend: pg_constraint has no index on confrelid.
+ */
+bool
+ingest_referenced_by_foreign_key(Oid relid)
+{
+	List	   *rels;
+	ListCell   *lc;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return referenced_directly(relid);
+	rels = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, rels)
+		if (referenced_directly(lfirst_oid(lc)))
+			return true;
+	return false;
+}
+
+/*
+ * Whether some leaf partition of the source goes to its root's table here
+ * (target.c): rows of other items may then land in any partition of this
+ * server, which no item may truncate.
+ */
+bool
+ingest_migration_maps_leaves(int32 migration_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		vals[1] = {Int32GetDatum(migration_id)};
+	bool		found;
+
+	ingest_catalog_begin();
+	(void) ingest_catalog_query("SELECT 1 FROM ingest.copy_item WHERE migration_id = $1"
+								" AND root_relname IS NOT NULL"
+								" AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', nspname, relname)) IS NULL"
+								" LIMIT 1",
+								1, types, vals, NULL);
+	found = SPI_processed > 0;
+	ingest_catalog_end();
+	return found;
 }

@@ -18,4 +18,7 @@ extern Oid	ingest_target_relid(const char *nspname, const char *relname,
 								LOCKMODE lockmode, bool *mapped);
 extern void ingest_check_target(Oid relid, Oid roleid, AclMode needed);
 
+extern bool ingest_referenced_by_foreign_key(Oid relid);
+extern bool ingest_migration_maps_leaves(int32 migration_id);
+
 #endif							/* PG_INGEST_TARGET_H */
