@@ -24,6 +24,7 @@ OBJS = \
 	src/index.o \
 	src/largeobject.o \
 	src/infer.o \
+	src/infer_table.o \
 	src/items.o \
 	src/preflight.o \
 	src/names.o \

@@ -20,4 +20,7 @@ extern bool ingest_infer_new_table(IngestMigration *m, IngestConnInfo *info,
 								   const char *nspname, const char *relname,
 								   XLogRecPtr change_lsn, XLogRecPtr *sync_lsn);
 
+extern void ingest_inferred(IngestMigration *m, const char *object, XLogRecPtr lsn,
+							const char *what, const char *detail);
+
 #endif							/* PG_INGEST_INFER_H */
