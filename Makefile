@@ -28,6 +28,7 @@ OBJS = \
 	src/items.o \
 	src/preflight.o \
 	src/names.o \
+	src/notices.o \
 	src/plan.o \
 	src/pool.o \
 	src/progress.o \
