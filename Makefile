@@ -27,6 +27,7 @@ OBJS = \
 	src/infer_table.o \
 	src/items.o \
 	src/preflight.o \
+	src/preflight_target.o \
 	src/names.o \
 	src/notices.o \
 	src/plan.o \

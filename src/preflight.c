@@ -45,38 +45,12 @@
 #include "conn.h"
 #include "extconfig.h"
 #include "pg_ingest.h"
+#include "preflight.h"
 #include "source.h"
 
 PG_FUNCTION_INFO_V1(ingest_preflight);
 
-/* Workers one migration needs besides those of its jobs. */
-#define WORKERS_BESIDES_JOBS 3	/* coordinator, change receiver, applier */
-#define DEFAULT_TABLE_JOBS 4
-#define DEFAULT_INDEX_JOBS 4
-#define LIST_MAX 10				/* names listed in a detail */
 
-typedef struct Preflight
-{
-	Tuplestorestate *store;
-	TupleDesc	desc;
-	IngestConnInfo *info;
-	PGconn	   *conn;			/* SQL session on the source */
-	PGconn	   *repl;			/* replication session, wal2json check */
-	char	   *lost;			/* why the source session is gone */
-	int			version;		/* source server_version_num */
-	char	   *wal_level;
-	List	   *tables_nsp;		/* source tables (r, p): schema names */
-	List	   *tables_rel;		/* ... and relation names */
-	List	   *unreadable;		/* quoted names lacking SELECT */
-	List	   *no_identity;	/* quoted names with no replica identity */
-	List	   *unlogged;		/* quoted names of unlogged tables */
-} Preflight;
-
-static void emit(Preflight *pf, const char *check, const char *status,
-				 const char *detail, const char *hint);
-static PGresult *source_query(Preflight *pf, const char *check,
-							  const char *sql);
-static char *name_list(List *names, int max);
 static void check_connection(Preflight *pf);
 static void check_version(Preflight *pf);
 static void check_wal_level(Preflight *pf);
@@ -93,9 +67,6 @@ static void check_not_carried(Preflight *pf);
 static void check_extension_config_rows(Preflight *pf);
 static void check_prepared_transactions(Preflight *pf);
 static void check_leftover_slots(Preflight *pf);
-static void check_target_workers(Preflight *pf);
-static void check_target_extensions(Preflight *pf);
-static void check_target_name_conflicts(Preflight *pf);
 
 /*
  * ingest.preflight(source text)
@@ -124,7 +95,7 @@ ingest_preflight(PG_FUNCTION_ARGS)
 									!superuser(), &msg, &hint);
 	if (pf.info == NULL)
 	{
-		emit(&pf, "source_connection", "FAIL", msg, hint);
+		ingest_pf_emit(&pf, "source_connection", "FAIL", msg, hint);
 		PG_RETURN_VOID();
 	}
 
@@ -147,9 +118,9 @@ ingest_preflight(PG_FUNCTION_ARGS)
 			check_not_carried(&pf);
 			check_prepared_transactions(&pf);
 			check_leftover_slots(&pf);
-			check_target_workers(&pf);
-			check_target_extensions(&pf);
-			check_target_name_conflicts(&pf);
+			ingest_pf_check_target_workers(&pf);
+			ingest_pf_check_target_extensions(&pf);
+			ingest_pf_check_target_name_conflicts(&pf);
 		}
 	}
 	PG_FINALLY();
@@ -162,8 +133,8 @@ ingest_preflight(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-static void
-emit(Preflight *pf, const char *check, const char *status,
+void
+ingest_pf_emit(Preflight *pf, const char *check, const char *status,
 	 const char *detail, const char *hint)
 {
 	Datum		values[4];
@@ -189,8 +160,8 @@ emit(Preflight *pf, const char *check, const char *status,
  * On failure emits the check's FAIL row and returns NULL; once the
  * connection is gone, every later check fails the same way without trying.
  */
-static PGresult *
-source_query(Preflight *pf, const char *check, const char *sql)
+PGresult *
+ingest_pf_source_query(Preflight *pf, const char *check, const char *sql)
 {
 	PGresult   *res;
 
@@ -203,27 +174,27 @@ source_query(Preflight *pf, const char *check, const char *sql)
 			pf->lost = ingest_result_message(pf->conn, NULL, pf->info->password);
 		else
 		{
-			emit(pf, check, "FAIL",
+			ingest_pf_emit(pf, check, "FAIL",
 				 ingest_result_message(pf->conn, res, pf->info->password),
 				 NULL);
 			PQclear(res);
 			return NULL;
 		}
 		PQclear(res);
-		emit(pf, check, "FAIL",
+		ingest_pf_emit(pf, check, "FAIL",
 			 psprintf("connection to the source was lost: %s", pf->lost),
 			 "Check that the source is up, then run ingest.preflight again.");
 		return NULL;
 	}
-	emit(pf, check, "FAIL",
+	ingest_pf_emit(pf, check, "FAIL",
 		 psprintf("not checked: connection to the source was lost (%s)", pf->lost),
 		 "Check that the source is up, then run ingest.preflight again.");
 	return NULL;
 }
 
 /* "a, b, c and 4 more" */
-static char *
-name_list(List *names, int max)
+char *
+ingest_pf_name_list(List *names, int max)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -260,14 +231,14 @@ check_connection(Preflight *pf)
 							  &msg);
 	if (pf->conn == NULL)
 	{
-		emit(pf, "source_connection", "FAIL", msg,
+		ingest_pf_emit(pf, "source_connection", "FAIL", msg,
 			 strncmp(msg, "password is required", 20) == 0 ?
 			 "The source must check the password (md5 or scram-sha-256 in its pg_hba.conf): non-superusers may not rely on trust, peer or a password file of this server." :
 			 "Check host, port, user, password and dbname, and that the source's pg_hba.conf admits this server.");
 		return;
 	}
 
-	res = source_query(pf, "source_connection",
+	res = ingest_pf_source_query(pf, "source_connection",
 					   "SELECT current_setting('server_version_num')::int,"
 					   " current_setting('server_version'), current_user,"
 					   " current_database(),"
@@ -279,7 +250,7 @@ check_connection(Preflight *pf)
 		return;
 	}
 	pf->version = atoi(PQgetvalue(res, 0, 0));
-	emit(pf, "source_connection", "PASS",
+	ingest_pf_emit(pf, "source_connection", "PASS",
 		 psprintf("connected to database \"%s\" as user \"%s\": PostgreSQL %s, %s",
 				  PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 2),
 				  PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 4)),
@@ -294,17 +265,17 @@ check_version(Preflight *pf)
 	int			target_major = PG_VERSION_NUM / 10000;
 
 	if (pf->version < 100000)
-		emit(pf, "source_version", "FAIL",
+		ingest_pf_emit(pf, "source_version", "FAIL",
 			 psprintf("source runs PostgreSQL %d.%d; pg_ingest needs 10 or later",
 					  pf->version / 10000, (pf->version / 100) % 100),
 			 "Upgrade the source to a supported release first.");
 	else if (source_major > target_major)
-		emit(pf, "source_version", "FAIL",
+		ingest_pf_emit(pf, "source_version", "FAIL",
 			 psprintf("source runs PostgreSQL %d, newer than this server's %d",
 					  source_major, target_major),
 			 "Migrate into a server of the same or a newer major version.");
 	else
-		emit(pf, "source_version", "PASS",
+		ingest_pf_emit(pf, "source_version", "PASS",
 			 psprintf("source major version %d, target %s", source_major,
 					  PG_VERSION),
 			 NULL);
@@ -313,7 +284,7 @@ check_version(Preflight *pf)
 static void
 check_wal_level(Preflight *pf)
 {
-	PGresult   *res = source_query(pf, "wal_level",
+	PGresult   *res = ingest_pf_source_query(pf, "wal_level",
 								   "SELECT current_setting('wal_level')");
 
 	if (res == NULL)
@@ -321,9 +292,9 @@ check_wal_level(Preflight *pf)
 	pf->wal_level = pstrdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (strcmp(pf->wal_level, "logical") == 0)
-		emit(pf, "wal_level", "PASS", "wal_level = logical", NULL);
+		ingest_pf_emit(pf, "wal_level", "PASS", "wal_level = logical", NULL);
 	else
-		emit(pf, "wal_level", "FAIL",
+		ingest_pf_emit(pf, "wal_level", "FAIL",
 			 psprintf("wal_level = %s; logical decoding needs logical", pf->wal_level),
 			 "Set wal_level = logical on the source and restart it (Amazon RDS / Aurora: rds.logical_replication = 1).");
 }
@@ -337,7 +308,7 @@ check_replication_privilege(Preflight *pf)
 				rds;
 	char	   *user;
 
-	res = source_query(pf, "replication_privilege",
+	res = ingest_pf_source_query(pf, "replication_privilege",
 					   "SELECT r.rolsuper, r.rolreplication,"
 					   " EXISTS (SELECT 1 FROM pg_catalog.pg_roles g"
 					   "  WHERE g.rolname = 'rds_replication'"
@@ -353,16 +324,16 @@ check_replication_privilege(Preflight *pf)
 	PQclear(res);
 
 	if (super)
-		emit(pf, "replication_privilege", "PASS",
+		ingest_pf_emit(pf, "replication_privilege", "PASS",
 			 psprintf("user \"%s\" is a superuser", user), NULL);
 	else if (repl)
-		emit(pf, "replication_privilege", "PASS",
+		ingest_pf_emit(pf, "replication_privilege", "PASS",
 			 psprintf("user \"%s\" has REPLICATION", user), NULL);
 	else if (rds)
-		emit(pf, "replication_privilege", "PASS",
+		ingest_pf_emit(pf, "replication_privilege", "PASS",
 			 psprintf("user \"%s\" is a member of rds_replication", user), NULL);
 	else
-		emit(pf, "replication_privilege", "FAIL",
+		ingest_pf_emit(pf, "replication_privilege", "FAIL",
 			 psprintf("user \"%s\" has neither REPLICATION nor superuser", user),
 			 psprintf("ALTER ROLE %s REPLICATION; (Amazon RDS: GRANT rds_replication TO %s;)",
 					  quote_identifier(user), quote_identifier(user)));
@@ -376,7 +347,7 @@ check_slots(Preflight *pf)
 				used,
 				free_slots;
 
-	res = source_query(pf, "replication_slots",
+	res = ingest_pf_source_query(pf, "replication_slots",
 					   "SELECT current_setting('max_replication_slots')::int,"
 					   " (SELECT count(*) FROM pg_catalog.pg_replication_slots)::int");
 	if (res == NULL)
@@ -387,15 +358,15 @@ check_slots(Preflight *pf)
 	free_slots = max - used;
 
 	if (free_slots < 1)
-		emit(pf, "replication_slots", "FAIL",
+		ingest_pf_emit(pf, "replication_slots", "FAIL",
 			 psprintf("%d of max_replication_slots = %d in use, none free", used, max),
 			 "Drop unused slots or raise max_replication_slots on the source (restart needed).");
 	else if (free_slots < 2)
-		emit(pf, "replication_slots", "WARN",
+		ingest_pf_emit(pf, "replication_slots", "WARN",
 			 psprintf("%d of max_replication_slots = %d in use, 1 free", used, max),
 			 "A migration needs one slot, and a second, temporary one to resume after a restart: raise max_replication_slots.");
 	else
-		emit(pf, "replication_slots", "PASS",
+		ingest_pf_emit(pf, "replication_slots", "PASS",
 			 psprintf("%d of max_replication_slots = %d in use, %d free",
 					  used, max, free_slots),
 			 NULL);
@@ -408,7 +379,7 @@ check_wal_senders(Preflight *pf)
 	int			max,
 				used;
 
-	res = source_query(pf, "wal_senders",
+	res = ingest_pf_source_query(pf, "wal_senders",
 					   "SELECT current_setting('max_wal_senders')::int,"
 					   " (SELECT count(*) FROM pg_catalog.pg_stat_replication)::int");
 	if (res == NULL)
@@ -418,12 +389,12 @@ check_wal_senders(Preflight *pf)
 	PQclear(res);
 
 	if (max - used < 2)
-		emit(pf, "wal_senders", "FAIL",
+		ingest_pf_emit(pf, "wal_senders", "FAIL",
 			 psprintf("%d of max_wal_senders = %d in use, %d free; a migration needs 2",
 					  used, max, Max(max - used, 0)),
 			 "Raise max_wal_senders on the source (restart needed).");
 	else
-		emit(pf, "wal_senders", "PASS",
+		ingest_pf_emit(pf, "wal_senders", "PASS",
 			 psprintf("%d of max_wal_senders = %d in use, %d free",
 					  used, max, max - used),
 			 NULL);
@@ -435,7 +406,7 @@ check_wal_sender_timeout(Preflight *pf)
 	PGresult   *res;
 	long		ms;
 
-	res = source_query(pf, "wal_sender_timeout",
+	res = ingest_pf_source_query(pf, "wal_sender_timeout",
 					   "SELECT setting::bigint FROM pg_catalog.pg_settings"
 					   " WHERE name = 'wal_sender_timeout'");
 	if (res == NULL)
@@ -444,12 +415,12 @@ check_wal_sender_timeout(Preflight *pf)
 	PQclear(res);
 
 	if (ms == 0 || ms >= 10000)
-		emit(pf, "wal_sender_timeout", "PASS",
+		ingest_pf_emit(pf, "wal_sender_timeout", "PASS",
 			 ms == 0 ? "wal_sender_timeout = 0 (disabled)" :
 			 psprintf("wal_sender_timeout = %ld ms", ms),
 			 NULL);
 	else
-		emit(pf, "wal_sender_timeout", "WARN",
+		ingest_pf_emit(pf, "wal_sender_timeout", "WARN",
 			 psprintf("wal_sender_timeout = %ld ms, under 10 s", ms),
 			 "ALTER SYSTEM SET wal_sender_timeout = '60s'; SELECT pg_reload_conf(); on the source.");
 }
@@ -473,7 +444,7 @@ check_wal2json(Preflight *pf)
 
 	if (pf->lost)
 	{
-		(void) source_query(pf, check, NULL);
+		(void) ingest_pf_source_query(pf, check, NULL);
 		return;
 	}
 
@@ -481,7 +452,7 @@ check_wal2json(Preflight *pf)
 							  "pg_ingest preflight", &msg);
 	if (pf->repl == NULL)
 	{
-		emit(pf, check, "FAIL",
+		ingest_pf_emit(pf, check, "FAIL",
 			 psprintf("could not open a replication connection: %s", msg),
 			 "The user needs REPLICATION, and the source's pg_hba.conf must admit it to this database.");
 		return;
@@ -505,7 +476,7 @@ check_wal2json(Preflight *pf)
 		if (timed_out)
 		{
 			PQclear(res);
-			emit(pf, check, "FAIL",
+			ingest_pf_emit(pf, check, "FAIL",
 				 psprintf("creating a test slot did not finish within %d s: it waits for every transaction running on the source to end",
 						  ingest_preflight_timeout),
 				 "Find them in pg_stat_activity (backend_xid) and pg_prepared_xacts on the source, end them, and check again; or raise pg_ingest.preflight_timeout.");
@@ -522,7 +493,7 @@ check_wal2json(Preflight *pf)
 			 */
 			if (strstr(msg, "output plugin") != NULL)
 				hint = "Allow wal2json on the source: ALTER SYSTEM SET output_plugin_libraries = 'pgoutput', 'test_decoding', 'wal2json'; SELECT pg_reload_conf();";
-			emit(pf, check, "FAIL",
+			ingest_pf_emit(pf, check, "FAIL",
 				 psprintf("could not create a logical slot with wal2json: %s", msg),
 				 hint);
 			PQclear(res);
@@ -547,7 +518,7 @@ check_wal2json(Preflight *pf)
 			old_plugin = true;
 			continue;
 		}
-		emit(pf, check, "FAIL",
+		ingest_pf_emit(pf, check, "FAIL",
 			 psprintf("wal2json could not decode with format-version 2: %s", msg),
 			 "pg_ingest needs wal2json 2.3 or later on the source.");
 		return;
@@ -558,7 +529,7 @@ check_wal2json(Preflight *pf)
 					   ingest_preflight_timeout * 1000L, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
-		emit(pf, check, "WARN",
+		ingest_pf_emit(pf, check, "WARN",
 			 psprintf("wal2json works, but dropping the temporary test slot failed: %s",
 					  ingest_result_message(pf->repl, res, pf->info->password)),
 			 "The slot is temporary: the source drops it when this session ends.");
@@ -566,7 +537,7 @@ check_wal2json(Preflight *pf)
 		return;
 	}
 	PQclear(res);
-	emit(pf, check, "PASS",
+	ingest_pf_emit(pf, check, "PASS",
 		 old_plugin ?
 		 "created, decoded from and dropped a temporary logical slot with wal2json (format-version 2; a release before 2.6, without numeric-data-types-as-string)" :
 		 "created, decoded from and dropped a temporary logical slot with wal2json (format-version 2)",
@@ -641,15 +612,15 @@ static void
 check_select_privileges(Preflight *pf)
 {
 	if (pf->lost)
-		(void) source_query(pf, "select_privileges", NULL);
+		(void) ingest_pf_source_query(pf, "select_privileges", NULL);
 	else if (pf->unreadable != NIL)
-		emit(pf, "select_privileges", "FAIL",
+		ingest_pf_emit(pf, "select_privileges", "FAIL",
 			 psprintf("the source user cannot read %d table(s) or sequence(s): %s",
 					  list_length(pf->unreadable),
-					  name_list(pf->unreadable, LIST_MAX)),
+					  ingest_pf_name_list(pf->unreadable, LIST_MAX)),
 			 "GRANT USAGE ON SCHEMA ... and GRANT SELECT ON ALL TABLES IN SCHEMA ... / ALL SEQUENCES IN SCHEMA ... to the source user.");
 	else
-		emit(pf, "select_privileges", "PASS",
+		ingest_pf_emit(pf, "select_privileges", "PASS",
 			 psprintf("the source user can read all %d tables and their sequences",
 					  list_length(pf->tables_nsp)),
 			 NULL);
@@ -659,16 +630,16 @@ static void
 check_replica_identity(Preflight *pf)
 {
 	if (pf->lost)
-		(void) source_query(pf, "replica_identity", NULL);
+		(void) ingest_pf_source_query(pf, "replica_identity", NULL);
 	else if (pf->no_identity != NIL)
-		emit(pf, "replica_identity", "WARN",
+		ingest_pf_emit(pf, "replica_identity", "WARN",
 			 psprintf("%d table(s) have neither a primary key nor a replica identity, so their UPDATEs and DELETEs cannot be replicated; ingest.start refuses them in a CDC mode: %s",
 					  list_length(pf->no_identity),
-					  name_list(pf->no_identity, LIST_MAX)),
+					  ingest_pf_name_list(pf->no_identity, LIST_MAX)),
 			 psprintf("ALTER TABLE %s REPLICA IDENTITY FULL; (and likewise for each table listed) on the source, or add a primary key; or leave them out (exclude_tables); or pass resync => 'at_cutover' to have them copied again when the migration stops, or untracked_tables => 'copy_only' to copy them without their later UPDATEs and DELETEs.",
 					  (char *) linitial(pf->no_identity)));
 	else
-		emit(pf, "replica_identity", "PASS",
+		ingest_pf_emit(pf, "replica_identity", "PASS",
 			 "every table has a primary key or a replica identity", NULL);
 }
 
@@ -676,15 +647,15 @@ static void
 check_unlogged_tables(Preflight *pf)
 {
 	if (pf->lost)
-		(void) source_query(pf, "unlogged_tables", NULL);
+		(void) ingest_pf_source_query(pf, "unlogged_tables", NULL);
 	else if (pf->unlogged != NIL)
-		emit(pf, "unlogged_tables", "WARN",
+		ingest_pf_emit(pf, "unlogged_tables", "WARN",
 			 psprintf("%d unlogged table(s): they are copied, but logical decoding sees none of their later changes; ingest.start refuses them in a CDC mode: %s",
-					  list_length(pf->unlogged), name_list(pf->unlogged, LIST_MAX)),
+					  list_length(pf->unlogged), ingest_pf_name_list(pf->unlogged, LIST_MAX)),
 			 psprintf("ALTER TABLE %s SET LOGGED; (and likewise for each table listed) on the source; or leave them out (exclude_tables); or pass resync => 'at_cutover' to have them copied again when the migration stops, or untracked_tables => 'copy_only' to copy them once.",
 					  (char *) linitial(pf->unlogged)));
 	else
-		emit(pf, "unlogged_tables", "PASS", "no unlogged tables", NULL);
+		ingest_pf_emit(pf, "unlogged_tables", "PASS", "no unlogged tables", NULL);
 }
 
 /*
@@ -703,8 +674,8 @@ check_not_carried(Preflight *pf)
 
 	if (pf->lost)
 	{
-		(void) source_query(pf, "large_objects", NULL);
-		(void) source_query(pf, "extension_config_rows", NULL);
+		(void) ingest_pf_source_query(pf, "large_objects", NULL);
+		(void) ingest_pf_source_query(pf, "extension_config_rows", NULL);
 		return;
 	}
 	PG_TRY();
@@ -722,7 +693,7 @@ check_not_carried(Preflight *pf)
 		detail = edata->message;
 	}
 	PG_END_TRY();
-	emit(pf, "large_objects", status, detail, hint);
+	ingest_pf_emit(pf, "large_objects", status, detail, hint);
 	check_extension_config_rows(pf);
 }
 
@@ -758,7 +729,7 @@ check_extension_config_rows(Preflight *pf)
 	PG_END_TRY();
 	if (failed)
 	{
-		emit(pf, "extension_config_rows", "FAIL", failed, NULL);
+		ingest_pf_emit(pf, "extension_config_rows", "FAIL", failed, NULL);
 		return;
 	}
 	foreach(lc, tables)
@@ -775,17 +746,17 @@ check_extension_config_rows(Preflight *pf)
 		}
 	}
 	if (problems != NIL)
-		emit(pf, "extension_config_rows", "FAIL",
+		ingest_pf_emit(pf, "extension_config_rows", "FAIL",
 			 psprintf("the user rows of %d extension configuration table(s) cannot be read as pg_dump reads them: %s",
-					  list_length(problems), name_list(problems, LIST_MAX)),
+					  list_length(problems), ingest_pf_name_list(problems, LIST_MAX)),
 			 "The copy of such a table fails; leave it out with exclude_tables, or its extension with exclude_extensions.");
 	else if (with_rows != NIL)
-		emit(pf, "extension_config_rows", "PASS",
+		ingest_pf_emit(pf, "extension_config_rows", "PASS",
 			 psprintf("%lld user row(s) of %d extension configuration table(s) are copied, within each extension's condition: %s",
-					  (long long) rows, list_length(with_rows), name_list(with_rows, LIST_MAX)),
+					  (long long) rows, list_length(with_rows), ingest_pf_name_list(with_rows, LIST_MAX)),
 			 NULL);
 	else
-		emit(pf, "extension_config_rows", "PASS",
+		ingest_pf_emit(pf, "extension_config_rows", "PASS",
 			 "no extension configuration table holds rows added on the source", NULL);
 }
 
@@ -796,7 +767,7 @@ check_prepared_transactions(Preflight *pf)
 	List	   *gids = NIL;
 	int			i;
 
-	res = source_query(pf, "prepared_transactions",
+	res = ingest_pf_source_query(pf, "prepared_transactions",
 					   "SELECT gid FROM pg_catalog.pg_prepared_xacts ORDER BY prepared");
 	if (res == NULL)
 		return;
@@ -805,12 +776,12 @@ check_prepared_transactions(Preflight *pf)
 	PQclear(res);
 
 	if (gids != NIL)
-		emit(pf, "prepared_transactions", "WARN",
+		ingest_pf_emit(pf, "prepared_transactions", "WARN",
 			 psprintf("%d prepared transaction(s) on the source: %s",
-					  list_length(gids), name_list(gids, LIST_MAX)),
+					  list_length(gids), ingest_pf_name_list(gids, LIST_MAX)),
 			 "COMMIT PREPARED or ROLLBACK PREPARED them: creating the migration's slot waits until they end.");
 	else
-		emit(pf, "prepared_transactions", "PASS",
+		ingest_pf_emit(pf, "prepared_transactions", "PASS",
 			 "no prepared transactions", NULL);
 }
 
@@ -822,7 +793,7 @@ check_leftover_slots(Preflight *pf)
 	List	   *active = NIL;
 	int			i;
 
-	res = source_query(pf, "leftover_slots",
+	res = ingest_pf_source_query(pf, "leftover_slots",
 					   "SELECT slot_name, active FROM pg_catalog.pg_replication_slots"
 					   " WHERE slot_name LIKE 'pg\\_ingest\\_%' AND NOT temporary"
 					   " ORDER BY slot_name");
@@ -838,209 +809,17 @@ check_leftover_slots(Preflight *pf)
 	PQclear(res);
 
 	if (inactive != NIL)
-		emit(pf, "leftover_slots", "WARN",
+		ingest_pf_emit(pf, "leftover_slots", "WARN",
 			 psprintf("%d inactive pg_ingest slot(s) on the source hold back its WAL: %s%s",
-					  list_length(inactive), name_list(inactive, LIST_MAX),
+					  list_length(inactive), ingest_pf_name_list(inactive, LIST_MAX),
 					  active ? psprintf(" (and %d in use)", list_length(active)) : ""),
 			 psprintf("If no migration needs it: SELECT pg_drop_replication_slot(%s); on the source, or ingest.cleanup() on the target that created it.",
 					  quote_literal_cstr(linitial(inactive))));
 	else if (active != NIL)
-		emit(pf, "leftover_slots", "PASS",
+		ingest_pf_emit(pf, "leftover_slots", "PASS",
 			 psprintf("no leftover slots; %d pg_ingest slot(s) in use by running migrations: %s",
-					  list_length(active), name_list(active, LIST_MAX)),
+					  list_length(active), ingest_pf_name_list(active, LIST_MAX)),
 			 NULL);
 	else
-		emit(pf, "leftover_slots", "PASS", "no pg_ingest replication slots", NULL);
-}
-
-/*
- * check_target_workers
- *		Room under max_worker_processes for a migration's workers.
- */
-static void
-check_target_workers(Preflight *pf)
-{
-	int			max_workers;
-	int			used;
-	int			free_workers;
-	int			need_min = WORKERS_BESIDES_JOBS + 2;
-	int			need_default = WORKERS_BESIDES_JOBS + DEFAULT_TABLE_JOBS + DEFAULT_INDEX_JOBS;
-
-	SPI_connect();
-	if (SPI_execute("SELECT current_setting('max_worker_processes')::int,"
-					" (SELECT count(*) FROM pg_catalog.pg_stat_get_activity(NULL) a"
-					"  WHERE a.backend_type NOT IN ('client backend', 'autovacuum launcher',"
-					"  'autovacuum worker', 'background writer', 'checkpointer', 'walwriter',"
-					"  'startup', 'archiver', 'walsender', 'walreceiver', 'logger',"
-					"  'standalone backend'))::int",
-					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not count background workers");
-	max_workers = atoi(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	used = atoi(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	SPI_finish();
-	free_workers = max_workers - used;
-
-	if (free_workers < need_min)
-		emit(pf, "target_worker_processes", "FAIL",
-			 psprintf("max_worker_processes = %d with %d in use leaves %d; a migration needs at least %d (table_jobs => 1, index_jobs => 1)",
-					  max_workers, used, Max(free_workers, 0), need_min),
-			 psprintf("Raise max_worker_processes on this server to at least %d and restart it.",
-					  used + need_default));
-	else if (free_workers < need_default)
-		emit(pf, "target_worker_processes", "WARN",
-			 psprintf("max_worker_processes = %d with %d in use leaves %d; the default table_jobs => %d, index_jobs => %d need %d",
-					  max_workers, used, free_workers, DEFAULT_TABLE_JOBS,
-					  DEFAULT_INDEX_JOBS, need_default),
-			 psprintf("Raise max_worker_processes to at least %d and restart, or pass smaller table_jobs and index_jobs to ingest.start.",
-					  used + need_default));
-	else
-		emit(pf, "target_worker_processes", "PASS",
-			 psprintf("max_worker_processes = %d with %d in use leaves %d; a migration with default jobs needs %d",
-					  max_workers, used, free_workers, need_default),
-			 NULL);
-}
-
-/* text[] Datum of a List of C strings */
-static Datum
-text_array(List *strings)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(strings), 1));
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, strings)
-		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false,
-										   TYPALIGN_INT));
-}
-
-static void
-check_target_extensions(Preflight *pf)
-{
-	PGresult   *res;
-	List	   *names = NIL;
-	List	   *versions = NIL;
-	List	   *missing = NIL;
-	List	   *older = NIL;
-	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Datum		args[2];
-	MemoryContext outer;
-	uint64		i;
-	int			r;
-
-	res = source_query(pf, "target_extensions",
-					   "SELECT extname, extversion FROM pg_catalog.pg_extension"
-					   " WHERE extname NOT IN ('plpgsql', 'pg_ingest') ORDER BY 1");
-	if (res == NULL)
-		return;
-	for (r = 0; r < PQntuples(res); r++)
-	{
-		names = lappend(names, pstrdup(PQgetvalue(res, r, 0)));
-		versions = lappend(versions, pstrdup(PQgetvalue(res, r, 1)));
-	}
-	PQclear(res);
-
-	if (names == NIL)
-	{
-		emit(pf, "target_extensions", "PASS",
-			 "the source has no extensions besides plpgsql", NULL);
-		return;
-	}
-
-	args[0] = text_array(names);
-	args[1] = text_array(versions);
-	outer = CurrentMemoryContext;
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT s.name,"
-							  " NOT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions a"
-							  "  WHERE a.name = s.name),"
-							  " NOT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extension_versions v"
-							  "  WHERE v.name = s.name AND v.version = s.version)"
-							  " FROM unnest($1, $2) AS s(name, version) ORDER BY 1",
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list available extensions");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		is_missing = strcmp(SPI_getvalue(tup, desc, 2), "t") == 0;
-		bool		is_older = strcmp(SPI_getvalue(tup, desc, 3), "t") == 0;
-		MemoryContext spicxt = MemoryContextSwitchTo(outer);
-		char	   *name = SPI_getvalue(tup, desc, 1);
-
-		if (is_missing)
-			missing = lappend(missing, name);
-		else if (is_older)
-			older = lappend(older, name);
-		MemoryContextSwitchTo(spicxt);
-	}
-	SPI_finish();
-
-	if (missing != NIL)
-		emit(pf, "target_extensions", "FAIL",
-			 psprintf("%d extension(s) installed on the source are not available on this server: %s",
-					  list_length(missing), name_list(missing, LIST_MAX)),
-			 "Install them on this server, or leave them out with ingest.start(..., exclude_extensions => ARRAY[...]).");
-	else if (older != NIL)
-		emit(pf, "target_extensions", "WARN",
-			 psprintf("this server does not offer the source's version of %d extension(s): %s",
-					  list_length(older), name_list(older, LIST_MAX)),
-			 "CREATE EXTENSION installs this server's default version; check that the application works with it.");
-	else
-		emit(pf, "target_extensions", "PASS",
-			 psprintf("all %d extension(s) of the source are available: %s",
-					  list_length(names), name_list(names, LIST_MAX)),
-			 NULL);
-}
-
-static void
-check_target_name_conflicts(Preflight *pf)
-{
-	List	   *clashes = NIL;
-	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Datum		args[2];
-	MemoryContext outer;
-	uint64		i;
-
-	if (pf->lost)
-	{
-		(void) source_query(pf, "target_name_conflicts", NULL);
-		return;
-	}
-	if (pf->tables_nsp != NIL)
-	{
-		args[0] = text_array(pf->tables_nsp);
-		args[1] = text_array(pf->tables_rel);
-		outer = CurrentMemoryContext;
-		SPI_connect();
-		if (SPI_execute_with_args("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
-								  " FROM unnest($1, $2) AS s(nsp, rel)"
-								  " JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp"
-								  " JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid"
-								  "  AND c.relname = s.rel"
-								  " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
-								  " ORDER BY 1",
-								  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not look for name conflicts");
-		for (i = 0; i < SPI_processed; i++)
-		{
-			MemoryContext spicxt = MemoryContextSwitchTo(outer);
-
-			clashes = lappend(clashes,
-							  SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-			MemoryContextSwitchTo(spicxt);
-		}
-		SPI_finish();
-	}
-
-	if (clashes != NIL)
-		emit(pf, "target_name_conflicts", "WARN",
-			 psprintf("%d table(s) of the source already exist here: %s",
-					  list_length(clashes), name_list(clashes, LIST_MAX)),
-			 "Drop them, exclude them from the migration, or use schema => 'existing' if they are the prepared, empty target tables.");
-	else
-		emit(pf, "target_name_conflicts", "PASS",
-			 psprintf("none of the source's %d tables exists here",
-					  list_length(pf->tables_nsp)),
-			 NULL);
+		ingest_pf_emit(pf, "leftover_slots", "PASS", "no pg_ingest replication slots", NULL);
 }
