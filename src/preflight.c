@@ -24,6 +24,9 @@
  * running transactions, so that wait is bounded by
  * pg_ingest.preflight_timeout.
  *
+ * The checks of the target (this server) are preflight_target.c's; the
+ * state of a call and the way a check reports are in preflight.h.
+ *
  * Locking: none beyond what SPI takes for the target's catalog queries.
  *
  *-------------------------------------------------------------------------
