@@ -648,3 +648,67 @@ ingest_put_copy_data(PGconn *conn, const char *data, int len,
 							ingest_scrub(ingest_conn_error(conn), password))));
 	}
 }
+
+/*
+ * ingest_copy_feed_read
+ *		The body of a data callback of BeginCopyFrom(): hand over the
+ *		CopyData messages of the source's COPY TO STDOUT, waiting only while
+ *		there is nothing to return.  Sets feed->eof once the source ended
+ *		its COPY with success; throws if it failed or went away.
+ */
+int
+ingest_copy_feed_read(IngestCopyFeed *feed, void *outbuf, int minread, int maxread)
+{
+	int			copied = 0;
+
+	while (copied < maxread)
+	{
+		int			len;
+
+		if (feed->pos < feed->len)
+		{
+			int			n = Min(feed->len - feed->pos, maxread - copied);
+
+			memcpy((char *) outbuf + copied, feed->buf + feed->pos, n);
+			copied += n;
+			feed->pos += n;
+			continue;
+		}
+		if (feed->buf)
+		{
+			PQfreemem(feed->buf);
+			feed->buf = NULL;
+		}
+		if (feed->eof)
+			break;
+
+		len = ingest_get_copy_data(feed->conn, &feed->buf, copied >= minread ? 0 : -1);
+		if (len > 0)
+		{
+			feed->len = len;
+			feed->pos = 0;
+			feed->bytes += len;
+			feed->messages++;
+			continue;
+		}
+		if (len == 0)
+			break;
+		if (len == -1)
+		{
+			PGresult   *res = PQgetResult(feed->conn);
+
+			if (PQresultStatus(res) != PGRES_COMMAND_OK)
+				ingest_report_result_error(feed->conn, res, ERROR,
+										   psprintf("read %s", feed->what),
+										   feed->password);
+			PQclear(res);
+			feed->eof = true;
+			break;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("lost the source while reading %s: %s", feed->what,
+						ingest_scrub(ingest_conn_error(feed->conn), feed->password))));
+	}
+	return copied;
+}

@@ -90,6 +90,26 @@ extern void ingest_begin_read(PGconn *conn, const char *snapshot,
 extern char *ingest_create_slot_sql(PGconn *conn, const char *name,
 									bool temporary, bool export);
 extern int	ingest_get_copy_data(PGconn *conn, char **buffer, long timeout_ms);
+
+/*
+ * A source's COPY TO STDOUT as BeginCopyFrom()'s data callback reads it
+ * (ingest_copy_feed_read): zero it, then set conn, password and what.
+ */
+typedef struct IngestCopyFeed
+{
+	PGconn	   *conn;			/* the source connection it reads */
+	const char *password;		/* to scrub from its errors */
+	const char *what;			/* what is read, for errors ("the table") */
+	char	   *buf;			/* CopyData message being handed over */
+	int			len;
+	int			pos;
+	bool		eof;			/* the source ended its COPY cleanly */
+	uint64		bytes;
+	uint64		messages;
+} IngestCopyFeed;
+
+extern int	ingest_copy_feed_read(IngestCopyFeed *feed, void *outbuf, int minread,
+								  int maxread);
 extern void ingest_put_copy_data(PGconn *conn, const char *data, int len,
 								 const char *password);
 

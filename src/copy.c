@@ -123,17 +123,7 @@ static char *imported_snapshot = NULL;	/* snapshot its transaction uses */
 static bool importing = false;
 
 /* State of the data callback, for the COPY in progress. */
-static struct
-{
-	PGconn	   *conn;			/* the source connection it reads */
-	const char *password;		/* to scrub from its errors */
-	char	   *buf;			/* CopyData message being handed over */
-	int			len;
-	int			pos;
-	bool		eof;
-	uint64		bytes;
-	uint64		messages;
-} stream;
+static IngestCopyFeed stream;
 
 static void
 close_source(void)
@@ -174,58 +164,7 @@ ensure_source(const char *name, const char *snapshot)
 static int
 copy_read_cb(void *outbuf, int minread, int maxread)
 {
-	int			copied = 0;
-
-	while (copied < maxread)
-	{
-		int			len;
-
-		if (stream.pos < stream.len)
-		{
-			int			n = Min(stream.len - stream.pos, maxread - copied);
-
-			memcpy((char *) outbuf + copied, stream.buf + stream.pos, n);
-			copied += n;
-			stream.pos += n;
-			continue;
-		}
-		if (stream.buf)
-		{
-			PQfreemem(stream.buf);
-			stream.buf = NULL;
-		}
-		if (stream.eof)
-			break;
-
-		len = ingest_get_copy_data(stream.conn, &stream.buf, copied >= minread ? 0 : -1);
-		if (len > 0)
-		{
-			stream.len = len;
-			stream.pos = 0;
-			stream.bytes += len;
-			stream.messages++;
-			continue;
-		}
-		if (len == 0)
-			break;
-		if (len == -1)
-		{
-			PGresult   *res = PQgetResult(stream.conn);
-
-			if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			{
-				ingest_report_result_error(stream.conn, res, ERROR, "read the table",
-										   stream.password);
-			}
-			PQclear(res);
-			stream.eof = true;
-			break;
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lost the source while reading the table: %s",
-						ingest_scrub(ingest_conn_error(stream.conn), stream.password))));
-	}
+	int			copied = ingest_copy_feed_read(&stream, outbuf, minread, maxread);
 
 	pg_atomic_write_u64(&MyIngestWorker->bytes, stream.bytes);
 	pg_atomic_write_u64(&MyIngestWorker->rows, stream.messages);
@@ -368,6 +307,7 @@ ingest_copy_table(PGconn *conn, const char *password, Relation rel,
 	memset(&stream, 0, sizeof(stream));
 	stream.conn = conn;
 	stream.password = password;
+	stream.what = "the table";
 	if (binary)
 		options = lappend(options, makeDefElem("format", (Node *) makeString("binary"), -1));
 	if (freeze)

@@ -65,71 +65,12 @@
 #include "target.h"
 
 /* The COPY of a new table from the source, for BeginCopyFrom(). */
-static struct
-{
-	PGconn	   *conn;
-	const char *password;
-	char	   *buf;
-	int			len;
-	int			pos;
-	bool		eof;
-	uint64		bytes;
-} feed;
+static IngestCopyFeed feed;
 
 static int
 feed_cb(void *outbuf, int minread, int maxread)
 {
-	int			copied = 0;
-
-	while (copied < maxread)
-	{
-		int			len;
-
-		if (feed.pos < feed.len)
-		{
-			int			n = Min(feed.len - feed.pos, maxread - copied);
-
-			memcpy((char *) outbuf + copied, feed.buf + feed.pos, n);
-			copied += n;
-			feed.pos += n;
-			continue;
-		}
-		if (feed.buf)
-		{
-			PQfreemem(feed.buf);
-			feed.buf = NULL;
-		}
-		if (feed.eof)
-			break;
-		len = ingest_get_copy_data(feed.conn, &feed.buf, copied >= minread ? 0 : -1);
-		if (len > 0)
-		{
-			feed.len = len;
-			feed.pos = 0;
-			feed.bytes += len;
-			continue;
-		}
-		if (len == 0)
-			break;
-		if (len == -1)
-		{
-			PGresult   *res = PQgetResult(feed.conn);
-
-			if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			{
-				ingest_report_result_error(feed.conn, res, ERROR, "read the new table",
-										   feed.password);
-			}
-			PQclear(res);
-			feed.eof = true;
-			break;
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lost the source while reading the new table: %s",
-						ingest_scrub(ingest_conn_error(feed.conn), feed.password))));
-	}
-	return copied;
+	return ingest_copy_feed_read(&feed, outbuf, minread, maxread);
 }
 
 static int
@@ -300,6 +241,7 @@ ingest_infer_new_table(IngestMigration *m, IngestConnInfo *info,
 	memset(&feed, 0, sizeof(feed));
 	feed.conn = conn;
 	feed.password = info->password;
+	feed.what = "the new table";
 	pstate = make_parsestate(NULL);
 	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL,
 										 false, false);

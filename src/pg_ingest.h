@@ -207,6 +207,7 @@ extern void ingest_stop_lsn_at_commit(int slot, int32 migration_id,
 extern void ingest_changed_in_xact(int32 migration_id);
 extern void ingest_wake_stream_at_commit(int32 migration_id, bool resume);
 extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
+extern int	ingest_find_migration_slot_locked(Oid dboid, int32 migration_id);
 extern bool ingest_slot_reserved(Oid dboid, int32 migration_id);
 extern bool ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn);
 extern void ingest_remember_database(Oid dboid);

@@ -158,20 +158,32 @@ ingest_clear_migration_slot(IngestMigrationSlot *s, bool init)
 }
 
 /*
+ * ingest_find_migration_slot_locked
+ *		The slot of a migration, or -1; the caller holds IngestShared->lock.
+ */
+int
+ingest_find_migration_slot_locked(Oid dboid, int32 migration_id)
+{
+	int			i;
+
+	for (i = 0; i < ingest_max_migrations; i++)
+		if (IngestShared->migrations[i].dboid == dboid &&
+			IngestShared->migrations[i].migration_id == migration_id)
+			return i;
+	return -1;
+}
+
+/*
  * ingest_find_migration_slot
  *		The slot of a migration, or -1.
  */
 int
 ingest_find_migration_slot(Oid dboid, int32 migration_id)
 {
-	int			i;
-	int			found = -1;
+	int			found;
 
 	LWLockAcquire(IngestShared->lock, LW_SHARED);
-	for (i = 0; i < ingest_max_migrations; i++)
-		if (IngestShared->migrations[i].dboid == dboid &&
-			IngestShared->migrations[i].migration_id == migration_id)
-			found = i;
+	found = ingest_find_migration_slot_locked(dboid, migration_id);
 	LWLockRelease(IngestShared->lock);
 	return found;
 }

@@ -451,17 +451,12 @@ ingest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 bool
 ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn)
 {
-	int			i;
-	int			found = -1;
+	int			found;
 
 	LWLockAcquire(IngestShared->lock, LW_SHARED);
-	for (i = 0; i < ingest_max_migrations; i++)
-		if (IngestShared->migrations[i].dboid == dboid &&
-			IngestShared->migrations[i].migration_id == migration_id)
-		{
-			pg_atomic_write_u64(&IngestShared->migrations[i].stop_request, lsn);
-			found = i;
-		}
+	found = ingest_find_migration_slot_locked(dboid, migration_id);
+	if (found >= 0)
+		pg_atomic_write_u64(&IngestShared->migrations[found].stop_request, lsn);
 	LWLockRelease(IngestShared->lock);
 	if (found >= 0)
 	{
@@ -475,14 +470,13 @@ ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn)
 bool
 ingest_slot_reserved(Oid dboid, int32 migration_id)
 {
-	int			i;
+	int			found;
 	bool		reserved = false;
 
 	LWLockAcquire(IngestShared->lock, LW_SHARED);
-	for (i = 0; i < ingest_max_migrations; i++)
-		if (IngestShared->migrations[i].dboid == dboid &&
-			IngestShared->migrations[i].migration_id == migration_id)
-			reserved = IngestShared->migrations[i].reserved;
+	found = ingest_find_migration_slot_locked(dboid, migration_id);
+	if (found >= 0)
+		reserved = IngestShared->migrations[found].reserved;
 	LWLockRelease(IngestShared->lock);
 	return reserved;
 }

@@ -229,6 +229,24 @@ target_side(const char *sql, Datum *values, bool *nulls, MemoryContext cxt)
 }
 
 /*
+ * Put a row of ingest.verify with its verdict (values[5]): MATCH when both
+ * sides have the table with the same number of rows and, with hash, the
+ * same content hash.
+ */
+static void
+put_verdict(ReturnSetInfo *rsinfo, Datum *values, bool *nulls, bool hash)
+{
+	bool		match = !nulls[1] && !nulls[2] &&
+		DatumGetInt64(values[1]) == DatumGetInt64(values[2]) &&
+		(!hash || (!nulls[3] && !nulls[4] &&
+				   strcmp(TextDatumGetCString(values[3]),
+						  TextDatumGetCString(values[4])) == 0));
+
+	values[5] = CStringGetTextDatum(match ? "MATCH" : "MISMATCH");
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
  * ingest.verify(name, mode)
  *	RETURNS TABLE(table_name, source_rows, target_rows, source_hash,
  *				  target_hash, status)
@@ -301,7 +319,6 @@ ingest_verify(PG_FUNCTION_ARGS)
 			Datum		values[6];
 			bool		nulls[6] = {false};
 			char	   *columns = NULL;
-			bool		match;
 
 			CHECK_FOR_INTERRUPTS();
 			values[0] = CStringGetTextDatum(vt->name);
@@ -364,13 +381,7 @@ ingest_verify(PG_FUNCTION_ARGS)
 			else				/* no columns, or no such table here */
 				nulls[2] = nulls[4] = true;
 
-			match = !nulls[1] && !nulls[2] &&
-				DatumGetInt64(values[1]) == DatumGetInt64(values[2]) &&
-				(!hash || (!nulls[3] && !nulls[4] &&
-						   strcmp(TextDatumGetCString(values[3]),
-								  TextDatumGetCString(values[4])) == 0));
-			values[5] = CStringGetTextDatum(match ? "MATCH" : "MISMATCH");
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			put_verdict(rsinfo, values, nulls, hash);
 		}
 
 		/* the large objects, one row when either side has some (largeobject.c) */
@@ -380,16 +391,7 @@ ingest_verify(PG_FUNCTION_ARGS)
 
 			values[0] = CStringGetTextDatum("large objects");
 			if (ingest_lo_verify_row(conn, info->password, hash, values, nulls))
-			{
-				bool		match = !nulls[1] && !nulls[2] &&
-					DatumGetInt64(values[1]) == DatumGetInt64(values[2]) &&
-					(!hash || (!nulls[3] && !nulls[4] &&
-							   strcmp(TextDatumGetCString(values[3]),
-									  TextDatumGetCString(values[4])) == 0));
-
-				values[5] = CStringGetTextDatum(match ? "MATCH" : "MISMATCH");
-				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			}
+				put_verdict(rsinfo, values, nulls, hash);
 		}
 	});
 	AtEOXact_GUC(false, nestlevel);
