@@ -19,6 +19,10 @@
  * transaction block.  A transaction that changed a migration cannot be
  * prepared.  wait, verify and preflight only read.
  *
+ * State: the migrations' rows in the catalog, changed in the caller's
+ * transaction; what the workers must do about it reaches shared memory
+ * only when that transaction commits (slots.c).
+ *
  * Locking: IngestShared->lock, shared, to read the worker slots.
  *
  *-------------------------------------------------------------------------

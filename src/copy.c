@@ -40,6 +40,11 @@
  * copied rows.  Memory is bounded by COPY's own buffers, whatever the size
  * of the table or of its rows.
  *
+ * State: the copy items in ingest.copy_item (claimed, done, failed, in
+ * the transaction that copied them); this worker's source session and the
+ * COPY in progress in the process; the bytes and rows in flight in its
+ * worker slot (shared memory) for ingest.status.
+ *
  * Locking: RowExclusiveLock on the target table (AccessExclusiveLock when
  * it is truncated, or read for rows instead), the item's row lock in
  * ingest.copy_item.

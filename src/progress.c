@@ -17,6 +17,8 @@
  * the catalog and, through ingest._live(), _stream() and _receiver(), the
  * workers' shared memory under IngestShared->lock (control.c).
  *
+ * State: none; it reads the ingest.progress view.
+ *
  * Locking: none of its own.  The view is read through the catalog helpers
  * (catalog.c: SPI as the catalog's owner, search_path pinned), in the
  * caller's transaction, with a fresh snapshot in READ COMMITTED, like the

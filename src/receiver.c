@@ -35,6 +35,11 @@
  * notices.c's; they are handled as soon as a read returns, before its
  * message is spooled.
  *
+ * State: the spool on disk (spool.c: what is received and durable); the
+ * stream connection, its position and the notices in the process; the
+ * link's state, positions and counters in the migration slot (shared
+ * memory); stream failures as events in the catalog.
+ *
  * Locking: the receiver is the only writer of the receiver fields of its
  * migration slot: the atomics, and receiver_connected, last_contact,
  * failing_since and stream_error, which it writes under IngestShared->lock.

@@ -16,6 +16,9 @@
  * in pg_ingest.h; the slots are claimed, released and signalled by
  * workers.c.
  *
+ * State: IngestShared itself (shared memory, gone at a restart: the
+ * catalog holds what must survive); the previous hooks, in the postmaster.
+ *
  * Locking: IngestShared->lock, an LWLock of the named tranche "pg_ingest";
  * AddinShmemInitLock while creating the memory.
  *

@@ -15,6 +15,9 @@
  * any table and which leave with their extension (exclude_extensions).  Every filter must match something on the source, or
  * ingest_check_filters() says which does not.
  *
+ * State: none; the filters are stored with the migration in the catalog
+ * (ingest_load_filters reads them).
+ *
  * Locking: none; these are queries on a source connection.
  *
  *-------------------------------------------------------------------------

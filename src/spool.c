@@ -19,6 +19,10 @@
  * applied.  Nothing in the spool needs WAL: it is the source's WAL, kept
  * here so that the source does not have to keep it.
  *
+ * State: the spool files on disk (one directory per migration); the
+ * positions that are durable and applied in the migration slot (shared
+ * memory).
+ *
  * Locking: none; one writer process and one reader process per spool.
  *
  *-------------------------------------------------------------------------

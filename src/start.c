@@ -25,6 +25,10 @@
  * the source for all that and returns at once; the coordinator does the
  * rest.
  *
+ * State: the new migration's rows in the catalog, written in the caller's
+ * transaction; its slot in shared memory, reserved until that transaction
+ * commits (slots.c).
+ *
  * Locking: the unique index migration_name_unfinished settles two
  * concurrent starts with the same name.
  *

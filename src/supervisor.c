@@ -26,6 +26,10 @@
  * "in a row", so a migration that streams for days is not failed by crashes
  * far apart.
  *
+ * State: the migration slots and the database list in shared memory; the
+ * crash count of each migration in the catalog (its coordinator's row);
+ * whether this start follows a crash, in the process.
+ *
  * Locking: IngestShared->lock for the migration slots and the database
  * list.
  *

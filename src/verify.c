@@ -30,6 +30,8 @@
  * The column list comes from the source's catalog as one name per row and
  * is quoted here (quote_identifier), never taken as SQL from the source.
  *
+ * State: none; it reads both sides and the catalog's copy items.
+ *
  * Locking: AccessShareLock on each target table while it is read.
  *
  *-------------------------------------------------------------------------

@@ -26,6 +26,8 @@
  * not while a backlog is applied.  A message that does not parse is
  * spooled as it came, and fails the apply with the parser's words.
  *
+ * State: the encoding conversion of the source's messages, per process.
+ *
  * Locking: none.
  *
  *-------------------------------------------------------------------------
