@@ -10,6 +10,8 @@ MODULE_big = pg_ingest
 OBJS = \
 	pg_ingest.o \
 	src/apply.o \
+	src/apply_row.o \
+	src/apply_tables.o \
 	src/caller.o \
 	src/catalog.o \
 	src/conn.o \
