@@ -47,7 +47,9 @@ OBJS = \
 	src/matview.o \
 	src/sequence.o \
 	src/replident.o \
-	src/ddl.o
+	src/ddl.o \
+	src/ddl_apply.o \
+	src/ddl_follow.o
 
 # SQL scripts (pg_cron's scheme): src/pg_ingest--0.1.0.sql is the frozen
 # first release; each later version adds src/pg_ingest--A--B.sql, listed in
