@@ -23,6 +23,8 @@ OBJS = \
 	src/guc.o \
 	src/index.o \
 	src/largeobject.o \
+	src/largeobject_check.o \
+	src/largeobject_stop.o \
 	src/infer.o \
 	src/preflight.o \
 	src/plan.o \
