@@ -77,6 +77,7 @@ typedef struct ApplySourceTxn
 	TimestampTz commit_time;
 } ApplySourceTxn;
 
+/* the executor state of one change (apply_row.c) */
 typedef struct ApplyState
 {
 	EState	   *estate;
@@ -91,8 +92,8 @@ typedef struct ApplyState
 extern ApplySourceTxn apply_src;
 
 /* apply_tables.c */
-extern List *apply_truncates;
-extern bool apply_truncate_left_out;
+extern List *apply_truncates;	/* ApplyRel entries of a TRUNCATE, pending */
+extern bool apply_truncate_left_out;	/* it names a table left out */
 extern void ingest_apply_init_tables(void);
 extern void ingest_apply_load_tables(void);
 extern void ingest_apply_forget_tables(void);
@@ -104,7 +105,7 @@ extern void ingest_apply_forget_checks(void);
 extern void ingest_apply_flush_truncates(void);
 
 /* apply_row.c */
-extern PGconn *apply_source;
+extern PGconn *apply_source;	/* values read back, closed by apply.c */
 extern void ingest_apply_store_values(Relation rel, ApplyRel *r, TupleTableSlot *slot,
 									  W2JColumn *cols, int ncols, bool is_key);
 extern void ingest_apply_begin(ApplyState *st, Relation rel, CmdType operation);
