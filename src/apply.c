@@ -77,7 +77,8 @@
  * Locking: RowExclusiveLock on the tables it writes (apply_tables.c,
  * apply_row.c); the origin is held by this process
  * (replorigin_session_setup); IngestShared->lock only to change a flag
- * (ingest_slot_set_flag), the counters being atomics.
+ * (ingest_slot_set_flag, exclusive) and to wake the coordinator
+ * (ingest_wake_workers, shared), the counters being atomics.
  *
  *-------------------------------------------------------------------------
  */
