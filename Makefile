@@ -10,6 +10,8 @@ MODULE_big = pg_ingest
 OBJS = \
 	pg_ingest.o \
 	src/apply.o \
+	src/apply_row.o \
+	src/apply_tables.o \
 	src/caller.o \
 	src/catalog.o \
 	src/conn.o \
@@ -23,6 +25,8 @@ OBJS = \
 	src/guc.o \
 	src/index.o \
 	src/largeobject.o \
+	src/largeobject_check.o \
+	src/largeobject_stop.o \
 	src/infer.o \
 	src/infer_table.o \
 	src/items.o \
@@ -53,7 +57,9 @@ OBJS = \
 	src/matview.o \
 	src/sequence.o \
 	src/replident.o \
-	src/ddl.o
+	src/ddl.o \
+	src/ddl_apply.o \
+	src/ddl_follow.o
 
 # SQL scripts (pg_cron's scheme): src/pg_ingest--0.1.0.sql is the frozen
 # first release; each later version adds src/pg_ingest--A--B.sql, listed in

@@ -2,8 +2,9 @@
  *
  * ddl.h
  *	  Schema changes on the source replicated through an event trigger
- *	  (ddl => 'replicate'): its installation and removal on the source, and
- *	  the applier's side of its logical messages.
+ *	  (ddl => 'replicate'): its installation and removal on the source
+ *	  (ddl.c), and the applier's side of its logical messages (ddl_apply.c,
+ *	  ddl_follow.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +27,8 @@ extern void ingest_ddl_install(IngestMigration *m, IngestConnInfo *info);
 extern bool ingest_ddl_remove(IngestMigration *m, IngestConnInfo *info);
 extern char *ingest_ddl_via(int32 migration_id);
 extern bool ingest_ddl_is_own_statement(Node *stmt);
+
+/* ddl_apply.c */
 extern bool ingest_ddl_apply(IngestMigration *m, IngestFilters *filters,
 							 W2JChange *c, XLogRecPtr final_lsn);
 

@@ -1,40 +1,30 @@
 /*-------------------------------------------------------------------------
  *
  * largeobject.c
- *	  Large objects: copied in the full load, brought up to date at the
- *	  stop, compared by ingest.verify, counted by preflight.
+ *	  Large objects in the full load: the source's objects split into OID
+ *	  ranges, a range copied by a copy worker, and how an object is read
+ *	  from the source and made here (shared with the stop,
+ *	  largeobject_stop.c).
  *
  * Logical decoding carries no large object (pg_largeobject is a catalog),
  * and pg_dump's schema-only sections hold none of them (no BLOB entry
- * without --blobs), so this file carries them all:
+ * without --blobs), so pg_ingest carries them all: this file in the full
+ * load; largeobject_stop.c brings them up to date at the stop;
+ * largeobject_check.c has ingest.start's checks, preflight's row and
+ * ingest.verify's comparison.
  *
- *	- The full load.  The coordinator splits the source's large objects, as
- *	  of the migration's snapshot, into ranges of OIDs of about equal count
- *	  (ingest_lo_ranges, ingest_lo_store_items) stored as copy items of the
- *	  table pg_catalog.pg_largeobject whose page_from/page_to are the OID
- *	  range [from, to).  Copy workers claim them like tables and copy them
- *	  on their source connection, under the same imported snapshot
- *	  (ingest_lo_copy_range): one query in single-row mode gives, per
- *	  object, its metadata and its first chunk (lo_get, binary); objects
- *	  longer than a chunk get their other chunks afterwards, one lo_get
- *	  each.  A chunk (LO_CHUNK) is the most held in memory.  Here each
- *	  object is made with lo_create(oid), so it keeps its OID, written with
- *	  lo_put, and given its comment, owner and privileges.
- *	- The stop (ingest_lo_sync_at_stop, called by the coordinator once the
- *	  stream has ended).  The source, in one REPEATABLE READ transaction,
- *	  sends every object's metadata, size and content hash (md5 of the md5s
- *	  of its chunks, computed there); this server computes the same for its
- *	  own objects; a merge by OID finds those created, changed (content or
- *	  metadata) and removed since the snapshot, which are then copied,
- *	  fixed or unlinked in one transaction, and an INFO event gives the
- *	  counts and the time.
- *	- ingest.verify compares the count and the content hash of every object
- *	  (ingest_lo_verify_sql); preflight counts them (ingest_lo_preflight);
- *	  ingest.start refuses a source user that cannot read them all
- *	  (ingest_lo_check_source), and a migration that copies into a
- *	  database that has large objects already (ingest_lo_check_target):
- *	  the copy keeps the source's OIDs, and the stop unlinks here what the
- *	  source does not have.
+ * The full load.  The coordinator splits the source's large objects, as of
+ * the migration's snapshot, into ranges of OIDs of about equal count
+ * (ingest_lo_ranges, ingest_lo_store_items) stored as copy items of the
+ * table pg_catalog.pg_largeobject whose page_from/page_to are the OID
+ * range [from, to).  Copy workers claim them like tables and copy them on
+ * their source connection, under the same imported snapshot
+ * (ingest_lo_copy_range): one query in single-row mode gives, per object,
+ * its metadata and its first chunk (lo_get, binary); objects longer than a
+ * chunk get their other chunks afterwards, one lo_get each.  A chunk
+ * (LO_CHUNK) is the most held in memory.  Here each object is made with
+ * lo_create(oid), so it keeps its OID, written with lo_put, and given its
+ * comment, owner and privileges (ingest_lo_copy_objects).
  *
  * A copy item is one transaction here: an item that fails leaves nothing,
  * and is retried whole.  After a new snapshot (source restart) the items
@@ -53,7 +43,8 @@
  * ALTER LARGE OBJECT), so it does nothing that owner could not.
  *
  * State: the copy items in the catalog (ingest.copy_item); nothing in
- * shared memory but the copy worker's progress counters.
+ * shared memory but the copy worker's progress counters (MyIngestWorker's
+ * bytes and rows).
  *
  * Locking: none of its own; the objects written are those of one item, in
  * the item's transaction (or the stop's), with the locks lo_create,
@@ -80,6 +71,7 @@
 #include "utils/wait_event.h"
 
 #include "conn.h"
+#include "largeobject_int.h"
 #include "pg_ingest.h"
 #include "source.h"
 
@@ -89,63 +81,6 @@
 #define LO_MAX_PARTS 256
 /* ... and about this many bytes each (pg_largeobject's size on disk) */
 #define LO_PART_BYTES ((int64) 256 * 1024 * 1024)
-
-/* Columns of meta_sql()'s result */
-enum
-{
-	COL_OID,
-	COL_OWNER,					/* owner here (mapped) */
-	COL_SOURCE_OWNER,			/* owner on that side */
-	COL_ACL,					/* canonical privileges, mapped */
-	COL_ACL_DEFAULT,			/* 't': no privileges ever granted */
-	COL_DROPPED,				/* grantees left out, or NULL */
-	COL_COMMENT,
-	COL_DATA,					/* LO_COPY: first chunk; LO_HASH: size */
-	COL_HASH					/* LO_HASH: content hash */
-};
-
-typedef enum
-{
-	LO_COPY,
-	LO_HASH
-} MetaMode;
-
-/* Metadata of one object, as meta_sql() gives it. */
-typedef struct LoMeta
-{
-	Oid			oid;
-	char	   *owner;
-	char	   *source_owner;
-	char	   *acl;
-	bool		acl_default;
-	char	   *dropped;
-	char	   *comment;
-} LoMeta;
-
-/* The roles of this server, for the source's query ($1, $2, $3). */
-typedef struct LoRoles
-{
-	char	   *owners;			/* text[] literal: roles it may give objects to */
-	char	   *me;				/* the migration's owner */
-	char	   *all;			/* text[] literal: every role */
-} LoRoles;
-
-/* What could not be carried as on the source, for one WARNING event. */
-typedef struct LoWarnings
-{
-	int			owners;			/* objects left with the migration's owner */
-	int			grantees;		/* objects with grantees left out */
-	List	   *names;			/* those roles, distinct */
-	MemoryContext cxt;			/* where names live */
-} LoWarnings;
-
-/* Plans of the SQL functions that write objects here. */
-typedef struct LoPlans
-{
-	SPIPlanPtr	create;
-	SPIPlanPtr	put;
-	SPIPlanPtr	unlink;
-} LoPlans;
 
 static Oid	current_oid = InvalidOid;	/* for the error context */
 
@@ -166,8 +101,8 @@ ingest_lo_is_item(const char *nspname, const char *relname)
  * The content hash of large object <oid> of size <size> (SQL expressions),
  * the same on both sides: md5 of the md5s of its LO_CHUNK chunks.
  */
-static char *
-hash_sql(const char *oid, const char *size)
+char *
+ingest_lo_hash_sql(const char *oid, const char *size)
 {
 	return psprintf("(SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.md5("
 					"pg_catalog.lo_get(%s, g.g * %d, %d)), '' ORDER BY g.g))"
@@ -182,7 +117,7 @@ hash_sql(const char *oid, const char *size)
  * end, close.  OFFSET 0 keeps each level a subquery of its own, so that the
  * close is evaluated after the seek.
  */
-static const char *size_lateral =
+const char *ingest_lo_size_lateral =
 " CROSS JOIN LATERAL (SELECT CASE WHEN pg_catalog.lo_close(z.fd) = 0 THEN z.sz END AS sz"
 " FROM (SELECT f.fd, pg_catalog.lo_lseek64(f.fd, 0, 2) AS sz"
 " FROM (SELECT pg_catalog.lo_open(m.oid, 262144) AS fd OFFSET 0) f OFFSET 0) z) s";
@@ -196,8 +131,8 @@ static const char *size_lateral =
  * UPDATE, grant option, PUBLIC or a role), the owner's default ones
  * included, so that both sides compare as text.
  */
-static char *
-meta_sql(MetaMode mode, const char *where)
+char *
+ingest_lo_meta_sql(MetaMode mode, const char *where)
 {
 	StringInfoData sql;
 
@@ -229,19 +164,19 @@ meta_sql(MetaMode mode, const char *where)
 	if (mode == LO_COPY)
 		appendStringInfo(&sql, ", pg_catalog.lo_get(m.oid, 0, %d)", LO_CHUNK);
 	else
-		appendStringInfo(&sql, ", s.sz::pg_catalog.text, %s", hash_sql("m.oid", "s.sz"));
+		appendStringInfo(&sql, ", s.sz::pg_catalog.text, %s", ingest_lo_hash_sql("m.oid", "s.sz"));
 	appendStringInfoString(&sql,
 						   " FROM pg_catalog.pg_largeobject_metadata m"
 						   " JOIN pg_catalog.pg_roles o ON o.oid = m.lomowner");
 	if (mode == LO_HASH)
-		appendStringInfoString(&sql, size_lateral);
+		appendStringInfoString(&sql, ingest_lo_size_lateral);
 	appendStringInfo(&sql, " WHERE %s ORDER BY m.oid", where);
 	return sql.data;
 }
 
 /* The roles of this server, as the current user (the migration's owner) sees them. */
-static LoRoles *
-target_roles(void)
+LoRoles *
+ingest_lo_target_roles(void)
 {
 	LoRoles    *r = palloc0(sizeof(LoRoles));
 	MemoryContext cxt = CurrentMemoryContext;
@@ -281,8 +216,8 @@ next_result(PGconn *conn)
 }
 
 /* Send a query with text parameters, its result in single-row mode. */
-static void
-send_rows(PGconn *conn, const char *sql, int nparams, const char *const *params,
+void
+ingest_lo_send_rows(PGconn *conn, const char *sql, int nparams, const char *const *params,
 		  bool binary, const char *what, const char *password)
 {
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0) ||
@@ -297,8 +232,8 @@ send_rows(PGconn *conn, const char *sql, int nparams, const char *const *params,
  * The next row of a single-row query, or NULL at its end (the rest of the
  * results read).  An error of the source is raised.
  */
-static PGresult *
-next_row(PGconn *conn, const char *what, const char *password)
+PGresult *
+ingest_lo_next_row(PGconn *conn, const char *what, const char *password)
 {
 	PGresult   *res = next_result(conn);
 
@@ -314,25 +249,25 @@ next_row(PGconn *conn, const char *what, const char *password)
 	return NULL;
 }
 
-static char *
-getstr(PGresult *res, int col)
+char *
+ingest_lo_getstr(PGresult *res, int col)
 {
 	return PQgetisnull(res, 0, col) ? NULL : pstrdup(PQgetvalue(res, 0, col));
 }
 
-static LoMeta *
-read_meta(PGresult *res)
+LoMeta *
+ingest_lo_read_meta(PGresult *res)
 {
 	LoMeta	   *lm = palloc0(sizeof(LoMeta));
 
 	lm->oid = (Oid) strtoul(PQgetvalue(res, 0, COL_OID), NULL, 10);
-	lm->owner = getstr(res, COL_OWNER);
-	lm->source_owner = getstr(res, COL_SOURCE_OWNER);
-	lm->acl = getstr(res, COL_ACL);
+	lm->owner = ingest_lo_getstr(res, COL_OWNER);
+	lm->source_owner = ingest_lo_getstr(res, COL_SOURCE_OWNER);
+	lm->acl = ingest_lo_getstr(res, COL_ACL);
 	lm->acl_default = strcmp(PQgetvalue(res, 0, COL_ACL_DEFAULT), "true") == 0 ||
 		strcmp(PQgetvalue(res, 0, COL_ACL_DEFAULT), "t") == 0;
-	lm->dropped = getstr(res, COL_DROPPED);
-	lm->comment = getstr(res, COL_COMMENT);
+	lm->dropped = ingest_lo_getstr(res, COL_DROPPED);
+	lm->comment = ingest_lo_getstr(res, COL_COMMENT);
 	return lm;
 }
 
@@ -351,8 +286,8 @@ copy_meta(LoMeta *lm)
 	return c;
 }
 
-static void
-prepare_plans(LoPlans *p)
+void
+ingest_lo_prepare_plans(LoPlans *p)
 {
 	Oid			types[3] = {OIDOID, INT8OID, BYTEAOID};
 
@@ -364,8 +299,8 @@ prepare_plans(LoPlans *p)
 }
 
 /* SPI calls end in SPI's procedure context: back to the caller's */
-static void
-run_plan(SPIPlanPtr plan, Datum *vals)
+void
+ingest_lo_run_plan(SPIPlanPtr plan, Datum *vals)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -386,7 +321,7 @@ put_chunk(LoPlans *p, Oid oid, int64 off, const char *data, int len)
 	vals[0] = ObjectIdGetDatum(oid);
 	vals[1] = Int64GetDatum(off);
 	vals[2] = PointerGetDatum(b);
-	run_plan(p->put, vals);
+	ingest_lo_run_plan(p->put, vals);
 	pfree(b);
 }
 
@@ -423,8 +358,8 @@ warn_names(LoWarnings *w, const char *names)
  * was just made here (the migration's owner owns it, no comment, default
  * privileges).
  */
-static void
-apply_meta(LoMeta *lm, bool fresh, const char *current_owner, LoWarnings *w)
+void
+ingest_lo_apply_meta(LoMeta *lm, bool fresh, const char *current_owner, LoWarnings *w)
 {
 	char	   *me = GetUserNameFromId(GetUserId(), false);
 
@@ -499,8 +434,8 @@ apply_meta(LoMeta *lm, bool fresh, const char *current_owner, LoWarnings *w)
 }
 
 /* One WARNING event for what could not be carried as on the source. */
-static void
-report_warnings(IngestMigration *m, LoWarnings *w, const char *where)
+void
+ingest_lo_report_warnings(IngestMigration *m, LoWarnings *w, const char *where)
 {
 	ListCell   *lc;
 	StringInfoData names;
@@ -535,10 +470,10 @@ copy_rest(PGconn *conn, const char *password, LoPlans *p, Oid oid)
 
 		CHECK_FOR_INTERRUPTS();
 		snprintf(offbuf, sizeof(offbuf), INT64_FORMAT, off);
-		send_rows(conn, psprintf("SELECT pg_catalog.lo_get($1::pg_catalog.oid, $2::pg_catalog.int8, %d)",
+		ingest_lo_send_rows(conn, psprintf("SELECT pg_catalog.lo_get($1::pg_catalog.oid, $2::pg_catalog.int8, %d)",
 								 LO_CHUNK),
 				  2, params, true, "read a large object", password);
-		res = next_row(conn, "read a large object", password);
+		res = ingest_lo_next_row(conn, "read a large object", password);
 		if (res == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -547,7 +482,7 @@ copy_rest(PGconn *conn, const char *password, LoPlans *p, Oid oid)
 		if (len > 0)
 			put_chunk(p, oid, off, PQgetvalue(res, 0, 0), len);
 		PQclear(res);
-		res = next_row(conn, "read a large object", password);
+		res = ingest_lo_next_row(conn, "read a large object", password);
 		Assert(res == NULL);
 		bytes += len;
 		off += len;
@@ -562,14 +497,14 @@ copy_rest(PGconn *conn, const char *password, LoPlans *p, Oid oid)
 }
 
 /*
- * copy_objects
+ * ingest_lo_copy_objects
  *		Make here the large objects of the source that match <where>
  *		($4, $5 its parameters), with their data and metadata, as the
  *		source's transaction on conn sees them.  In the caller's transaction.
  *		Returns the number of objects; *bytes their data.
  */
-static uint64
-copy_objects(PGconn *conn, const char *password, LoRoles *roles,
+uint64
+ingest_lo_copy_objects(PGconn *conn, const char *password, LoRoles *roles,
 			 const char *where, int nextra, const char **extra,
 			 uint64 *bytes, LoWarnings *w)
 {
@@ -598,10 +533,10 @@ copy_objects(PGconn *conn, const char *password, LoRoles *roles,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_plans(&plans);
+	ingest_lo_prepare_plans(&plans);
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_ingest large object",
 									ALLOCSET_DEFAULT_SIZES);
-	send_rows(conn, meta_sql(LO_COPY, where), 3 + nextra, params, true,
+	ingest_lo_send_rows(conn, ingest_lo_meta_sql(LO_COPY, where), 3 + nextra, params, true,
 			  "read the large objects", password);
 	for (;;)
 	{
@@ -611,16 +546,16 @@ copy_objects(PGconn *conn, const char *password, LoRoles *roles,
 		int			len;
 
 		CHECK_FOR_INTERRUPTS();
-		res = next_row(conn, "read the large objects", password);
+		res = ingest_lo_next_row(conn, "read the large objects", password);
 		if (res == NULL)
 			break;
 		old = MemoryContextSwitchTo(row_cxt);
 		PG_TRY();
 		{
-			lm = read_meta(res);
+			lm = ingest_lo_read_meta(res);
 			current_oid = lm->oid;
 			vals[0] = ObjectIdGetDatum(lm->oid);
-			run_plan(plans.create, vals);
+			ingest_lo_run_plan(plans.create, vals);
 			len = PQgetisnull(res, 0, COL_DATA) ? 0 : PQgetlength(res, 0, COL_DATA);
 			if (len > 0)
 				put_chunk(&plans, lm->oid, 0, PQgetvalue(res, 0, COL_DATA), len);
@@ -646,7 +581,7 @@ copy_objects(PGconn *conn, const char *password, LoRoles *roles,
 			longer = lappend(longer, copy_meta(lm));
 		}
 		else
-			apply_meta(lm, true, NULL, w);
+			ingest_lo_apply_meta(lm, true, NULL, w);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(row_cxt);
 	}
@@ -657,7 +592,7 @@ copy_objects(PGconn *conn, const char *password, LoRoles *roles,
 		current_oid = lm->oid;
 		old = MemoryContextSwitchTo(row_cxt);
 		*bytes += copy_rest(conn, password, &plans, lm->oid);
-		apply_meta(lm, true, NULL, w);
+		ingest_lo_apply_meta(lm, true, NULL, w);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(row_cxt);
 	}
@@ -775,7 +710,7 @@ uint64
 ingest_lo_copy_range(PGconn *conn, const char *password, IngestMigration *m,
 					 int64 from, int64 to, uint64 *bytes)
 {
-	LoRoles    *roles = target_roles();
+	LoRoles    *roles = ingest_lo_target_roles();
 	LoWarnings	w;
 	char	   *extra[2];
 	uint64		n;
@@ -784,438 +719,12 @@ ingest_lo_copy_range(PGconn *conn, const char *password, IngestMigration *m,
 	w.cxt = CurrentMemoryContext;
 	extra[0] = psprintf(INT64_FORMAT, Max(from, 0));
 	extra[1] = to >= 0 ? psprintf(INT64_FORMAT, to) : NULL;
-	n = copy_objects(conn, password, roles,
+	n = ingest_lo_copy_objects(conn, password, roles,
 					 "m.oid >= $4::pg_catalog.int8::pg_catalog.oid"
 					 " AND ($5::pg_catalog.int8 IS NULL OR m.oid < $5::pg_catalog.int8::pg_catalog.oid)",
 					 2, (const char **) extra, bytes, &w);
-	report_warnings(m, &w, to >= 0 ?
+	ingest_lo_report_warnings(m, &w, to >= 0 ?
 					psprintf("large objects %lld to %lld", (long long) Max(from, 0), (long long) to - 1) :
 					psprintf("large objects from %lld", (long long) Max(from, 0)));
 	return n;
-}
-
-static bool
-str_eq(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-static char *
-spi_str(HeapTuple tup, TupleDesc desc, int col)
-{
-	return SPI_getvalue(tup, desc, col + 1);
-}
-
-/*
- * ingest_lo_sync_at_stop
- *		At the stop, once the stream has ended: make this server's large
- *		objects those of the source now (see the file header).
- */
-void
-ingest_lo_sync_at_stop(IngestMigration *m, IngestConnInfo *info)
-{
-	TimestampTz started = GetCurrentTimestamp();
-	PGconn	   *conn;
-
-	WITH_SOURCE_SESSION(conn, info, INGEST_CONN_SQL,
-						psprintf("pg_ingest %s large objects", m->name), NULL,
-	{
-		PGresult   *res;
-		LoRoles    *roles;
-		LoRoles    *mine;
-		const char *params[3];
-		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-		Datum		vals[3];
-		Portal		portal;
-		char	   *sql = meta_sql(LO_HASH, "true");
-		PGresult   *src = NULL;
-		SPITupleTable *tab = NULL;
-		uint64		tpos = 0;
-		bool		src_done = false;
-		bool		tgt_done = false;
-		StringInfoData copy_oids;
-		List	   *removed = NIL;	/* of Oid: removed or to copy again */
-		List	   *fix = NIL;	/* of LoMeta */
-		List	   *fix_owner = NIL;	/* of char *: their owner here */
-		int64		n_copied = 0,
-					n_updated = 0,
-					n_removed = 0,
-					n_unchanged = 0;
-		LoWarnings	w;
-		LoPlans		plans;
-		ListCell   *lc,
-				   *lc2;
-		MemoryContext cxt;
-		MemoryContext spi_cxt;
-		MemoryContext row_cxt;
-
-		memset(&w, 0, sizeof(w));
-		w.cxt = CurrentMemoryContext;
-		initStringInfo(&copy_oids);
-		ingest_begin_read(conn, NULL, NULL, info->password);
-
-		ingest_xact_start();
-		cxt = CurrentMemoryContext;
-		roles = target_roles();
-		mine = palloc(sizeof(LoRoles));
-		mine->owners = mine->all = roles->all;
-		mine->me = roles->me;
-
-		/* the source computes its hashes while this server computes its own */
-		params[0] = roles->owners;
-		params[1] = roles->me;
-		params[2] = roles->all;
-		send_rows(conn, sql, 3, params, false, "read the large objects", info->password);
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		vals[0] = CStringGetTextDatum(mine->owners);
-		vals[1] = CStringGetTextDatum(mine->me);
-		vals[2] = CStringGetTextDatum(mine->all);
-		portal = SPI_cursor_open_with_args(NULL, sql, 3, types, vals, NULL, true, 0);
-
-		/* merge by OID */
-		spi_cxt = CurrentMemoryContext;
-		row_cxt = AllocSetContextCreate(cxt, "pg_ingest large objects at the stop",
-										ALLOCSET_DEFAULT_SIZES);
-		for (;;)
-		{
-			Oid			soid = InvalidOid;
-			Oid			toid = InvalidOid;
-			HeapTuple	tup = NULL;
-			TupleDesc	desc = NULL;
-
-			CHECK_FOR_INTERRUPTS();
-			MemoryContextReset(row_cxt);
-			MemoryContextSwitchTo(row_cxt);
-			if (src == NULL && !src_done)
-			{
-				src = next_row(conn, "read the large objects", info->password);
-				src_done = src == NULL;
-			}
-			if (!tgt_done && (tab == NULL || tpos >= tab->numvals))
-			{
-				if (tab)
-					SPI_freetuptable(tab);
-				SPI_cursor_fetch(portal, true, 100);
-				MemoryContextSwitchTo(row_cxt);
-				tab = SPI_tuptable;
-				tpos = 0;
-				tgt_done = SPI_processed == 0;
-			}
-			if (src_done && tgt_done)
-				break;
-			if (src)
-				soid = (Oid) strtoul(PQgetvalue(src, 0, COL_OID), NULL, 10);
-			if (!tgt_done)
-			{
-				tup = tab->vals[tpos];
-				desc = tab->tupdesc;
-				toid = (Oid) strtoul(spi_str(tup, desc, COL_OID), NULL, 10);
-			}
-			if (!tgt_done && (src_done || toid < soid))
-			{
-				/* only here: gone from the source */
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				removed = lappend_oid(removed, toid);
-				MemoryContextSwitchTo(old);
-				n_removed++;
-				tpos++;
-				continue;
-			}
-			if (tgt_done || soid < toid)
-			{
-				/* only on the source: new */
-				appendStringInfo(&copy_oids, "%s%u", copy_oids.len > 0 ? "," : "", soid);
-				n_copied++;
-				PQclear(src);
-				src = NULL;
-				continue;
-			}
-			/* on both */
-			if (!str_eq(PQgetvalue(src, 0, COL_DATA), spi_str(tup, desc, COL_DATA)) ||
-				!str_eq(PQgetvalue(src, 0, COL_HASH), spi_str(tup, desc, COL_HASH)))
-			{
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				removed = lappend_oid(removed, toid);
-				MemoryContextSwitchTo(old);
-				appendStringInfo(&copy_oids, "%s%u", copy_oids.len > 0 ? "," : "", soid);
-				n_updated++;
-			}
-			else if (!str_eq(getstr(src, COL_OWNER), spi_str(tup, desc, COL_OWNER)) ||
-					 !str_eq(getstr(src, COL_ACL), spi_str(tup, desc, COL_ACL)) ||
-					 !str_eq(getstr(src, COL_COMMENT), spi_str(tup, desc, COL_COMMENT)))
-			{
-				MemoryContext old = MemoryContextSwitchTo(cxt);
-
-				fix = lappend(fix, read_meta(src));
-				fix_owner = lappend(fix_owner, spi_str(tup, desc, COL_OWNER));
-				MemoryContextSwitchTo(old);
-				n_updated++;
-			}
-			else
-				n_unchanged++;
-			PQclear(src);
-			src = NULL;
-			tpos++;
-		}
-		MemoryContextSwitchTo(spi_cxt);
-		MemoryContextDelete(row_cxt);
-		if (tab)
-			SPI_freetuptable(tab);
-		SPI_cursor_close(portal);
-
-		/* remove, copy again, fix */
-		prepare_plans(&plans);
-		foreach(lc, removed)
-		{
-			Datum		oid[1] = {ObjectIdGetDatum(lfirst_oid(lc))};
-
-			run_plan(plans.unlink, oid);
-		}
-		if (copy_oids.len > 0)
-		{
-			const char *extra[1];
-			uint64		bytes;
-
-			extra[0] = psprintf("{%s}", copy_oids.data);
-			(void) copy_objects(conn, info->password, roles,
-								"m.oid = ANY($4::pg_catalog.oid[])", 1, extra, &bytes, &w);
-		}
-		forboth(lc, fix, lc2, fix_owner)
-			apply_meta(lfirst(lc), false, lfirst(lc2), &w);
-		SPI_finish();
-
-		report_warnings(m, &w, "large objects");
-		ingest_event(m->id, "INFO", "large objects", NULL,
-					 psprintf("large objects at the stop: " INT64_FORMAT " copied, " INT64_FORMAT " updated, "
-							  INT64_FORMAT " removed, " INT64_FORMAT " unchanged in %ld ms",
-							  n_copied, n_updated, n_removed, n_unchanged,
-							  (long) (TimestampDifferenceMilliseconds(started, GetCurrentTimestamp()))),
-					 NULL);
-		ingest_xact_commit();
-		res = ingest_exec(conn, "COMMIT", PGRES_COMMAND_OK, "end the transaction",
-						  info->password);
-		PQclear(res);
-	});
-}
-
-/*
- * ingest_lo_verify_sql
- *		The count and the hash of every large object (md5 of the OIDs and
- *		content hashes in OID order), or the count alone: the same SQL on
- *		both sides.
- */
-char *
-ingest_lo_verify_sql(bool hash)
-{
-	if (!hash)
-		return "SELECT count(*), NULL FROM pg_catalog.pg_largeobject_metadata";
-	return psprintf("SELECT count(*), COALESCE(pg_catalog.md5(pg_catalog.string_agg("
-					"m.oid::pg_catalog.text || ':' || %s, ',' ORDER BY m.oid)), '')"
-					" FROM pg_catalog.pg_largeobject_metadata m%s",
-					hash_sql("m.oid", "s.sz"), size_lateral);
-}
-
-/* SQL counting the large objects the current user may not read. */
-static const char *unreadable_sql =
-"SELECT count(*), pg_catalog.string_agg(s.oid::pg_catalog.text || ' (owner ' || s.owner || ')', ', ')"
-" FILTER (WHERE s.n <= 10)"
-" FROM (SELECT m.oid, pg_catalog.pg_get_userbyid(m.lomowner) AS owner,"
-"  pg_catalog.row_number() OVER (ORDER BY m.oid) AS n"
-"  FROM pg_catalog.pg_largeobject_metadata m"
-"  WHERE NOT (pg_catalog.current_setting('lo_compat_privileges')::bool"
-"   OR COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER), false)"
-"   OR pg_catalog.pg_has_role(m.lomowner, 'USAGE')"
-"   OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(m.lomacl) a"
-"    WHERE a.privilege_type = 'SELECT'"
-"    AND CASE WHEN a.grantee = 0 THEN true ELSE pg_catalog.pg_has_role(a.grantee, 'USAGE') END))) s";
-
-/*
- * ingest_lo_check_source
- *		ingest.start: refuse a source user that may not read every large
- *		object of the source (the copy would fail on them).
- */
-void
-ingest_lo_check_source(PGconn *conn, const char *password)
-{
-	PGresult   *res = ingest_exec(conn, unreadable_sql, PGRES_TUPLES_OK,
-								  "check the large objects", password);
-	int64		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	char	   *some = pstrdup(PQgetvalue(res, 0, 1));
-	char	   *user = pstrdup(PQuser(conn));
-
-	PQclear(res);
-	if (n > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("the source user \"%s\" may not read " INT64_FORMAT " large object(s) of the source",
-						user, n),
-				 errdetail("Large objects are copied with the tables; unreadable: %s%s.",
-						   some, n > 10 ? ", ..." : ""),
-				 errhint("GRANT SELECT ON LARGE OBJECT ... TO %s on the source, or connect as their owner or a superuser.",
-						 quote_identifier(user))));
-}
-
-/*
- * ingest_lo_check_target
- *		ingest.start of a migration that copies: this database must have no
- *		large object.  The copy makes the source's with their OIDs, and the
- *		stop unlinks those the source does not have.
- */
-void
-ingest_lo_check_target(void)
-{
-	int64		n;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT count(*) FROM pg_catalog.pg_largeobject_metadata", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not count the large objects");
-	n = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
-	SPI_finish();
-	if (n > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this database already has " INT64_FORMAT " large object(s)", n),
-				 errdetail("A migration copies the source's large objects with their OIDs, and at its stop unlinks those the source does not have."),
-				 errhint("Unlink them (SELECT lo_unlink(oid) FROM pg_largeobject_metadata) or migrate into another database."),
-				 errhidestmt(true)));
-}
-
-/*
- * ingest_lo_preflight
- *		The preflight row large_objects: how many, their size, and whether
- *		the source user may read them all.
- */
-void
-ingest_lo_preflight(PGconn *conn, const char *password, const char **status,
-					char **detail, char **hint)
-{
-	PGresult   *res;
-	int64		n;
-	int64		unreadable;
-	char	   *size;
-	char	   *some;
-
-	*hint = NULL;
-	res = ingest_exec(conn, "SELECT count(*), pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size("
-					  "'pg_catalog.pg_largeobject'::pg_catalog.regclass))"
-					  " FROM pg_catalog.pg_largeobject_metadata",
-					  PGRES_TUPLES_OK, "count the large objects", password);
-	n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	size = pstrdup(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (n == 0)
-	{
-		*status = "PASS";
-		*detail = pstrdup("the source has no large objects");
-		return;
-	}
-	res = ingest_exec(conn, unreadable_sql, PGRES_TUPLES_OK, "check the large objects", password);
-	unreadable = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	some = pstrdup(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (unreadable > 0)
-	{
-		*status = "FAIL";
-		*detail = psprintf(INT64_FORMAT " large object(s) (pg_largeobject: %s), of which the user may not read " INT64_FORMAT ": %s%s; ingest.start refuses them",
-						   n, size, unreadable, some, unreadable > 10 ? ", ..." : "");
-		*hint = psprintf("GRANT SELECT ON LARGE OBJECT ... TO %s on the source, or connect as their owner or a superuser.",
-						 quote_identifier(PQuser(conn)));
-		return;
-	}
-	*status = "PASS";
-	*detail = psprintf(INT64_FORMAT " large object(s) (pg_largeobject: %s): copied with the tables, and those changed while streaming copied again at the stop",
-					   n, size);
-}
-
-/*
- * ingest_lo_verify_row
- *		ingest.verify's row for the large objects, in the caller's source
- *		transaction (conn) and on this server as the caller: values[1..4]
- *		and nulls[1..4] as verify.c's columns (NULLs where a side cannot be
- *		read).  False when neither side has any large object.
- */
-bool
-ingest_lo_verify_row(PGconn *conn, const char *password, bool hash,
-					 Datum *values, bool *nulls)
-{
-	char	   *sql = ingest_lo_verify_sql(hash);
-	PGresult   *res;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	int64		src_count = 0;
-	int64		tgt_count = 0;
-
-	res = ingest_exec(conn, "SAVEPOINT pg_ingest_verify_lo", PGRES_COMMAND_OK,
-					  "verify the large objects", password);
-	PQclear(res);
-	res = ingest_query(conn, sql, -1, NULL);
-	if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
-	{
-		src_count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		values[1] = Int64GetDatum(src_count);
-		if (PQgetisnull(res, 0, 1))
-			nulls[3] = true;
-		else
-			values[3] = CStringGetTextDatum(PQgetvalue(res, 0, 1));
-		PQclear(res);
-		res = ingest_exec(conn, "RELEASE SAVEPOINT pg_ingest_verify_lo", PGRES_COMMAND_OK,
-						  "verify the large objects", password);
-	}
-	else
-	{
-		nulls[1] = nulls[3] = true;
-		src_count = 1;			/* a row says it could not be read */
-		if (PQstatus(conn) == CONNECTION_BAD)
-			ingest_report_result_error(conn, res, ERROR, "verify the large objects", password);
-		PQclear(res);
-		res = ingest_exec(conn, "ROLLBACK TO SAVEPOINT pg_ingest_verify_lo", PGRES_COMMAND_OK,
-						  "verify the large objects", password);
-	}
-	PQclear(res);
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not read the large objects");
-		{
-			char	   *count = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-			char	   *h = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-			MemoryContext spi = MemoryContextSwitchTo(cxt);
-
-			tgt_count = strtoll(count, NULL, 10);
-			values[2] = Int64GetDatum(tgt_count);
-			if (h)
-				values[4] = CStringGetTextDatum(h);
-			else
-				nulls[4] = true;
-			MemoryContextSwitchTo(spi);
-		}
-		SPI_finish();
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		nulls[2] = nulls[4] = true;
-		tgt_count = 1;
-	}
-	PG_END_TRY();
-	return src_count > 0 || tgt_count > 0;
 }
