@@ -273,12 +273,11 @@ sub cleanup
 }
 END
 {
-	my $status = $?;    # the exit status stays
+	my $status = $?;    # the exit status stays (130 or 143 after a signal, as a shell's)
+	$status = $Bench::INTERRUPTED eq 'interrupted' ? 130 : 143 if $Bench::INTERRUPTED;
 	cleanup() if $bench;
 	$? = $status;
 }
-$SIG{INT}  = sub { die "interrupted\n" };
-$SIG{TERM} = sub { die "terminated\n" };
 
 $bench->heading("starting source and target in $bench->{work}; results in $LOG_DIR");
 $bench->start_source;
@@ -318,12 +317,12 @@ sub load_source
 		"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')");
 	my $indexes = $bench->src_sql($ds,
 		"SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')");
-	my %describe = (
-		pgbench => "pgbench -i scale $opt{scale} (pgbench_accounts "
-		  . $bench->src_sql($ds, "SELECT pg_size_pretty(pg_table_size('pgbench_accounts'))") . ')',
-		mixed => "sql/mixed_schema.sql, up to $opt{'mixed-rows'} rows a table",
-		many  => "sql/many_objects.sql, $opt{'many-tables'} tables of $opt{'many-rows'} rows");
-	$bench->{describe}{$ds} = "$describe{$ds}; $tables tables, $indexes indexes, $size";
+	my $describe = $ds eq 'pgbench'
+	  ? "pgbench -i scale $opt{scale} (pgbench_accounts "
+	  . $bench->src_sql($ds, "SELECT pg_size_pretty(pg_table_size('pgbench_accounts'))") . ')'
+	  : $ds eq 'mixed' ? "sql/mixed_schema.sql, up to $opt{'mixed-rows'} rows a table"
+	  :                  "sql/many_objects.sql, $opt{'many-tables'} tables of $opt{'many-rows'} rows";
+	$bench->{describe}{$ds} = "$describe; $tables tables, $indexes indexes, $size";
 	# reference hashes; this also reads every table, so that all tools
 	# start with the source in cache
 	$bench->{source_tables}{$ds} = $bench->source_hashes($ds, "source-$ds");

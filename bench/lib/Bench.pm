@@ -29,14 +29,18 @@ use Bench::Setup;
 
 our @EXPORT_OK = qw(fmt2 median is_num slurp_lines);
 
+# set by a signal: the callers that go on after a failure stop instead
+our $INTERRUPTED;
+$SIG{INT}  = sub { $INTERRUPTED = 'interrupted'; die "interrupted\n"; };
+$SIG{TERM} = sub { $INTERRUPTED = 'terminated';  die "terminated\n"; };
+
 # ---------------------------------------------------------------- output
 
 # out LINES: to the terminal (PostgreSQL::Test::Utils keeps STDOUT for its log)
 sub out
 {
 	my ($bench, @lines) = @_;
-	print {$Bench::Setup::CONSOLE} map { "$_\n" } @lines;
-	return;
+	Bench::Setup::console(@lines);
 }
 
 # heading TEXT: as scripts/lib.sh's say
@@ -110,13 +114,29 @@ sub tsv
 
 # ---------------------------------------------------------------- clusters
 
-# The settings of both clusters, the same for every tool.  fsync is off
-# (PostgreSQL::Test::Cluster).  The target keeps wal_level replica.
-# wal_sender_timeout 0: cdc stops consumers with SIGSTOP for longer than its
-# default minute can be.  The rest undoes what PostgreSQL::Test::Cluster sets
-# for tests (log_statement = all, wal_log_hints, restart_after_crash = off,
-# wal_retrieve_retry_interval = 500ms, max_connections = 10) so that the
-# servers run with PostgreSQL's defaults but these.
+# What PostgreSQL::Test::Cluster sets for tests (log_statement = all,
+# wal_log_hints, restart_after_crash = off, wal_retrieve_retry_interval =
+# 500ms, max_connections = 10, shared_buffers = 1MB, max_wal_size = 128MB)
+# back to PostgreSQL's defaults, for servers that are measured; they listen
+# on 127.0.0.1 too.  fsync stays off.
+sub plain_conf
+{
+	return {
+		max_connections             => 100,
+		shared_buffers              => '128MB',
+		max_wal_size                => '1GB',
+		log_statement               => 'none',
+		log_replication_commands    => 'off',
+		wal_log_hints               => 'off',
+		restart_after_crash         => 'on',
+		wal_retrieve_retry_interval => "'5s'",
+		listen_addresses            => "'127.0.0.1'",
+	};
+}
+
+# The settings of both clusters, the same for every tool.  The target keeps
+# wal_level replica.  wal_sender_timeout 0: cdc stops consumers with SIGSTOP
+# for longer than its default minute can be.
 sub tuning
 {
 	my ($bench) = @_;
@@ -124,6 +144,7 @@ sub tuning
 	my $senders = 2 * $jobs + 4;
 	$senders = 10 if $senders < 10;
 	return {
+		%{ plain_conf() },
 		shared_buffers                    => '1GB',
 		max_wal_size                      => '8GB',
 		checkpoint_timeout                => '30min',
@@ -135,13 +156,6 @@ sub tuning
 		max_logical_replication_workers   => $jobs + 4,
 		max_sync_workers_per_subscription => $jobs,
 		wal_sender_timeout                => 0,
-		max_connections                   => 100,
-		log_statement                     => 'none',
-		log_replication_commands          => 'off',
-		wal_log_hints                     => 'off',
-		restart_after_crash               => 'on',
-		wal_retrieve_retry_interval       => "'5s'",
-		listen_addresses                  => "'127.0.0.1'",
 	};
 }
 
@@ -206,6 +220,7 @@ sub stop_clusters
 		{
 			$bench->out("$c left running: port " . $node->port . ', socket ' . $node->host . ', data ' . $node->data_dir);
 			$node->{_pid} = undef;    # PostgreSQL::Test::Cluster's END stops no node it thinks stopped
+			$ENV{PG_TEST_NOCLEAN} = 1;    # and neither it nor Bench::Setup removes their directories
 			next;
 		}
 		$node->stop('fast', fail_ok => 1) or $node->stop('immediate', fail_ok => 1);
@@ -225,7 +240,7 @@ sub deadline_left
 # killed (with its process group: pgcopydb forks) when the deadline of the
 # current tool run or cdc step passes.  [CMD1...], '|', [CMD2...] is a
 # pipeline.  Options: out => FILE (stdout and stderr appended; default: the
-# current log), stdout => \$s, stdin => \$s, background => 1 (returns the
+# current log), stdout => \$s, stdin => \$sql, background => 1 (returns the
 # IPC::Run harness; finish_client waits for it).  Dies when it fails; a
 # timeout sets $bench->{timed_out}.
 sub client
@@ -240,12 +255,20 @@ sub client
 	}
 	my $log = $o{out} // $bench->{log_file};
 	my @cmds = grep { ref } @args;
+	# standard input from a file: IPC::Run feeds a string only while it is
+	# pumped, and a program in the background would wait for it
+	my $stdin_file;
+	if ($o{stdin})
+	{
+		$stdin_file = "$bench->{work}/stdin." . ++$bench->{stdin_files};
+		write_lines($stdin_file, ${ $o{stdin} });
+	}
 	my @spec;
 	for my $i (0 .. $#cmds)
 	{
 		push @spec, '|' if $i;
 		push @spec, [ 'timeout', '--kill-after=30', $left, @{ $cmds[$i] } ];
-		push @spec, '<', $o{stdin} if $i == 0 && $o{stdin};
+		push @spec, '<', $stdin_file if $i == 0 && $o{stdin};
 		if ($i < $#cmds) { push @spec, '2>>', $log; }
 		elsif ($o{stdout}) { ${ $o{stdout} } = ''; push @spec, '>', $o{stdout}, '2>>', $log; }
 		else { push @spec, '>>', $log, '2>&1'; }

@@ -214,7 +214,8 @@ sub cdc_setup
 	$bench->checkpoint_both;
 	my $log = "$bench->{log_dir}/cdc-setup-$tool.log";
 	my ($fh, $file) = @$bench{qw(log_fh log_file)};
-	open($bench->{log_fh}, '>', $log) or die "cannot write $log: $!\n";
+	open(my $setup_fh, '>', $log) or die "cannot write $log: $!\n";
+	$bench->{log_fh} = $setup_fh;
 	$bench->{log_file} = $log;
 	my $secs = eval { $tool eq 'pg_ingest' ? run_pg_ingest($bench, $db, '-', 'full-load-and-cdc') : run_native($bench, $db) };
 	my $error = $@;
@@ -746,6 +747,7 @@ sub cdc_step
 		return 1;
 	}
 	my $error = $@;
+	die $error if $Bench::INTERRUPTED;
 	chomp $error;
 	$bench->logln("FAILED: $error");
 	$bench->{cdc_failed} = "$what ($error)";

@@ -23,10 +23,12 @@ use strict;
 use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use File::Path ();
 use File::Temp qw(tempdir);
 use IO::Handle;
 
 our $CONSOLE;
+our $TESTDIR;
 our $CONSOLE_ERR;
 our $RUN_USER = $> == 0 ? 'pgingest' : scalar getpwuid($>);
 our $REPO_DIR = abs_path(dirname(__FILE__) . '/../../..');
@@ -73,6 +75,7 @@ sub prepare
 			  or die "runuser: $!\n";
 		}
 	}
+	$TESTDIR = $ENV{TESTDIR};
 	my $pkglibdir = `$pgbin/pg_config --pkglibdir`;
 	die "no pg_config in $pgbin (set PGBIN)\n" unless $? == 0;
 	chomp $pkglibdir;
@@ -85,6 +88,25 @@ sub prepare
 	$CONSOLE->autoflush(1);
 	$CONSOLE_ERR->autoflush(1);
 	return $pgbin;
+}
+
+# The scratch directory goes when the script succeeded (this END block runs
+# after PostgreSQL::Test::Cluster's, which stops the clusters); after a
+# failure, or with PG_TEST_NOCLEAN=1, it stays with the servers' logs.
+END
+{
+	if ($TESTDIR && -d $TESTDIR)
+	{
+		if ($? == 0 && !$ENV{PG_TEST_NOCLEAN}) { File::Path::remove_tree($TESTDIR); }
+		else { print STDERR "clusters and logs left in $TESTDIR\n"; }
+	}
+}
+
+# console LINES: to the terminal
+sub console
+{
+	print {$CONSOLE} map { "$_\n" } @_;
+	return;
 }
 
 # After PostgreSQL::Test::Utils has taken STDERR: errors to the terminal

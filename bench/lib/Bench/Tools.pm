@@ -203,6 +203,7 @@ sub bench_tool
 
 	my $wall = eval { $RUN{$tool}->($bench, $db, $scratch) };
 	my $error = $@;
+	die $error if $Bench::INTERRUPTED;
 	$bench->logln("FAILED: $error") if $error;
 	my $crashed = $bench->target_crashed($log_from);
 	if (!$crashed && $AFTER{$tool})
