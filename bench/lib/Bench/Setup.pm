@@ -10,7 +10,8 @@
 #     same process;
 #   - either way, then: PATH starts with PGBIN, PG_REGRESS and TESTDIR are set
 #     and PostgreSQL's TAP modules (pgxs/src/test/perl) are in @INC, as for
-#     `make installcheck`.
+#     `make installcheck`.  PGBIN: the PostgreSQL 15 programs (default:
+#     default_pgbin()).
 #
 # PostgreSQL::Test::Utils sends STDOUT and STDERR to its log file
 # (TESTDIR/tmp_check/log/regress_log_<script>) when it is loaded: prepare()
@@ -39,6 +40,18 @@ sub run_or_die
 	system(@cmd) == 0 or die "failed (exit status " . ($? >> 8) . "): @cmd\n";
 }
 
+# PGBIN when it is not set: where the first postgres in PATH really is (a
+# harness that runs a script under prove puts its installation first), or
+# Debian's PostgreSQL 15
+sub default_pgbin
+{
+	for my $dir (split /:/, $ENV{PATH} // '')
+	{
+		return dirname(abs_path("$dir/postgres")) if -x "$dir/postgres" && !-d "$dir/postgres";
+	}
+	return '/usr/lib/postgresql/15/bin';
+}
+
 # prepare(build => 0|1, packages => [...], install => 0|1, dirs => [...],
 #         testdir => DIR)
 #   install: install packages at all (default 1); build: build and install
@@ -47,13 +60,14 @@ sub run_or_die
 sub prepare
 {
 	my (%p) = @_;
-	my $pgbin = $ENV{PGBIN} || '/usr/lib/postgresql/15/bin';
+	my $pgbin = $ENV{PGBIN} || default_pgbin();
 	$ENV{PGBIN} = $pgbin;
 	if (!$ENV{BENCH_STAGE})
 	{
-		if ($p{install} // 1)
+		my $install = $p{install} // 1;
+		if ($install || $p{build} || $> == 0)
 		{
-			my $steps = 'install_packages "$@"; ' . ($p{build} ? 'build_and_install' : 'ensure_user');
+			my $steps = ($install ? 'install_packages "$@"; ' : '') . ($p{build} ? 'build_and_install' : 'ensure_user');
 			run_or_die('bash', '-c', ". '$REPO_DIR/scripts/lib.sh'; $steps", 'lib.sh',
 				@{ $p{packages} || [] });
 		}
