@@ -296,7 +296,7 @@ sub load_source
 	my $t0 = time;
 	$bench->src_sql('postgres', "CREATE DATABASE $ds OWNER migrator");
 	my $conn = $bench->{source}->connstr($ds) . ' user=migrator';
-	$bench->{deadline} = time + $opt{timeout};
+	$bench->{deadline} = time + 7 * 86400;    # --timeout is for the tools; a load takes what it takes
 	if ($ds eq 'pgbench')
 	{
 		$bench->client([ 'pgbench', '-i', '-q', '-s', $opt{scale}, $conn ], { out => $log });

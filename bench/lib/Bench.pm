@@ -19,8 +19,7 @@ use warnings;
 use Exporter 'import';
 use File::Copy qw(copy);
 use IPC::Run;
-use POSIX qw(strftime);
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -90,8 +89,6 @@ sub slurp_lines
 	chomp(my @lines = <$fh>);
 	return @lines;
 }
-
-sub now { return time; }
 
 # "3m05s" since the start of the run
 sub since_start
@@ -193,9 +190,6 @@ sub tgt_uri
 	my ($bench, $db) = @_;
 	return sprintf('postgres://%s@127.0.0.1:%d/%s', $Bench::Setup::RUN_USER, $bench->{target}->port, $db);
 }
-
-# libpq connection string of a node's database over its Unix socket
-sub connstr { my ($bench, $node, $db) = @_; return $node->connstr($db); }
 
 sub write_passfile
 {

@@ -46,7 +46,6 @@ package Bench::Cdc;
 
 use strict;
 use warnings;
-use File::Copy qw(copy);
 use POSIX ();
 use Time::HiRes qw(time usleep);
 use Bench qw(fmt2 median is_num slurp_lines);
@@ -632,18 +631,18 @@ sub cdc_big
 	for my $name (qw(applier receiver))
 	{
 		# first sample (before the transaction), peaks of RssAnon, VmHWM, RssShmem, samples
-		my ($first, $a, $h, $s, $c) = (undef, 0, 0, 0, 0);
+		my ($first, $anon_max, $hwm_max, $shm_max, $count) = (undef, 0, 0, 0, 0);
 		for (@lines)
 		{
 			my ($nm, $anon, $hwm, $shm) = split ' ';
 			next unless $nm eq $name && $anon ne '-';
 			$first //= $anon;
-			$a = $anon if $anon > $a;
-			$h = $hwm  if $hwm > $h;
-			$s = $shm  if $shm > $s;
-			$c++;
+			$anon_max = $anon if $anon > $anon_max;
+			$hwm_max  = $hwm  if $hwm > $hwm_max;
+			$shm_max  = $shm  if $shm > $shm_max;
+			$count++;
 		}
-		result($bench, 'rss', $name, $first // 0, $a, $h, $s, $c);
+		result($bench, 'rss', $name, $first // 0, $anon_max, $hwm_max, $shm_max, $count);
 	}
 	die sprintf("the big transaction was not applied (after %.2f s)\n", $t2 - $t1) unless $applied;
 	usleep(4_500_000);
@@ -949,10 +948,10 @@ sub cdc_report
 	}
 	for my $tool (qw(applier receiver))
 	{
-		my ($first, $a, $h, $sh, $c) = cdc_result($bench, 'rss', $tool);
-		$bench->tsv('cdc', 'cdc', 'pg_ingest', "big_rss_${tool}_mb", mb($a), 'MB', '-',
-			'peak RssAnon (before: ' . mb($first) . ' MB; VmHWM ' . mb($h) . ' MB, RssShmem ' . mb($sh) . " MB; $c samples)")
-		  if defined $a;
+		my ($first, $anon, $hwm, $shm, $count) = cdc_result($bench, 'rss', $tool);
+		$bench->tsv('cdc', 'cdc', 'pg_ingest', "big_rss_${tool}_mb", mb($anon), 'MB', '-',
+			'peak RssAnon (before: ' . mb($first) . ' MB; VmHWM ' . mb($hwm) . ' MB, RssShmem ' . mb($shm) . " MB; $count samples)")
+		  if defined $anon;
 	}
 	my ($cut_lsn, $cut_tables, $cut_bad, $cut_ok) = cdc_result($bench, 'cutover');
 	$bench->tsv('cdc', 'cdc', 'pg_ingest', 'cutover', $cut_ok, '-', '-',

@@ -43,8 +43,8 @@ sub tsv_get
 # ratio A, B: A / B with 2 decimals, or -
 sub ratio
 {
-	my ($a, $b) = @_;
-	return is_num($a) && is_num($b) && $b != 0 ? sprintf('%.2f', $a / $b) : '-';
+	my ($x, $y) = @_;
+	return is_num($x) && is_num($y) && $y != 0 ? sprintf('%.2f', $x / $y) : '-';
 }
 
 # load_report B, DATASET: its table (medians, pg_ingest / tool)
@@ -122,19 +122,19 @@ sub summary_report
 		for my $m (@CDC_METRICS)
 		{
 			my ($metric, $what) = @$m;
-			my $a = tsv_get($bench, 'cdc', 'cdc', 'pg_ingest', $metric);
-			my $b = tsv_get($bench, 'cdc', 'cdc', 'native',    $metric);
-			next if "$a$b" eq '';
+			my $ing = tsv_get($bench, 'cdc', 'cdc', 'pg_ingest', $metric);
+			my $nat = tsv_get($bench, 'cdc', 'cdc', 'native',    $metric);
+			next if "$ing$nat" eq '';
 			my $unit = $metric =~ /_ms$/ ? 'ms' : $metric eq 'load_tps' ? 'tps' : 's';
-			push @out, sprintf('%-44s %10s %10s %16s', "$what ($unit)", $a || '-', $b || '-',
-				$unit eq 'tps' ? '-' : ratio($b, $a));    # tps: not a time
+			push @out, sprintf('%-44s %10s %10s %16s', "$what ($unit)", $ing || '-', $nat || '-',
+				$unit eq 'tps' ? '-' : ratio($nat, $ing));    # tps: not a time
 		}
-		my $a = tsv_get($bench, 'cdc', 'cdc', 'pg_ingest', 'big_rss_applier_mb');
-		push @out, "big transaction: peak RssAnon applier $a MB, receiver "
+		my $applier = tsv_get($bench, 'cdc', 'cdc', 'pg_ingest', 'big_rss_applier_mb');
+		push @out, "big transaction: peak RssAnon applier $applier MB, receiver "
 		  . tsv_get($bench, 'cdc', 'cdc', 'pg_ingest', 'big_rss_receiver_mb')
 		  . ' MB; spool after it was applied ' . tsv_get($bench, 'cdc', 'cdc', 'pg_ingest', 'big_spool_mb')
 		  . ' MB (' . tsv_get($bench, 'cdc', 'cdc', 'pg_ingest', 'big_spool_later_mb') . ' MB 5 s later)'
-		  if $a ne '';
+		  if $applier ne '';
 	}
 	push @out, map { "note: $_->[7]" } grep { $_->[0] eq 'note' } rows($bench);
 	return @out;
