@@ -1,11 +1,21 @@
+#!/usr/bin/perl
 # What replicating DDL through the source's event trigger costs: the time of
 # N DDL commands on the source without and with pg_ingest's event trigger,
-# and how long the target takes to apply them.  Run like a TAP file:
-#   /opt/pgt/devtest.sh N WORKTREE prove bench/ddl_overhead.pl
+# and how long the target takes to apply them.  A TAP file: run it after
+# pg_ingest is installed into PGBIN's PostgreSQL, as root (then again as the
+# unprivileged user of scripts/lib.sh: Bench::Setup) or as that user,
+#   PGBIN=... bench/ddl_overhead.pl      (DDL_BENCH_N commands, 300)
+# or under prove as the tests are.
 use strict;
 use warnings;
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib "$FindBin::RealBin/lib";
+
+BEGIN
+{
+	require Bench::Setup;
+	Bench::Setup::prepare(install => 0);
+}
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/readme.sh RESULTS_DIR [README]: rewrite the README's performance
 # figures, between the lines <!-- bench:begin --> and <!-- bench:end -->,
-# from one bench/run.sh run's results.tsv (RESULTS_DIR: its
+# from one bench/run.pl run's results.tsv (RESULTS_DIR: its
 # bench/work/<date>/ directory): the machine, the date, the exact command,
 # the tables of medians and ratios, and the chart's path.  Nothing else goes
 # in: every figure comes from that file.

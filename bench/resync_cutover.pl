@@ -1,7 +1,11 @@
+#!/usr/bin/perl
 # Cutover duration with resync => 'at_cutover' (issue 8, item 4).
 #
-#   /opt/pgt/devtest.sh N WORKTREE prove bench/resync_cutover.pl
-#   (RESYNC_CASES="base n1 n10 n100 big" by default)
+#   PGBIN=... bench/resync_cutover.pl    (RESYNC_CASES="base n1 n10 n100 big"
+#                                         by default)
+# A TAP file: run it after pg_ingest is installed into PGBIN's PostgreSQL, as
+# root (then again as the unprivileged user of scripts/lib.sh: Bench::Setup)
+# or as that user, or under prove as the tests are.
 #
 # Each case: a source database whose tables have no key (so resync copies
 # them again at the stop), a migration full-load-and-cdc into a fresh
@@ -13,7 +17,13 @@
 use strict;
 use warnings;
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib "$FindBin::RealBin/lib";
+
+BEGIN
+{
+	require Bench::Setup;
+	Bench::Setup::prepare(install => 0);
+}
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;

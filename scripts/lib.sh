@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by scripts/test.sh, scripts/demo.sh and bench/run.sh: install the
+# Shared by scripts/test.sh, scripts/demo.sh and bench/run.pl: install the
 # packages pg_ingest needs, build and install it, and run things as an
 # unprivileged user (initdb refuses root).
 #

@@ -1,5 +1,5 @@
 -- bench/sql/mixed_schema.sql: the second schema of the benchmark's source
--- database, next to pgbench's tables.  Run by bench/run.sh as the owner of
+-- database, next to pgbench's tables.  Run by bench/run.pl as the owner of
 -- the database (migrator):
 --
 --   psql -v rows_max=N -f mixed_schema.sql bench
