@@ -620,7 +620,7 @@ ingest_applier_main(Datum main_arg)
 					}
 					break;
 				case 'M':
-					/* a schema change where it committed (ddl.c) */
+					/* a schema change where it committed (ddl_apply.c) */
 					if (apply_src.begun && !apply_src.skip)
 						apply_ddl(&change);
 					break;

@@ -8,7 +8,7 @@
  * change in the catalog (pause, resume) commits or rolls back with the
  * caller's transaction, and the workers act only on what is committed;
  * requests through shared memory (stop_at, a relaunch by resume) are
- * handed over at commit (workers.c), and so is the wake-up of a pause or a
+ * handed over at commit (slots.c), and so is the wake-up of a pause or a
  * resume: the coordinator, woken once the phase is committed, sets the
  * applier's paused flag and wakes it; the commit itself also sets the flag
  * (a pause) or clears it (a resume) and wakes the applier, so that it

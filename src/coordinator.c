@@ -607,7 +607,7 @@ phase_streaming(void)
 			break;
 		}
 		/* the flag follows the phase (the commit of a pause or resume sets
-		 * it too, workers.c): a change reaches the applier at once */
+		 * it too, slots.c): a change reaches the applier at once */
 		if (MyMigrationSlot->paused != (strcmp(phase, "paused") == 0))
 		{
 			ingest_slot_set_flag(&MyMigrationSlot->paused, strcmp(phase, "paused") == 0);

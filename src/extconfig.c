@@ -16,7 +16,7 @@
  *	   <source condition>) under the snapshot (as pg_dump does);
  *	 - target.c lets a migration write into a configuration table of an
  *	   extension here (never into other extension members), so changes of
- *	   the stream are applied like any table's; coordinator.c sets
+ *	   the stream are applied like any table's; plan.c sets
  *	   configuration sequences;
  *	 - ingest.verify compares them whole, through ingest.copy_item like any
  *	   table: with the extension at the same version on both sides the rows

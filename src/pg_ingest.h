@@ -30,7 +30,7 @@
  *	  stopped nor terminal, under the lock: a late worker exits instead of
  *	  acting on a migration that reused the slot, and ingest.abort, which
  *	  sets stop and then signals the attached workers, misses none.  The
- *	  requests of a transaction (workers.c) carry the generation too.
+ *	  requests of a transaction (slots.c) carry the generation too.
  *	- Flags and rates of a migration slot, one writer each, written under
  *	  the lock in exclusive mode (ingest_slot_set_flag/_rate) so that a
  *	  reader holding it in shared mode (the views) sees them together; a

@@ -664,7 +664,7 @@ check_unlogged_tables(Preflight *pf)
 /*
  * check_not_carried
  *		What the copy carries besides tables' rows, and whether the source
- *		user may read it: large objects (largeobject.c) and the user rows of
+ *		user may read it: large objects (largeobject_check.c) and the user rows of
  *		extension configuration tables (extconfig.c).
  */
 static void

@@ -15,13 +15,13 @@
  *	  any table (an unlogged table's target is unlogged too: pg_dump says
  *	  so in the pre-data section);
  *	- while streaming, their changes are skipped: the applier skips every
- *	  INSERT, UPDATE, DELETE and TRUNCATE of them (apply.c, load_tables),
+ *	  INSERT, UPDATE, DELETE and TRUNCATE of them (apply_tables.c, load_tables),
  *	  and the receiver does not fail the migration on wal2json's notice
  *	  about an UPDATE or DELETE of them it left out
  *	  (ingest_resync_covers_w2j); a table in scope that such a notice
  *	  names and the set lacks (made without a key while streaming, or its
  *	  replica identity taken away) joins the set (ingest_resync_join_w2j);
- *	- at the stop (coordinator.c, finish_stream, once the applier has
+ *	- at the stop (stop.c, ingest_stop_finish_stream, once the applier has
  *	  reached the stop LSN and the receiver and applier are gone) they are
  *	  copied again (ingest_resync_at_stop): all of them read in ONE source
  *	  transaction (REPEATABLE READ READ ONLY), so they are consistent with
@@ -159,7 +159,7 @@ ingest_resync_record(IngestMigration *m, List *rels)
  * ingest_resync_covers_w2j
  *		Whether a table, named as wal2json names it in its notices
  *		("nsp"."rel", unescaped), is one the migration copies again at the
- *		stop.  The set is read again when it does not hold the table (ddl.c
+ *		stop.  The set is read again when it does not hold the table (ddl_follow.c
  *		renames, adds and removes tables of it while streaming).
  */
 bool

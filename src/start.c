@@ -101,7 +101,7 @@ parse_split(text *arg)
 	ErrorContextCallback callback;
 	int64		bytes;
 
-	/* sized from the tables to copy and table_jobs: coordinator.c */
+	/* sized from the tables to copy and table_jobs: plan.c */
 	if (pg_strcasecmp(text_to_cstring(arg), "auto") == 0)
 		return INGEST_SPLIT_AUTO;
 

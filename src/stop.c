@@ -6,7 +6,7 @@
  *	  and what the coordinator does once the applier reached it.
  *
  *	1. ingest.stop_at / ingest.cutover write the LSN to the migration
- *	   slot's stop_request when their transaction commits (workers.c);
+ *	   slot's stop_request when their transaction commits (slots.c);
  *	2. the coordinator records it (ingest_stop_record_request): the
  *	   catalog's stop_lsn, an event, phase stopping, and wakes the applier;
  *	3. the applier applies up to that LSN, commits, and sets reached_stop
@@ -16,7 +16,7 @@
  *	   tables of resync => 'at_cutover' copied again (resync.c), sequences
  *	   set from the source's current values (plus
  *	   pg_ingest.sequence_margin), the large objects created, changed or
- *	   removed since the snapshot (largeobject.c), materialized views
+ *	   removed since the snapshot (largeobject_stop.c), materialized views
  *	   refreshed (matview.c), the event trigger removed (ddl.c), the slot
  *	   dropped unless pg_ingest.drop_slot_at_stop is off (the spool and the
  *	   origin with it); then the phase machine completes the migration.

@@ -16,7 +16,7 @@
  * worker before each item and by the applier for each table and each
  * partition it routes to, again in every batch (a REVOKE of a role
  * membership or ALTER ROLE ... NOBYPASSRLS sends no relcache invalidation:
- * apply.c, forget_checks).  It refuses, naming the table:
+ * apply_tables.c, ingest_apply_forget_checks).  It refuses, naming the table:
  *	 - a relation that is not a table;
  *	 - a member of an extension (pg_depend deptype 'e'), such as
  *	   pg_ingest's own ingest.events: an extension's objects are never a

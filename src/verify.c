@@ -25,7 +25,7 @@
  * against the root's, the columns those of the first leaf.
  *
  * Large objects get one row, "large objects", when either side has some:
- * their count and a hash of every object's OID and content (largeobject.c).
+ * their count and a hash of every object's OID and content (largeobject_check.c).
  *
  * The column list comes from the source's catalog as one name per row and
  * is quoted here (quote_identifier), never taken as SQL from the source.
@@ -386,7 +386,7 @@ ingest_verify(PG_FUNCTION_ARGS)
 			put_verdict(rsinfo, values, nulls, hash);
 		}
 
-		/* the large objects, one row when either side has some (largeobject.c) */
+		/* the large objects, one row when either side has some (largeobject_check.c) */
 		{
 			Datum		values[6];
 			bool		nulls[6] = {false};
