@@ -31,6 +31,7 @@ OBJS = \
 	src/infer_table.o \
 	src/items.o \
 	src/preflight.o \
+	src/preflight_report.o \
 	src/preflight_target.o \
 	src/names.o \
 	src/notices.o \

@@ -2,7 +2,8 @@
  *
  * preflight.h
  *	  What the checks of ingest.preflight() share: the state of one call
- *	  and the way a check reports (preflight.c, preflight_target.c).
+ *	  and the way a check reports (preflight.c, preflight_target.c,
+ *	  preflight_report.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +40,7 @@ typedef struct Preflight
 	List	   *unlogged;		/* quoted names of unlogged tables */
 } Preflight;
 
+/* preflight_report.c */
 extern void ingest_pf_emit(Preflight *pf, const char *check, const char *status,
 						   const char *detail, const char *hint);
 extern PGresult *ingest_pf_source_query(Preflight *pf, const char *check,
