@@ -11,6 +11,7 @@ OBJS = \
 	pg_ingest.o \
 	src/apply.o \
 	src/catalog.o \
+	src/citus.o \
 	src/conn.o \
 	src/control.o \
 	src/coordinator.o \

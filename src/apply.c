@@ -129,6 +129,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "ddl.h"
 #include "infer.h"
@@ -856,11 +857,8 @@ flush_truncates(void)
 						 ingest_relid_name(r->relid));
 		done = lappend_oid(done, r->relid);
 	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql.data, false, 0) < 0)
-		elog(ERROR, "could not run %s", sql.data);
-	SPI_finish();
+	/* Citus tables: with their shards (citus.c) */
+	ingest_citus_truncate(sql.data, done);
 	list_free(truncates);
 	list_free(done);
 	truncates = NIL;
@@ -1017,6 +1015,16 @@ apply_change(W2JChange *c)
 		rel = table_open(r->relid, RowExclusiveLock);
 	}
 
+	/* a Citus table: through Citus, to the shard (citus.c) */
+	if (ingest_citus_table(r->relid))
+	{
+		ingest_citus_apply_change(r->relid, c);
+		table_close(rel, NoLock);
+		CommandCounterIncrement();
+		batch.changes++;
+		return;
+	}
+
 	begin_apply(&st, rel, c->action == 'I' ? CMD_INSERT :
 				c->action == 'U' ? CMD_UPDATE : CMD_DELETE);
 	newrow = ExecInitExtraTupleSlot(st.estate, RelationGetDescr(rel), &TTSOpsVirtual);
@@ -1147,6 +1155,7 @@ open_batch(void)
 		return;
 	forget_checks();
 	ingest_xact_start();
+	ingest_citus_apply_batch_begun();	/* a block, with Citus (citus.c) */
 	batch.open = true;
 	batch.started = GetCurrentTimestamp();
 	pgstat_report_activity(STATE_RUNNING, "applying changes");
