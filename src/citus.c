@@ -896,3 +896,22 @@ ingest_citus_apply_change(Oid relid, W2JChange *c)
 	SPI_finish();
 	table_close(rel, NoLock);
 }
+
+/*
+ * ingest.distribution(regclass): how Citus holds a table of this server
+ * (ingest_citus_describe), for ingest.tables.
+ */
+PG_FUNCTION_INFO_V1(ingest_distribution);
+Datum
+ingest_distribution(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *d;
+
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		PG_RETURN_NULL();
+	d = ingest_citus_describe(relid);
+	if (d == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(d));
+}

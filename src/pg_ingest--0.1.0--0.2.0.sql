@@ -164,3 +164,48 @@ REVOKE ALL ON FUNCTION @extschema@.metrics(),
 GRANT EXECUTE ON FUNCTION @extschema@.metrics(),
 	@extschema@.wait(text, text, interval, interval) TO ingest_admin;
 GRANT SELECT ON @extschema@.metric_values, @extschema@.progress TO ingest_admin;
+
+-- 0.2.0: migrating into Citus (issue 11)
+--
+-- How Citus holds a table of this server: 'hash(column)' for a
+-- hash-distributed table, 'reference' for a reference (or Citus local)
+-- table, NULL for a table Citus does not know or without Citus.
+CREATE FUNCTION @extschema@.distribution(rel regclass)
+RETURNS text
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'ingest_distribution';
+COMMENT ON FUNCTION @extschema@.distribution(regclass)
+	IS 'how Citus holds a table here: hash(column), reference, or NULL when it does not';
+
+-- ingest.tables gains the target table's distribution (the column is added last)
+CREATE OR REPLACE VIEW @extschema@.tables AS
+SELECT m.name,
+	pg_catalog.format('%I.%I', c.nspname, c.relname) AS source_table,
+	-- a leaf partition of the source not on the target goes to its root's table
+	CASE WHEN c.root_relname IS NOT NULL
+		AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.nspname, c.relname)) IS NULL
+		THEN pg_catalog.format('%I.%I', c.root_nspname, c.root_relname)
+		ELSE pg_catalog.format('%I.%I', c.nspname, c.relname) END AS target_table,
+	CASE WHEN w.item_id IS NOT NULL AND c.state = 'pending' THEN 'copying' ELSE c.state END AS state,
+	c.parts,
+	c.part,
+	COALESCE(c.rows_done, w.rows) AS rows_done,
+	LEAST(COALESCE(c.bytes_done, w.bytes), c.bytes_total) AS bytes_done,
+	c.bytes_total,
+	COALESCE(c.started_at, w.item_started) AS started_at,
+	c.finished_at,
+	c.format,
+	c.attempts,
+	c.sync_lsn,
+	c.error,
+	-- how Citus holds the target table: hash(column), reference, or NULL
+	@extschema@.distribution(pg_catalog.to_regclass(CASE WHEN c.root_relname IS NOT NULL
+		AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.nspname, c.relname)) IS NULL
+		THEN pg_catalog.format('%I.%I', c.root_nspname, c.root_relname)
+		ELSE pg_catalog.format('%I.%I', c.nspname, c.relname) END)) AS distribution
+FROM @extschema@.migration m
+JOIN @extschema@.copy_item c ON c.migration_id = m.id
+LEFT JOIN @extschema@._live() w ON w.migration_id = c.migration_id
+	AND w.kind = 'copy' AND w.item_id = c.id;
+REVOKE ALL ON FUNCTION @extschema@.distribution(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.distribution(regclass) TO ingest_admin;
