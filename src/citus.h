@@ -11,6 +11,8 @@
 #include "commands/copy.h"
 #include "utils/relcache.h"
 
+#include "conn.h"
+#include "pg_ingest.h"
 #include "wal2json.h"
 
 /* pg_dist_partition.partmethod of a table, or this when Citus does not list it */
@@ -26,5 +28,9 @@ extern void ingest_citus_begin_block(void);
 extern void ingest_citus_end_block(bool commit);
 extern void ingest_citus_apply_batch_begun(void);
 extern void ingest_citus_apply_change(Oid relid, W2JChange *c);
+extern char *ingest_citus_check_map(Datum map, IngestConnInfo *info, List *rels,
+									const char *schema_mode, const char *name);
+extern void ingest_citus_store_map(int32 id, const char *map);
+extern void ingest_citus_distribute(IngestMigration *m);
 
 #endif							/* PG_INGEST_CITUS_H */

@@ -78,6 +78,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "copy.h"
 #include "depend.h"
@@ -426,7 +427,11 @@ phase_schema(void)
 	bool		pending;
 
 	if (strcmp(m->schema_mode, "copy") == 0)
+	{
 		(void) ingest_run_schema_items(m, STAGE_PRE_DATA, STAGE_PRE_DATA, &pending);
+		/* the map of distribute =>: Citus tables before the copy (citus.c) */
+		ingest_citus_distribute(m);
+	}
 	set_phase("copying");
 }
 

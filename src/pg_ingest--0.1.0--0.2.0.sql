@@ -209,3 +209,37 @@ LEFT JOIN @extschema@._live() w ON w.migration_id = c.migration_id
 	AND w.kind = 'copy' AND w.item_id = c.id;
 REVOKE ALL ON FUNCTION @extschema@.distribution(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.distribution(regclass) TO ingest_admin;
+
+-- ingest.start gains distribute: a map of the tables to make Citus
+-- distributed or reference tables (checked at start, applied by the schema
+-- phase right after the pre-data CREATE TABLEs).  The library reads the
+-- seventeenth argument only when it is passed, so the definition of 0.1.0
+-- keeps working until the update.
+ALTER TABLE @extschema@.migration ADD COLUMN distribute jsonb;
+COMMENT ON COLUMN @extschema@.migration.distribute IS 'the checked map of ingest.start''s distribute: [{schema, table, method, column, colocate_schema, colocate_table}]';
+DROP FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text);
+CREATE FUNCTION @extschema@.start(
+	source text,
+	name text DEFAULT 'default',
+	mode text DEFAULT 'full-load-and-cdc',
+	schema text DEFAULT 'copy',
+	table_jobs int DEFAULT 4,
+	index_jobs int DEFAULT 4,
+	split_tables_larger_than text DEFAULT 'auto',
+	include_schemas text[] DEFAULT NULL,
+	exclude_schemas text[] DEFAULT NULL,
+	include_tables text[] DEFAULT NULL,
+	exclude_tables text[] DEFAULT NULL,
+	exclude_extensions text[] DEFAULT NULL,
+	existing_rows text DEFAULT 'refuse',
+	untracked_tables text DEFAULT 'refuse',
+	resync text DEFAULT 'none',
+	ddl text DEFAULT 'replicate',
+	distribute jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_start';
+COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb)
+	IS 'starts a migration from source into this database; returns at once (watch ingest.status); distribute: a map of Citus distributed and reference tables';
+REVOKE ALL ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb) TO ingest_admin;

@@ -44,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "pg_ingest.h"
 #include "source.h"
@@ -410,6 +411,7 @@ ingest_start(PG_FUNCTION_ARGS)
 	int32		id;
 	int			slot;
 	int			i;
+	char	   *distribute = NULL;
 
 	ingest_check_caller();
 	check_not_null(fcinfo, 0, "source");
@@ -559,6 +561,9 @@ ingest_start(PG_FUNCTION_ARGS)
 								  strcmp(existing_rows, "truncate") == 0,
 								  strcmp(mode, "full-load") == 0 ? ACL_INSERT :
 								  ACL_INSERT | ACL_UPDATE | ACL_DELETE);
+	/* distribute => a map for Citus (its argument since 0.2.0: citus.c) */
+	if (PG_NARGS() > 16 && !PG_ARGISNULL(16))
+		distribute = ingest_citus_check_map(PG_GETARG_DATUM(16), info, rels, schema, name);
 	/* the copy makes the source's large objects here, with their OIDs */
 	if (strcmp(mode, "cdc") != 0)
 		ingest_lo_check_target();
@@ -608,6 +613,8 @@ ingest_start(PG_FUNCTION_ARGS)
 								   19, types, vals, nulls);
 		id = (int32) ingest_getint(tab, 0, 1, 0);
 		ingest_catalog_end();
+		if (distribute)
+			ingest_citus_store_map(id, distribute);
 	}
 	ingest_event(id, "INFO", "start", NULL,
 				 psprintf("migration started by %s: mode %s, schema %s, %d tables to copy",
