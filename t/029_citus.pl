@@ -55,22 +55,28 @@ sub citus_node
 my $source = new_source('source');
 my $conn = source_connstr($source);
 my $coord = citus_node('coordinator', 'citus,pg_ingest',
+	'citus.shard_count'     => 4,
 	restart_after_crash     => 'on',
 	'pg_ingest.retry_delay' => "'200ms'");
 my @workers = map { citus_node("worker$_", 'citus') } (1, 2);
 
-# the database app on every node, with Citus; the coordinator knows its workers
-for my $node ($coord, @workers)
+# Databases with Citus on every node, the coordinator knowing its workers
+# (Citus's node catalog is per database); pg_ingest on the coordinator only.
+sub citus_db
 {
-	create_db($node, 'app');
-	$node->safe_psql('app', 'CREATE EXTENSION citus');
+	my ($db) = @_;
+	for my $node ($coord, @workers)
+	{
+		create_db($node, $db);
+		$node->safe_psql($db, 'CREATE EXTENSION citus');
+	}
+	$coord->safe_psql($db, "SELECT citus_set_coordinator_host('127.0.0.1', " . $coord->port . ')');
+	$coord->safe_psql($db, "SELECT citus_add_node('127.0.0.1', " . $_->port . ')') for @workers;
+	$coord->safe_psql($db, 'SET citus.enable_ddl_propagation = off; CREATE EXTENSION pg_ingest');
 }
-$coord->safe_psql('app', "SELECT citus_set_coordinator_host('127.0.0.1', " . $coord->port . ')');
-$coord->safe_psql('app', "SELECT citus_add_node('127.0.0.1', " . $_->port . ')') for @workers;
-is($coord->safe_psql('app', 'SELECT count(*) FROM citus_get_active_worker_nodes()'), '2',
+citus_db($_) for qw(mapped existing);
+is($coord->safe_psql('mapped', 'SELECT count(*) FROM citus_get_active_worker_nodes()'), '2',
 	'the coordinator has two workers');
-# pg_ingest on the coordinator only
-$coord->safe_psql('app', 'SET citus.enable_ddl_propagation = off; CREATE EXTENSION pg_ingest');
 
 # --- the source ------------------------------------------------------------
 my $schema = q{
@@ -95,22 +101,15 @@ $source->safe_psql('app', q{
 });
 my @tables = qw(orders order_items countries local_notes);
 
-# the target: the same tables, distributed beforehand
-$coord->safe_psql('app', $schema . q{
-	SELECT create_reference_table('countries');
-	SELECT create_distributed_table('orders', 'customer_id');
-	SELECT create_distributed_table('order_items', 'customer_id', colocate_with => 'orders');
-});
-
 # Per table: row count and an order-independent hash of its rows, which
 # Citus computes on the shards (no ORDER BY inside an aggregate).
 sub hashes
 {
-	my ($node) = @_;
+	my ($node, $db) = @_;
 	my %h;
 	for my $t (@tables)
 	{
-		$h{$t} = $node->safe_psql('app',
+		$h{$t} = $node->safe_psql($db,
 			"SELECT count(*) || ':' || COALESCE(sum(('x' || substr(md5((x.*)::text), 1, 15))::bit(60)::bigint), 0)"
 			  . " FROM $t AS x");
 	}
@@ -119,14 +118,76 @@ sub hashes
 
 sub same_through_citus
 {
-	my ($what) = @_;
-	my $s = hashes($source);
-	my $t = hashes($coord);
+	my ($db, $what) = @_;
+	my $s = hashes($source, 'app');
+	my $t = hashes($coord, $db);
 	my @differ = grep { $s->{$_} ne $t->{$_} } @tables;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	return is_deeply(\@differ, [], $what)
 	  || diag(join("\n", map { "$_: $s->{$_} vs $t->{$_}" } @differ));
 }
+
+sub wait_applied
+{
+	my ($db, $name, $what) = @_;
+	my $lsn = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
+	return poll_until($coord, $db,
+		"SELECT applied_lsn >= '$lsn' FROM ingest.status WHERE name = '$name'", 't', $what);
+}
+
+# The shells on the coordinator hold no rows (their heap is empty), the
+# workers' shards do.
+sub shells_empty
+{
+	my ($db) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	is($coord->safe_psql($db,
+			q{SELECT string_agg(t || ' ' || pg_relation_size(t::regclass), ', ' ORDER BY t)
+			  FROM unnest(ARRAY['orders', 'order_items', 'countries']) t}),
+		'countries 0, order_items 0, orders 0', "$db: the coordinator's shell tables hold no rows");
+	cmp_ok($coord->safe_psql($db, q{SELECT pg_relation_size('local_notes')}), '>', 0,
+		"$db: the local table holds its rows on the coordinator");
+	my $on_workers = 0;
+	$on_workers += $_->safe_psql($db,
+		q{SELECT count(*) FROM pg_class WHERE relname ~ '^orders_[0-9]+$' AND pg_relation_size(oid) > 0})
+	  for @workers;
+	cmp_ok($on_workers, '>', 1, "$db: the workers' shards of orders hold rows");
+}
+
+my $map = q{'{"public.orders": "customer_id",
+	"public.order_items": {"column": "customer_id", "colocate_with": "public.orders"},
+	"public.countries": "reference"}'};
+
+# --- the map checked at start ---------------------------------------------
+$source->safe_psql('app', q{
+	SET ROLE migrator;
+	CREATE SCHEMA bad;
+	CREATE TABLE bad.keyed (id int PRIMARY KEY, tenant int NOT NULL);
+	CREATE TABLE bad.child (id int PRIMARY KEY, tenant int NOT NULL, parent int REFERENCES bad.keyed);
+});
+for my $case (
+	[ q{'{"bad.keyed": "nosuch"}'}, qr/cannot distribute bad\.keyed: the source table has no column "nosuch"/ ],
+	[ q{'{"bad.keyed": "tenant"}'},
+		qr/cannot distribute bad\.keyed: its unique index bad\.keyed_pkey does not contain the distribution column "tenant"/ ],
+	[ q{'{"bad.keyed": "id"}'},
+		qr/cannot distribute bad\.keyed: foreign key "child_parent_fkey" of bad\.child, which the map leaves a local table, references it/ ],
+	[ q{'{"bad.keyed": "id", "bad.child": "id"}'},
+		qr/cannot distribute bad\.child: its foreign key "child_parent_fkey" references bad\.keyed, which the map distributes without co-locating it with this one/ ],
+	[ q{'{"bad.keyed": "reference", "bad.child": {"column": "id", "colocate_with": "bad.keyed"}}'},
+		qr/cannot distribute bad\.child: colocate_with names bad\.keyed, which is not another distributed table of the map/ ],
+	[ q{'{"bad.nosuch": "reference"}'}, qr/cannot distribute bad\.nosuch: the source has no such table/ ],
+	[ q{'["bad.keyed"]'}, qr/distribute must be a JSON object/ ])
+{
+	my ($m, $re) = @$case;
+	my ($ret, $out, $err) = $coord->psql('mapped',
+		"SELECT ingest.start('$conn', name => 'bad', include_schemas => '{bad}', distribute => $m)");
+	like($err, $re, "ingest.start refuses the map $m");
+}
+my ($ret, $out, $err) = $coord->psql('existing',
+	"SELECT ingest.start('$conn', name => 'bad', schema => 'existing', distribute => $map)");
+like($err, qr/distribute applies to schema => 'copy' only/, "schema => 'existing' takes no map");
+is($coord->safe_psql('mapped', 'SELECT count(*) FROM ingest.migration'), '0', 'no migration was recorded');
+$source->safe_psql('app', 'DROP SCHEMA bad CASCADE');
 
 # pgbench writes into every table from before the start to the cutover
 my $script = PostgreSQL::Test::Utils::tempdir() . '/orders.sql';
@@ -155,26 +216,24 @@ my $pgbench = do
 $source->poll_query_until('app', q{SELECT count(*) > 20 FROM local_notes WHERE body = 'pgbench'})
   or die 'pgbench does not write';
 
-# --- schema => 'existing' into distributed tables, a copy worker killed ----
-$coord->safe_psql('app',
-	"SELECT ingest.start('$conn', name => 'live', schema => 'existing', table_jobs => 2, index_jobs => 2)");
-my $pid = worker_pid($coord, 'app', 'copy', undef, 'COALESCE(item_id, 0) > 0 AND rows > 1000');
+# --- the map: a live migration, a copy worker killed mid-table --------------
+$coord->safe_psql('mapped',
+	"SELECT ingest.start('$conn', name => 'live', table_jobs => 2, index_jobs => 2, distribute => $map)");
+my $pid = worker_pid($coord, 'mapped', 'copy', undef, 'COALESCE(item_id, 0) > 0 AND rows > 1000');
 ok(defined $pid, 'a copy worker copies a table');
 kill 'KILL', $pid if defined $pid;
-ok(wait_phase($coord, 'app', 'live', 'streaming'), 'the migration recovers and streams');
+ok(wait_phase($coord, 'mapped', 'live', 'streaming'), 'the migration recovers from the kill and streams');
 
-is($coord->safe_psql('app', q{SELECT string_agg(source_table || ' ' || COALESCE(distribution, 'local'), ', ' ORDER BY source_table)
+is($coord->safe_psql('mapped', q{SELECT string_agg(DISTINCT source_table || ' ' || COALESCE(distribution, 'local'), ', ')
 	FROM ingest.tables WHERE name = 'live'}),
 	'public.countries reference, public.local_notes local, public.order_items hash(customer_id), public.orders hash(customer_id)',
 	'ingest.tables shows each table\'s distribution');
-
-sub wait_applied
-{
-	my ($what) = @_;
-	my $lsn = $source->safe_psql('app', 'SELECT pg_current_wal_lsn()');
-	return poll_until($coord, 'app',
-		"SELECT applied_lsn >= '$lsn' FROM ingest.status WHERE name = 'live'", 't', $what);
-}
+is($coord->safe_psql('mapped', q{SELECT count(DISTINCT colocationid) FROM pg_dist_partition
+	WHERE logicalrelid IN ('orders'::regclass, 'order_items'::regclass)}), '1',
+	'orders and order_items are co-located');
+is($coord->safe_psql('mapped', q{SELECT count(*) FROM pg_constraint
+	WHERE conrelid = 'order_items'::regclass AND contype = 'f'}), '1',
+	'the foreign key of order_items is there (post-data through Citus)');
 
 # --- changes of every kind while pgbench goes on ------------------------
 $source->safe_psql('app', q{
@@ -186,9 +245,9 @@ $source->safe_psql('app', q{
 	DELETE FROM order_items WHERE customer_id = 7;
 	UPDATE countries SET name = 'renamed' WHERE code = 'c1';
 });
-ok(wait_applied('the changes'), 'the changes are applied');
-same_through_citus('every table matches the source while streaming');
-is($coord->safe_psql('app', 'SELECT customer_id FROM orders WHERE order_id = 300 AND customer_id > 1000 ORDER BY 1'),
+ok(wait_applied('mapped', 'live', 'the changes'), 'the changes are applied');
+same_through_citus('mapped', 'every table matches the source while streaming');
+is($coord->safe_psql('mapped', 'SELECT customer_id FROM orders WHERE order_id = 300 AND customer_id > 1000 ORDER BY 1'),
 	"1002\n1003\n1004\n1005", 'rows whose distribution column changed are found through Citus');
 
 # TRUNCATE of a reference table and of a distributed table reaches the shards
@@ -199,29 +258,41 @@ $source->safe_psql('app', q{
 	COMMIT;
 	TRUNCATE order_items;
 });
-ok(wait_applied('the truncates'), 'the truncates are applied');
-same_through_citus('every table matches the source after the truncates');
+ok(wait_applied('mapped', 'live', 'the truncates'), 'the truncates are applied');
+same_through_citus('mapped', 'every table matches the source after the truncates');
 
 # --- cutover ---------------------------------------------------------------
 $pgbench->signal('TERM');
 $pgbench->finish;
-my $cut = $coord->safe_psql('app', "SELECT ingest.cutover('live')");
+my $cut = $coord->safe_psql('mapped', "SELECT ingest.cutover('live')");
 like($cut, qr{^[0-9A-F]+/[0-9A-F]+$}, 'cutover returns the stop LSN');
-is($coord->safe_psql('app', "SELECT phase FROM ingest.status WHERE name = 'live'"),
+is($coord->safe_psql('mapped', "SELECT phase FROM ingest.status WHERE name = 'live'"),
 	'completed', 'the migration is completed');
-same_through_citus('every table read through Citus has the source\'s content');
-is($coord->safe_psql('app', "SELECT count(*) FROM ingest.verify('live') WHERE status <> 'MATCH'"),
+same_through_citus('mapped', 'every table read through Citus has the source\'s content');
+is($coord->safe_psql('mapped', "SELECT count(*) FROM ingest.verify('live') WHERE status <> 'MATCH'"),
 	'0', 'ingest.verify agrees');
-is($coord->safe_psql('app',
-		q{SELECT string_agg(t || ' ' || pg_relation_size(t::regclass), ', ' ORDER BY t)
-		  FROM unnest(ARRAY['orders', 'order_items', 'countries']) t}),
-	'countries 0, order_items 0, orders 0', 'the coordinator\'s shell tables hold no rows');
-cmp_ok($coord->safe_psql('app', 'SELECT pg_relation_size(\'local_notes\')'), '>', 0,
-	'the local table holds its rows on the coordinator');
-my $on_workers = 0;
-$on_workers += $_->safe_psql('app',
-	q{SELECT count(*) FROM pg_class WHERE relname ~ '^orders_[0-9]+$' AND pg_relation_size(oid) > 0})
-  for @workers;
-cmp_ok($on_workers, '>', 1, 'the workers\' shards of orders hold rows');
+shells_empty('mapped');
+
+# --- schema => 'existing' into tables distributed beforehand ---------------
+$coord->safe_psql('existing', $schema . q{
+	SELECT create_reference_table('countries');
+	SELECT create_distributed_table('orders', 'customer_id');
+	SELECT create_distributed_table('order_items', 'customer_id', colocate_with => 'orders');
+});
+$coord->safe_psql('existing',
+	"SELECT ingest.start('$conn', name => 'ex', schema => 'existing', table_jobs => 2)");
+ok(wait_phase($coord, 'existing', 'ex', 'streaming'), "schema => 'existing': the migration streams");
+$source->safe_psql('app', q{
+	INSERT INTO order_items VALUES (1, 1, 1, 1), (1, 1, 2, 2);
+	UPDATE orders SET customer_id = 9999 WHERE customer_id = 1002 AND order_id = 300;
+	DELETE FROM countries WHERE code = 'c2';
+	INSERT INTO local_notes (body) VALUES ('existing');
+});
+ok(wait_applied('existing', 'ex', 'the changes'), 'the changes are applied');
+$cut = $coord->safe_psql('existing', "SELECT ingest.cutover('ex')");
+is($coord->safe_psql('existing', "SELECT phase FROM ingest.status WHERE name = 'ex'"),
+	'completed', 'the migration is completed');
+same_through_citus('existing', 'every table read through Citus has the source\'s content');
+shells_empty('existing');
 
 done_testing();
