@@ -717,9 +717,13 @@ insert_row(Relation rel, const char *target, Datum *values, bool *isnull, bool *
 
 		if (a->attisdropped || a->attgenerated != '\0' || !given[i])
 			continue;
-		appendStringInfo(&cols, "%s%s", p.n ? ", " : "", quote_identifier(NameStr(a->attname)));
-		appendStringInfo(&vals, "%s$%d", p.n ? ", " : "",
-						 add_param(&p, a->atttypid, values[i], isnull[i]));
+		if (p.n > 0)
+		{
+			appendStringInfoString(&cols, ", ");
+			appendStringInfoString(&vals, ", ");
+		}
+		appendStringInfoString(&cols, quote_identifier(NameStr(a->attname)));
+		appendStringInfo(&vals, "$%d", add_param(&p, a->atttypid, values[i], isnull[i]));
 	}
 	(void) run(p.n ? psprintf("INSERT INTO %s (%s) VALUES (%s)", target, cols.data, vals.data) :
 			   psprintf("INSERT INTO %s DEFAULT VALUES", target), &p, false);

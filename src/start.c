@@ -556,14 +556,14 @@ ingest_start(PG_FUNCTION_ARGS)
 				 errhint("On the source, give each a primary key or REPLICA IDENTITY FULL (ALTER TABLE ... SET LOGGED for unlogged ones); or leave them out with exclude_tables; or pass resync => 'at_cutover' to have them copied again when the migration stops, or untracked_tables => 'copy_only' to copy them once without their later changes."),
 				 errhidestmt(true)));
 	}
+	/* distribute => a map for Citus (its argument since 0.2.0: citus.c) */
+	if (PG_NARGS() > 16 && !PG_ARGISNULL(16))
+		distribute = ingest_citus_check_map(PG_GETARG_DATUM(16), info, rels, schema, name);
 	emptied = check_target_tables(rels, strcmp(schema, "existing") == 0,
 								  strcmp(mode, "cdc") != 0,
 								  strcmp(existing_rows, "truncate") == 0,
 								  strcmp(mode, "full-load") == 0 ? ACL_INSERT :
 								  ACL_INSERT | ACL_UPDATE | ACL_DELETE);
-	/* distribute => a map for Citus (its argument since 0.2.0: citus.c) */
-	if (PG_NARGS() > 16 && !PG_ARGISNULL(16))
-		distribute = ingest_citus_check_map(PG_GETARG_DATUM(16), info, rels, schema, name);
 	/* the copy makes the source's large objects here, with their OIDs */
 	if (strcmp(mode, "cdc") != 0)
 		ingest_lo_check_target();
