@@ -450,23 +450,30 @@ ingest_citus_truncate(const char *sql, List *relids)
 {
 	ListCell   *lc;
 	bool		citus = false;
-	int			nestlevel = -1;
+	char	   *role = pstrdup(GetConfigOption("session_replication_role", false, false));
 
 	foreach(lc, relids)
 		citus |= ingest_citus_table(lfirst_oid(lc));
-	if (citus)
+	PG_TRY();
 	{
-		nestlevel = NewGUCNestLevel();
-		(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
-								 PGC_S_OVERRIDE, GUC_ACTION_SAVE, true, 0, false);
+		/* set as the workers set replica: at the same source */
+		if (citus)
+			SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
+		elog(DEBUG1, "pg_ingest: %s with session_replication_role = %s%s", sql,
+			 GetConfigOption("session_replication_role", false, false),
+			 citus ? " (a Citus table)" : "");
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "could not run %s", sql);
+		SPI_finish();
 	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql, false, 0) < 0)
-		elog(ERROR, "could not run %s", sql);
-	SPI_finish();
-	if (citus)
-		AtEOXact_GUC(true, nestlevel);
+	PG_FINALLY();
+	{
+		if (citus)
+			SetConfigOption("session_replication_role", role, PGC_SUSET, PGC_S_OVERRIDE);
+	}
+	PG_END_TRY();
 }
 
 /*

@@ -56,6 +56,7 @@ my $source = new_source('source');
 my $conn = source_connstr($source);
 my $coord = citus_node('coordinator', 'citus,pg_ingest',
 	'citus.shard_count'     => 4,
+	log_min_messages        => 'debug1',
 	restart_after_crash     => 'on',
 	'pg_ingest.retry_delay' => "'200ms'");
 my @workers = map { citus_node("worker$_", 'citus') } (1, 2);
@@ -246,6 +247,10 @@ $source->safe_psql('app', q{
 	UPDATE countries SET name = 'renamed' WHERE code = 'c1';
 });
 ok(wait_applied('mapped', 'live', 'the changes'), 'the changes are applied');
+# pgbench stops: the contents can be compared
+$pgbench->signal('TERM');
+$pgbench->finish;
+ok(wait_applied('mapped', 'live', 'pgbench\'s last changes'), 'pgbench\'s last changes are applied');
 same_through_citus('mapped', 'every table matches the source while streaming');
 is($coord->safe_psql('mapped', 'SELECT customer_id FROM orders WHERE order_id = 300 AND customer_id > 1000 ORDER BY 1'),
 	"1002\n1003\n1004\n1005", 'rows whose distribution column changed are found through Citus');
@@ -262,8 +267,6 @@ ok(wait_applied('mapped', 'live', 'the truncates'), 'the truncates are applied')
 same_through_citus('mapped', 'every table matches the source after the truncates');
 
 # --- cutover ---------------------------------------------------------------
-$pgbench->signal('TERM');
-$pgbench->finish;
 my $cut = $coord->safe_psql('mapped', "SELECT ingest.cutover('live')");
 like($cut, qr{^[0-9A-F]+/[0-9A-F]+$}, 'cutover returns the stop LSN');
 is($coord->safe_psql('mapped', "SELECT phase FROM ingest.status WHERE name = 'live'"),
