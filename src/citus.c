@@ -454,26 +454,27 @@ ingest_citus_truncate(const char *sql, List *relids)
 
 	foreach(lc, relids)
 		citus |= ingest_citus_table(lfirst_oid(lc));
-	PG_TRY();
-	{
-		/* set as the workers set replica: at the same source */
-		if (citus)
-			SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
-		elog(DEBUG1, "pg_ingest: %s with session_replication_role = %s%s", sql,
-			 GetConfigOption("session_replication_role", false, false),
-			 citus ? " (a Citus table)" : "");
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(sql, false, 0) < 0)
-			elog(ERROR, "could not run %s", sql);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		if (citus)
-			SetConfigOption("session_replication_role", role, PGC_SUSET, PGC_S_OVERRIDE);
-	}
-	PG_END_TRY();
+
+	/*
+	 * For the statement, as SET LOCAL at the source the workers set replica
+	 * with: a plain SET would be masked by the block's SET LOCAL until the
+	 * end of the transaction.  An error aborts the transaction, and the
+	 * setting with it.
+	 */
+	if (citus)
+		(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
+								 PGC_S_OVERRIDE, GUC_ACTION_LOCAL, true, ERROR, false);
+	elog(DEBUG1, "pg_ingest: %s with session_replication_role = %s%s", sql,
+		 GetConfigOption("session_replication_role", false, false),
+		 citus ? " (a Citus table)" : "");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "could not run %s", sql);
+	SPI_finish();
+	if (citus)
+		(void) set_config_option("session_replication_role", role, PGC_SUSET,
+								 PGC_S_OVERRIDE, GUC_ACTION_LOCAL, true, ERROR, false);
 }
 
 /*
