@@ -24,9 +24,9 @@
  * transaction per shard placement and, at the commit of the copy item's
  * transaction, commits them with two-phase commit together with the
  * item's completion record; an abort leaves the shards as they were.  No
- * FREEZE (Citus writes the shards); TRUNCATE reaches the shards through
- * Citus's truncate trigger on the shell, which ingest_citus_truncate lets
- * fire (session_replication_role = origin for that one statement).
+ * FREEZE (Citus writes the shards); a TRUNCATE of a Citus table is a
+ * DELETE through Citus (ingest_citus_truncate: Citus's truncate trigger on
+ * the shell does not fire under session_replication_role = replica).
  *
  * The applier: changes of a Citus table are applied with SPI prepared
  * statements (kept per statement text for the life of the process), so
@@ -440,41 +440,48 @@ ingest_citus_copy_from(CopyFromState cstate, Relation rel)
 
 /*
  * ingest_citus_truncate
- *		Run a TRUNCATE statement sql naming the tables relids.  When one of
- *		them is a Citus table, session_replication_role is origin for the
- *		statement, so that Citus's truncate trigger on the shell fires and
- *		truncates the shards (under replica it does not).
+ *		Run a TRUNCATE statement sql naming the tables relids.  When some
+ *		are Citus tables, their rows are deleted instead, through Citus, in
+ *		the order given, and the others truncated: Citus truncates shards
+ *		from a truncate trigger on the shell, which does not fire under
+ *		session_replication_role = replica, and the workers' setting could
+ *		not be lifted for the statement.
  */
 void
 ingest_citus_truncate(const char *sql, List *relids)
 {
 	ListCell   *lc;
-	bool		citus = false;
-	char	   *role = pstrdup(GetConfigOption("session_replication_role", false, false));
+	StringInfoData rest;
+	List	   *deletes = NIL;
 
+	initStringInfo(&rest);
 	foreach(lc, relids)
-		citus |= ingest_citus_table(lfirst_oid(lc));
+	{
+		Oid			relid = lfirst_oid(lc);
 
-	/*
-	 * For the statement, as SET LOCAL at the source the workers set replica
-	 * with: a plain SET would be masked by the block's SET LOCAL until the
-	 * end of the transaction.  An error aborts the transaction, and the
-	 * setting with it.
-	 */
-	if (citus)
-		(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
-								 PGC_S_OVERRIDE, GUC_ACTION_LOCAL, true, ERROR, false);
-	elog(DEBUG1, "pg_ingest: %s with session_replication_role = %s%s", sql,
-		 GetConfigOption("session_replication_role", false, false),
-		 citus ? " (a Citus table)" : "");
+		if (ingest_citus_table(relid))
+			deletes = lappend(deletes, psprintf("DELETE FROM %s", ingest_relid_name(relid)));
+		else
+			appendStringInfo(&rest, "%s%s%s", rest.len ? ", " : "TRUNCATE ",
+							 get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+							 ingest_relid_name(relid));
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql, false, 0) < 0)
-		elog(ERROR, "could not run %s", sql);
+	if (deletes == NIL)
+	{
+		if (SPI_execute(sql, false, 0) < 0)
+			elog(ERROR, "could not run %s", sql);
+	}
+	else
+	{
+		foreach(lc, deletes)
+			if (SPI_execute(lfirst(lc), false, 0) < 0)
+				elog(ERROR, "could not run %s", (char *) lfirst(lc));
+		if (rest.len && SPI_execute(rest.data, false, 0) < 0)
+			elog(ERROR, "could not run %s", rest.data);
+	}
 	SPI_finish();
-	if (citus)
-		(void) set_config_option("session_replication_role", role, PGC_SUSET,
-								 PGC_S_OVERRIDE, GUC_ACTION_LOCAL, true, ERROR, false);
 }
 
 /*
