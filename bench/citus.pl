@@ -3,8 +3,8 @@
 # same run, same source (issue 11).
 #
 #   /opt/pgt/devtest.sh N WORKTREE prove bench/citus.pl
-#   (CITUS_BENCH_CUSTOMERS=2000 orders per customer 500 by default: 1 M
-#   orders, 400 k items)
+#   (CITUS_BENCH_CUSTOMERS customers, 1000 by default: 500 orders and 200
+#   items each; CITUS_BENCH_TXNS pgbench transactions of backlog, 6000)
 #
 # Each target: ingest.start (with the distribute map into the Citus
 # database, without into the plain one), the time from the start to
@@ -31,8 +31,8 @@ chomp $pkglibdir;
 plan skip_all => "Citus is not installed (no citus.so in $pkglibdir)"
   unless -f "$pkglibdir/citus.so";
 
-my $customers = $ENV{CITUS_BENCH_CUSTOMERS} || 2000;
-my $txns = $ENV{CITUS_BENCH_TXNS} || 20000;
+my $customers = $ENV{CITUS_BENCH_CUSTOMERS} || 1000;
+my $txns = $ENV{CITUS_BENCH_TXNS} || 6000;
 
 sub citus_node
 {
