@@ -35,8 +35,10 @@
  * REVOKE send; a change of role membership or attributes sends none), the
  * applier checks with ingest_check_target() that the migration's owner has
  * the privilege, that row-level security does not apply, and that the
- * table is neither an extension's nor a Citus table: it never writes
- * where the owner could not.
+ * table is not an extension's: it never writes where the owner could not.
+ * A Citus distributed or reference table's changes go through Citus, as
+ * SPI prepared statements its planner routes to the shards (citus.c); with
+ * Citus installed each batch is a transaction block.
  *
  * Exactly once: progress is the replication origin pg_ingest_<migration>,
  * advanced to the end LSN of the last source transaction applied in the

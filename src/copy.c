@@ -30,7 +30,10 @@
  * COPY routes the rows into its partitions (no FREEZE there).  Before
  * writing, the worker checks the table with ingest_check_target():
  * privileges (INSERT, and TRUNCATE when it truncates) and row-level
- * security for the migration's owner, no extension member, no Citus table.
+ * security for the migration's owner, no extension member, no Citus table
+ * Citus cannot take rows for.  A Citus distributed or reference table is
+ * emptied and fed through Citus, without FREEZE, in a transaction block
+ * (citus.c).
  * An extension's configuration table is not truncated: the rows within its
  * extension's condition are deleted and the source's rows within the
  * source's condition copied (extconfig.c).
