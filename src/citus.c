@@ -87,6 +87,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/resowner.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -1510,4 +1511,52 @@ ingest_citus_distribute(IngestMigration *m)
 			ingest_xact_commit();
 		}
 	}
+}
+
+/*
+ * ingest_citus_preflight_map
+ *		ingest.preflight's check of a distribution map: the checks of
+ *		ingest.start (ingest_citus_check_map, for schema => 'copy' and every
+ *		table of the source), an error caught in a subtransaction and
+ *		returned in *message, *detail and *hint.  True if the map passes.
+ */
+bool
+ingest_citus_preflight_map(Datum map, IngestConnInfo *info, PGconn *conn,
+						   char **message, char **detail, char **hint)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		List	   *rels = ingest_source_relations(conn, false, info->password);
+		ListCell   *lc;
+
+		foreach(lc, rels)
+			((SourceRel *) lfirst(lc))->in_scope = true;
+		(void) ingest_citus_check_map(map, info, rels, "copy", "preflight");
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		*message = edata->message;
+		*detail = edata->detail;
+		*hint = edata->hint;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }

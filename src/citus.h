@@ -32,5 +32,7 @@ extern char *ingest_citus_check_map(Datum map, IngestConnInfo *info, List *rels,
 									const char *schema_mode, const char *name);
 extern void ingest_citus_store_map(int32 id, const char *map);
 extern void ingest_citus_distribute(IngestMigration *m);
+extern bool ingest_citus_preflight_map(Datum map, IngestConnInfo *info, PGconn *conn,
+									   char **message, char **detail, char **hint);
 
 #endif							/* PG_INGEST_CITUS_H */

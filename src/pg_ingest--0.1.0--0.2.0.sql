@@ -243,3 +243,14 @@ COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, te
 	IS 'starts a migration from source into this database; returns at once (watch ingest.status); distribute: a map of Citus distributed and reference tables';
 REVOKE ALL ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb) TO ingest_admin;
+
+-- ingest.preflight gains distribute: the map checked as ingest.start
+-- checks it (one row, citus_distribution).  Read only when passed.
+DROP FUNCTION @extschema@.preflight(text);
+CREATE FUNCTION @extschema@.preflight(source text, distribute jsonb DEFAULT NULL)
+RETURNS TABLE(check_name text, status text, detail text, hint text)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_preflight';
+COMMENT ON FUNCTION @extschema@.preflight(text, jsonb) IS 'checks a source and this server before a migration: one row per check, PASS, WARN or FAIL; with distribute, the Citus distribution map too';
+REVOKE ALL ON FUNCTION @extschema@.preflight(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.preflight(text, jsonb) TO ingest_admin;

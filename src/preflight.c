@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "extconfig.h"
 #include "pg_ingest.h"
@@ -96,6 +97,7 @@ static void check_leftover_slots(Preflight *pf);
 static void check_target_workers(Preflight *pf);
 static void check_target_extensions(Preflight *pf);
 static void check_target_name_conflicts(Preflight *pf);
+static void check_citus_map(Preflight *pf, Datum map);
 
 /*
  * ingest.preflight(source text)
@@ -150,6 +152,9 @@ ingest_preflight(PG_FUNCTION_ARGS)
 			check_target_workers(&pf);
 			check_target_extensions(&pf);
 			check_target_name_conflicts(&pf);
+			/* distribute => a map for Citus, since 0.2.0 (citus.c) */
+			if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+				check_citus_map(&pf, PG_GETARG_DATUM(1));
 		}
 	}
 	PG_FINALLY();
@@ -1043,4 +1048,21 @@ check_target_name_conflicts(Preflight *pf)
 			 psprintf("none of the source's %d tables exists here",
 					  list_length(pf->tables_nsp)),
 			 NULL);
+}
+
+/* The distribution map, checked as ingest.start checks it (citus.c). */
+static void
+check_citus_map(Preflight *pf, Datum map)
+{
+	char	   *message = NULL;
+	char	   *detail = NULL;
+	char	   *hint = NULL;
+
+	if (pf->lost)
+		(void) source_query(pf, "citus_distribution", NULL);
+	else if (ingest_citus_preflight_map(map, pf->info, pf->conn, &message, &detail, &hint))
+		emit(pf, "citus_distribution", "PASS", NULL, NULL);
+	else
+		emit(pf, "citus_distribution", "FAIL",
+			 detail ? psprintf("%s: %s", message, detail) : message, hint);
 }

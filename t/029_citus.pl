@@ -188,6 +188,15 @@ my ($ret, $out, $err) = $coord->psql('existing',
 	"SELECT ingest.start('$conn', name => 'bad', schema => 'existing', distribute => $map)");
 like($err, qr/distribute applies to schema => 'copy' only/, "schema => 'existing' takes no map");
 is($coord->safe_psql('mapped', 'SELECT count(*) FROM ingest.migration'), '0', 'no migration was recorded');
+# ingest.preflight checks a map as ingest.start does
+is($coord->safe_psql('mapped',
+		"SELECT status FROM ingest.preflight('$conn', distribute => $map) WHERE check_name = 'citus_distribution'"),
+	'PASS', 'ingest.preflight passes the map');
+like($coord->safe_psql('mapped',
+		qq{SELECT status || ' ' || detail FROM ingest.preflight('$conn', distribute => '{"bad.keyed": "tenant"}')
+		   WHERE check_name = 'citus_distribution'}),
+	qr/^FAIL cannot distribute bad\.keyed: its unique index bad\.keyed_pkey does not contain the distribution column "tenant": Citus enforces/,
+	'and fails a bad one, saying why');
 $source->safe_psql('app', 'DROP SCHEMA bad CASCADE');
 
 # pgbench writes into every table from before the start to the cutover
