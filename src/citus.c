@@ -48,9 +48,18 @@
  * Citus sends it to every worker connection the transaction uses: shard
  * triggers and foreign keys do not fire for migrated rows either.
  *
- * State: only this process's memory (the cache and the plans); nothing in
- * the catalog or shared memory.  Locking: RowExclusiveLock on the shell
- * table (taken by the callers and by the statements); Citus takes its own.
+ * The map (ingest.start's and ingest.preflight's distribute): checked at
+ * start against this server and the source's catalog, stored normalized
+ * in ingest.migration.distribute; the schema phase reads it after the
+ * pre-data statements and calls create_reference_table, then
+ * create_distributed_table in co-location order, one transaction each,
+ * leaving alone a table Citus already holds (a restart midway).
+ *
+ * State: the map in the catalog (ingest.migration.distribute); this
+ * process's memory (the per-table cache and the kept plans); nothing in
+ * shared memory.  Locking: RowExclusiveLock on the shell table (taken by
+ * the callers and by the statements); Citus takes its own, and
+ * create_distributed_table its AccessExclusiveLock.
  *
  *-------------------------------------------------------------------------
  */
