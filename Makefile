@@ -14,6 +14,7 @@ OBJS = \
 	src/apply_tables.o \
 	src/caller.o \
 	src/catalog.o \
+	src/citus.o \
 	src/conn.o \
 	src/conninfo.o \
 	src/control.o \

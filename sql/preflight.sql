@@ -128,7 +128,7 @@ SELECT check_name, status, regress_mask(detail) AS detail
 --
 -- Privileges.
 --
-SELECT has_function_privilege('public', 'ingest.preflight(text)', 'EXECUTE') AS public_may_execute;
+SELECT has_function_privilege('public', 'ingest.preflight(text, jsonb)', 'EXECUTE') AS public_may_execute;
 CREATE ROLE regress_ingest_op IN ROLE ingest_admin;
 CREATE ROLE regress_ingest_nobody;
 SET ROLE regress_ingest_op;
@@ -142,11 +142,11 @@ SELECT * FROM ingest.preflight('host=127.0.0.1 port=1');
 RESET ROLE;
 -- EXECUTE granted by mistake is not enough
 GRANT USAGE ON SCHEMA ingest TO regress_ingest_nobody;
-GRANT EXECUTE ON FUNCTION ingest.preflight(text) TO regress_ingest_nobody;
+GRANT EXECUTE ON FUNCTION ingest.preflight(text, jsonb) TO regress_ingest_nobody;
 SET ROLE regress_ingest_nobody;
 SELECT * FROM ingest.preflight('host=127.0.0.1 port=1');
 RESET ROLE;
-REVOKE ALL ON FUNCTION ingest.preflight(text) FROM regress_ingest_nobody;
+REVOKE ALL ON FUNCTION ingest.preflight(text, jsonb) FROM regress_ingest_nobody;
 REVOKE ALL ON SCHEMA ingest FROM regress_ingest_nobody;
 
 -- The source keeps nothing of the checks.

@@ -14,7 +14,10 @@
  * source table and the target table its changes go to (the sync LSN, the
  * mapping, the privileges checked, the TRUNCATEs pending) is
  * apply_tables.c's; how a row change goes through the executor (values
- * converted, partitions routed, rows found) is apply_row.c's.
+ * converted, partitions routed, rows found) is apply_row.c's.  A Citus
+ * distributed or reference table's changes go through Citus, as SPI
+ * prepared statements its planner routes to the shards (citus.c); with
+ * Citus installed each batch is a transaction block.
  *
  * Exactly once: progress is the replication origin pg_ingest_<migration>,
  * advanced to the end LSN of the last source transaction applied in the
@@ -100,6 +103,7 @@
 #include "utils/timestamp.h"
 
 #include "apply_int.h"
+#include "citus.h"
 #include "conn.h"
 #include "ddl.h"
 #include "infer.h"
@@ -211,6 +215,16 @@ apply_change(W2JChange *c)
 		rel = table_open(r->relid, RowExclusiveLock);
 	}
 
+	/* a Citus table: through Citus, to the shard (citus.c) */
+	if (ingest_citus_table(r->relid))
+	{
+		ingest_citus_apply_change(r->relid, c);
+		table_close(rel, NoLock);
+		CommandCounterIncrement();
+		batch.changes++;
+		return;
+	}
+
 	ingest_apply_begin(&st, rel, c->action == 'I' ? CMD_INSERT :
 				c->action == 'U' ? CMD_UPDATE : CMD_DELETE);
 	newrow = ExecInitExtraTupleSlot(st.estate, RelationGetDescr(rel), &TTSOpsVirtual);
@@ -320,6 +334,7 @@ open_batch(void)
 		return;
 	ingest_apply_forget_checks();
 	ingest_xact_start();
+	ingest_citus_apply_batch_begun();	/* a block, with Citus (citus.c) */
 	batch.open = true;
 	batch.started = GetCurrentTimestamp();
 	pgstat_report_activity(STATE_RUNNING, "applying changes");

@@ -32,7 +32,8 @@
  * change of role membership or attributes sends none), the applier checks
  * with ingest_check_target() that the migration's owner has the
  * privilege, that row-level security does not apply, and that the table
- * is neither an extension's nor a Citus table; each partition a row is
+ * is not an extension's (a Citus table only if Citus can take its rows:
+ * target.c); each partition a row is
  * routed to is checked likewise, and must be a plain table, as native
  * apply requires (ingest_apply_check_leaf): the applier never writes
  * where the owner could not.
@@ -66,6 +67,7 @@
 #include "utils/rel.h"
 
 #include "apply_int.h"
+#include "citus.h"
 #include "infer.h"
 #include "pg_ingest.h"
 #include "source.h"
@@ -303,7 +305,7 @@ ingest_apply_forget_tables(void)
 
 /*
  * Check a partition a row of r's table is routed to as the table itself is
- * checked (ingest_apply_check_target()): a plain table, not an extension's nor Citus's,
+ * checked (ingest_apply_check_target()): a plain table, not an extension's,
  * the owner having the privileges in needed; once, cached with r.  Native
  * apply refuses a partition that is not a plain table likewise
  * (CheckSubscriptionRelkind); the executor's simple insert, update and
@@ -470,11 +472,8 @@ ingest_apply_flush_truncates(void)
 						 ingest_relid_name(r->relid));
 		done = lappend_oid(done, r->relid);
 	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql.data, false, 0) < 0)
-		elog(ERROR, "could not run %s", sql.data);
-	SPI_finish();
+	/* Citus tables: with their shards (citus.c) */
+	ingest_citus_truncate(sql.data, done);
 	list_free(apply_truncates);
 	list_free(done);
 	apply_truncates = NIL;

@@ -43,6 +43,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "pg_ingest.h"
 
 static int	catalog_depth = 0;
@@ -635,6 +636,7 @@ ingest_xact_commit(void)
 {
 	if (ActiveSnapshotSet())
 		PopActiveSnapshot();
+	ingest_citus_end_block(true);	/* a block Citus needed (citus.c) */
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(xact_caller_context);
 }
@@ -643,7 +645,7 @@ ingest_xact_commit(void)
 void
 ingest_xact_abort(void)
 {
-	AbortCurrentTransaction();
+	ingest_citus_end_block(false);	/* AbortCurrentTransaction(), or out of a block */
 	ingest_catalog_reset();
 	if (xact_caller_context)
 		MemoryContextSwitchTo(xact_caller_context);

@@ -78,6 +78,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "coordinator.h"
 #include "copy.h"
@@ -399,7 +400,11 @@ phase_schema(void)
 	bool		pending;
 
 	if (strcmp(MyMigration->schema_mode, "copy") == 0)
+	{
 		(void) ingest_run_schema_items(MyMigration, STAGE_PRE_DATA, STAGE_PRE_DATA, &pending);
+		/* the map of distribute =>: Citus tables before the copy (citus.c) */
+		ingest_citus_distribute(MyMigration);
+	}
 	set_phase("copying");
 }
 

@@ -30,7 +30,10 @@
  * COPY routes the rows into its partitions (no FREEZE there).  Before
  * writing, the worker checks the table with ingest_check_target():
  * privileges (INSERT, and TRUNCATE when it truncates) and row-level
- * security for the migration's owner, no extension member, no Citus table.
+ * security for the migration's owner, no extension member, no Citus table
+ * Citus cannot take rows for.  A Citus distributed or reference table is
+ * emptied and fed through Citus, without FREEZE, in a transaction block
+ * (citus.c).
  * An extension's configuration table is not truncated: the rows within its
  * extension's condition are deleted and the source's rows within the
  * source's condition copied (extconfig.c).
@@ -85,6 +88,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "copy.h"
 #include "extconfig.h"
@@ -323,7 +327,9 @@ ingest_copy_table(PGconn *conn, const char *password, Relation rel,
 	PushActiveSnapshot(GetTransactionSnapshot());
 	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_read_cb,
 						   attnames, options);
-	rows = CopyFrom(cstate);
+	/* a Citus table: the rows go through Citus to the shards (citus.c) */
+	rows = ingest_citus_table(RelationGetRelid(rel)) ?
+		ingest_citus_copy_from(cstate, rel) : CopyFrom(cstate);
 	EndCopyFrom(cstate);
 	PopActiveSnapshot();
 
@@ -379,6 +385,7 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	bool		freeze;
 	bool		mapped;
 	bool		extconfig;
+	bool		citus;
 	char		relkind;
 	char	   *where;
 	uint64		rows;
@@ -428,6 +435,17 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 	if (extconfig)
 		truncate = false;
 	freeze = truncate && relkind != RELKIND_PARTITIONED_TABLE;
+	/*
+	 * A Citus table: no FREEZE (Citus writes the shards), always truncated
+	 * (its shell is empty whatever its shards hold), in a transaction block
+	 * that commits the shards' writes with the item (citus.c).
+	 */
+	citus = ingest_citus_table(relid);
+	if (citus)
+	{
+		freeze = false;
+		ingest_citus_begin_block();
+	}
 
 	/* what COPY FROM and TRUNCATE would check, and more (target.c) */
 	ingest_check_target(relid, m->owner, ACL_INSERT | (truncate ? ACL_TRUNCATE : 0) |
@@ -449,15 +467,9 @@ copy_item(CopyItem *it, IngestMigration *m, const char **format_out)
 		ingest_extconfig_clear_target(relid);
 
 	if (truncate)
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(psprintf("TRUNCATE %s%s",
-								 relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-								 target), false, 0) < 0)
-			elog(ERROR, "could not truncate %s", target);
-		SPI_finish();
-	}
+		ingest_citus_truncate(psprintf("TRUNCATE %s%s",
+									   relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+									   target), list_make1_oid(relid));
 
 	/* the source side */
 	ensure_source(m->name, it->snapshot_name);

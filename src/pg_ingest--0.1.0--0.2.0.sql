@@ -164,3 +164,93 @@ REVOKE ALL ON FUNCTION @extschema@.metrics(),
 GRANT EXECUTE ON FUNCTION @extschema@.metrics(),
 	@extschema@.wait(text, text, interval, interval) TO ingest_admin;
 GRANT SELECT ON @extschema@.metric_values, @extschema@.progress TO ingest_admin;
+
+-- 0.2.0: migrating into Citus (issue 11)
+--
+-- How Citus holds a table of this server: 'hash(column)' for a
+-- hash-distributed table, 'reference' for a reference (or Citus local)
+-- table, NULL for a table Citus does not know or without Citus.
+CREATE FUNCTION @extschema@.distribution(rel regclass)
+RETURNS text
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'ingest_distribution';
+COMMENT ON FUNCTION @extschema@.distribution(regclass)
+	IS 'how Citus holds a table here: hash(column), reference, or NULL when it does not';
+
+-- ingest.tables gains the target table's distribution (the column is added last)
+CREATE OR REPLACE VIEW @extschema@.tables AS
+SELECT m.name,
+	pg_catalog.format('%I.%I', c.nspname, c.relname) AS source_table,
+	-- a leaf partition of the source not on the target goes to its root's table
+	CASE WHEN c.root_relname IS NOT NULL
+		AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.nspname, c.relname)) IS NULL
+		THEN pg_catalog.format('%I.%I', c.root_nspname, c.root_relname)
+		ELSE pg_catalog.format('%I.%I', c.nspname, c.relname) END AS target_table,
+	CASE WHEN w.item_id IS NOT NULL AND c.state = 'pending' THEN 'copying' ELSE c.state END AS state,
+	c.parts,
+	c.part,
+	COALESCE(c.rows_done, w.rows) AS rows_done,
+	LEAST(COALESCE(c.bytes_done, w.bytes), c.bytes_total) AS bytes_done,
+	c.bytes_total,
+	COALESCE(c.started_at, w.item_started) AS started_at,
+	c.finished_at,
+	c.format,
+	c.attempts,
+	c.sync_lsn,
+	c.error,
+	-- how Citus holds the target table: hash(column), reference, or NULL
+	@extschema@.distribution(pg_catalog.to_regclass(CASE WHEN c.root_relname IS NOT NULL
+		AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.nspname, c.relname)) IS NULL
+		THEN pg_catalog.format('%I.%I', c.root_nspname, c.root_relname)
+		ELSE pg_catalog.format('%I.%I', c.nspname, c.relname) END)) AS distribution
+FROM @extschema@.migration m
+JOIN @extschema@.copy_item c ON c.migration_id = m.id
+LEFT JOIN @extschema@._live() w ON w.migration_id = c.migration_id
+	AND w.kind = 'copy' AND w.item_id = c.id;
+REVOKE ALL ON FUNCTION @extschema@.distribution(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.distribution(regclass) TO ingest_admin;
+
+-- ingest.start gains distribute: a map of the tables to make Citus
+-- distributed or reference tables (checked at start, applied by the schema
+-- phase right after the pre-data CREATE TABLEs).  The library reads the
+-- seventeenth argument only when it is passed, so the definition of 0.1.0
+-- keeps working until the update.
+ALTER TABLE @extschema@.migration ADD COLUMN distribute jsonb;
+COMMENT ON COLUMN @extschema@.migration.distribute IS 'the checked map of ingest.start''s distribute: [{schema, table, method, column, colocate_schema, colocate_table}]';
+DROP FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text);
+CREATE FUNCTION @extschema@.start(
+	source text,
+	name text DEFAULT 'default',
+	mode text DEFAULT 'full-load-and-cdc',
+	schema text DEFAULT 'copy',
+	table_jobs int DEFAULT 4,
+	index_jobs int DEFAULT 4,
+	split_tables_larger_than text DEFAULT 'auto',
+	include_schemas text[] DEFAULT NULL,
+	exclude_schemas text[] DEFAULT NULL,
+	include_tables text[] DEFAULT NULL,
+	exclude_tables text[] DEFAULT NULL,
+	exclude_extensions text[] DEFAULT NULL,
+	existing_rows text DEFAULT 'refuse',
+	untracked_tables text DEFAULT 'refuse',
+	resync text DEFAULT 'none',
+	ddl text DEFAULT 'replicate',
+	distribute jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_start';
+COMMENT ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb)
+	IS 'starts a migration from source into this database; returns at once (watch ingest.status); distribute: a map of Citus distributed and reference tables';
+REVOKE ALL ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.start(text, text, text, text, int, int, text, text[], text[], text[], text[], text[], text, text, text, text, jsonb) TO ingest_admin;
+
+-- ingest.preflight gains distribute: the map checked as ingest.start
+-- checks it (one row, citus_distribution).  Read only when passed.
+DROP FUNCTION @extschema@.preflight(text);
+CREATE FUNCTION @extschema@.preflight(source text, distribute jsonb DEFAULT NULL)
+RETURNS TABLE(check_name text, status text, detail text, hint text)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'ingest_preflight';
+COMMENT ON FUNCTION @extschema@.preflight(text, jsonb) IS 'checks a source and this server before a migration: one row per check, PASS, WARN or FAIL; with distribute, the Citus distribution map too';
+REVOKE ALL ON FUNCTION @extschema@.preflight(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.preflight(text, jsonb) TO ingest_admin;

@@ -124,6 +124,9 @@ ingest_preflight(PG_FUNCTION_ARGS)
 			ingest_pf_check_target_workers(&pf);
 			ingest_pf_check_target_extensions(&pf);
 			ingest_pf_check_target_name_conflicts(&pf);
+			/* distribute => a map for Citus, since 0.2.0 (citus.c) */
+			if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+				ingest_pf_check_citus_map(&pf, PG_GETARG_DATUM(1));
 		}
 	}
 	PG_FINALLY();

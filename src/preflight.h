@@ -51,5 +51,6 @@ extern char *ingest_pf_name_list(List *names, int max);
 extern void ingest_pf_check_target_workers(Preflight *pf);
 extern void ingest_pf_check_target_extensions(Preflight *pf);
 extern void ingest_pf_check_target_name_conflicts(Preflight *pf);
+extern void ingest_pf_check_citus_map(Preflight *pf, Datum map);
 
 #endif							/* PG_INGEST_PREFLIGHT_H */

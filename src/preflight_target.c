@@ -4,7 +4,8 @@
  *	  The checks ingest.preflight() makes of the target (this server):
  *	  background worker slots for the migration's workers, the source's
  *	  extensions available here, names the source's schema would clash
- *	  with.
+ *	  with; a Citus distribution map (distribute =>) checked as ingest.start
+ *	  checks it.
  *
  * Each check emits one row (PASS, WARN or FAIL) through ingest_pf_emit,
  * like the source checks (preflight.c); a check never throws for what it
@@ -30,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "extconfig.h"
 #include "pg_ingest.h"
@@ -226,4 +228,21 @@ ingest_pf_check_target_name_conflicts(Preflight *pf)
 			 psprintf("none of the source's %d tables exists here",
 					  list_length(pf->tables_nsp)),
 			 NULL);
+}
+
+/* The distribution map, checked as ingest.start checks it (citus.c). */
+void
+ingest_pf_check_citus_map(Preflight *pf, Datum map)
+{
+	char	   *message = NULL;
+	char	   *detail = NULL;
+	char	   *hint = NULL;
+
+	if (pf->lost)
+		(void) ingest_pf_source_query(pf, "citus_distribution", NULL);
+	else if (ingest_citus_preflight_map(map, pf->info, pf->conn, &message, &detail, &hint))
+		ingest_pf_emit(pf, "citus_distribution", "PASS", NULL, NULL);
+	else
+		ingest_pf_emit(pf, "citus_distribution", "FAIL",
+			 detail ? psprintf("%s: %s", message, detail) : message, hint);
 }

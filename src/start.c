@@ -48,6 +48,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "pg_ingest.h"
 #include "source.h"
@@ -381,6 +382,7 @@ ingest_start(PG_FUNCTION_ARGS)
 	int32		id;
 	int			slot;
 	int			i;
+	char	   *distribute = NULL;
 
 	ingest_check_caller();
 	check_not_null(fcinfo, 0, "source");
@@ -519,6 +521,9 @@ ingest_start(PG_FUNCTION_ARGS)
 				 errhint("On the source, give each a primary key or REPLICA IDENTITY FULL (ALTER TABLE ... SET LOGGED for unlogged ones); or leave them out with exclude_tables; or pass resync => 'at_cutover' to have them copied again when the migration stops, or untracked_tables => 'copy_only' to copy them once without their later changes."),
 				 errhidestmt(true)));
 	}
+	/* distribute => a map for Citus (its argument since 0.2.0: citus.c) */
+	if (PG_NARGS() > 16 && !PG_ARGISNULL(16))
+		distribute = ingest_citus_check_map(PG_GETARG_DATUM(16), info, rels, schema, name);
 	emptied = check_target_tables(rels, strcmp(schema, "existing") == 0,
 								  strcmp(mode, "cdc") != 0,
 								  strcmp(existing_rows, "truncate") == 0,
@@ -573,6 +578,8 @@ ingest_start(PG_FUNCTION_ARGS)
 								   19, types, vals, nulls);
 		id = (int32) ingest_getint(tab, 0, 1, 0);
 		ingest_catalog_end();
+		if (distribute)
+			ingest_citus_store_map(id, distribute);
 	}
 	ingest_event(id, "INFO", "start", NULL,
 				 psprintf("migration started by %s: mode %s, schema %s, %d tables to copy",

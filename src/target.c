@@ -23,9 +23,10 @@
  *	   destination, whatever the source calls its schemas; except its
  *	   configuration tables (pg_extension_config_dump), whose user rows
  *	   a migration carries as pg_dump does (extconfig.c);
- *	 - a table Citus distributes (listed in pg_dist_partition, when that
- *	   catalog exists): COPY and the executor's simple insert would write
- *	   into the coordinator's shell table, not the shards;
+ *	 - a Citus table pg_ingest cannot write through Citus (citus.c:
+ *	   append- or range-distributed, partitioned, or listed in a
+ *	   pg_dist_partition without the extension citus); distributed and
+ *	   reference tables are written through Citus by copy.c and apply.c;
  *	 - a table on which the role lacks a privilege the work needs (INSERT
  *	   for the copy, INSERT, UPDATE, DELETE or TRUNCATE as changes need
  *	   them), or to which row-level security applies for that role, as
@@ -70,6 +71,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
+#include "citus.h"
 #include "extconfig.h"
 #include "pg_ingest.h"
 #include "target.h"
@@ -119,34 +121,6 @@ privilege_name(AclMode mode)
 	return "?";
 }
 
-/* Whether Citus lists the table in pg_dist_partition (distributed or reference). */
-static bool
-citus_table(Oid relid)
-{
-	Oid			catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
-	AttrNumber	attnum;
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	bool		found;
-
-	if (!OidIsValid(catalog))
-		return false;
-	attnum = get_attnum(catalog, "logicalrelid");
-	if (attnum == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("catalog pg_catalog.pg_dist_partition has no column logicalrelid"),
-				 errdetail("pg_ingest refuses Citus tables and cannot tell whether this one is.")));
-	rel = table_open(catalog, AccessShareLock);
-	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
 /*
  * ingest_check_target
  *		Error out unless role roleid may have a migration write into table
@@ -180,13 +154,8 @@ ingest_check_target(Oid relid, Oid roleid, AclMode needed)
 				 errhint("Leave the source table out with exclude_tables or exclude_schemas.")));
 	}
 
-	if (citus_table(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot migrate rows into table %s: it is a Citus distributed or reference table",
-						name),
-				 errdetail("Rows would be written into the coordinator's shell table instead of the shards."),
-				 errhint("Migrate into a server without Citus, or leave the table out with exclude_tables.")));
+	/* a Citus table pg_ingest cannot feed through Citus (citus.c) */
+	ingest_citus_check_target(relid, name);
 
 	for (i = 0; i < lengthof(modes); i++)
 	{
