@@ -15,6 +15,8 @@ OBJS = \
 	src/caller.o \
 	src/catalog.o \
 	src/citus.o \
+	src/citus_apply.o \
+	src/citus_map.o \
 	src/conn.o \
 	src/conninfo.o \
 	src/control.o \

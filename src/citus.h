@@ -18,6 +18,7 @@
 /* pg_dist_partition.partmethod of a table, or this when Citus does not list it */
 #define INGEST_CITUS_NONE '\0'
 
+extern bool ingest_citus_installed(void);
 extern char ingest_citus_method(Oid relid, AttrNumber *distattno);
 extern bool ingest_citus_table(Oid relid);
 extern void ingest_citus_check_target(Oid relid, const char *name);
