@@ -14,6 +14,8 @@
  * Nothing in src/ calls into this file.  README.md's file map says which
  * file owns what; pg_ingest.h holds the shared-memory protocol.
  *
+ * Locking: none here (shared memory is shmem.c's).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -21,6 +21,9 @@
  * Callers must be in a transaction.  Memory returned by the query helpers
  * lives in SPI's context until ingest_catalog_end(); copy what is kept.
  *
+ * State: the catalog tables themselves; the plans kept across calls
+ * (ingest_catalog_query_kept), per process.
+ *
  * Locking: row locks taken by the statements themselves.
  *
  *-------------------------------------------------------------------------

@@ -36,6 +36,8 @@
  * the server's stderr; the change receiver installs its own, since a
  * notice of wal2json's means a change left out (receiver.c).
  *
+ * State: none of its own: a connection belongs to the caller.
+ *
  * Locking: none.  A connection belongs to the process that opened it and
  * counts against fd.c's external file descriptors.
  *

@@ -13,7 +13,9 @@
  * (ingest_conninfo_mask), a client program gets it through a password
  * file (dump.c), never on its command line (ingest_conninfo_for_tool).
  *
- * State: none.  Locking: none.
+ * State: none.
+ *
+ * Locking: none.
  *
  *-------------------------------------------------------------------------
  */

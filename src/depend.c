@@ -29,10 +29,11 @@
  * entry goes with the entry before it (pg_dump writes them right after
  * their object), an ACL entry is matched by its own name.
  *
- * Locking: none; queries on a source connection.  No state outside the
- * caller's memory but the events, which say whether an object was already
- * recorded (pre-data and post-data are split apart, and again after a
- * restart).
+ * State: none outside the caller's memory but the events in the catalog,
+ * which say whether an object was already recorded (pre-data and
+ * post-data are split apart, and again after a restart).
+ *
+ * Locking: none; queries on a source connection.
  *
  *-------------------------------------------------------------------------
  */

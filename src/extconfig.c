@@ -28,9 +28,11 @@
  * make one SELECT or one DELETE with this server's parser: a condition that
  * is not a WHERE clause fails the copy of that table, naming it.
  *
+ * State: none of its own: the catalogs of both sides say which relations
+ * are configuration ones.
+ *
  * Locking: the copy's caller holds RowExclusiveLock on the target table;
- * pg_extension is read with AccessShareLock.  No state of its own: the
- * catalogs of both sides say which relations are configuration ones.
+ * pg_extension is read with AccessShareLock.
  *
  *-------------------------------------------------------------------------
  */

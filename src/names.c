@@ -8,7 +8,9 @@
  * quote_identifier / quote_literal_cstr at the call): text from the source
  * is never trusted to be a plain identifier.
  *
- * State: none.  Locking: none (ingest_relid_name reads the syscache).
+ * State: none.
+ *
+ * Locking: none (ingest_relid_name reads the syscache).
  *
  *-------------------------------------------------------------------------
  */

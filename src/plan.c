@@ -14,6 +14,8 @@
  * into a statement: sequence values come back matched by an ordinal, the
  * names are this side's quoting of the relation list.
  *
+ * State: none of its own (see above: the copy items in the catalog).
+ *
  * Locking: none of its own (the catalog rows it inserts).
  *
  *-------------------------------------------------------------------------

@@ -27,6 +27,9 @@
  * The checks of the target (this server) are preflight_target.c's; the
  * state of a call and the way a check reports are in preflight.h.
  *
+ * State: the Preflight of the call (preflight.h): its source sessions and
+ * the rows it returns; nothing in the catalog or shared memory.
+ *
  * Locking: none beyond what SPI takes for the target's catalog queries.
  *
  *-------------------------------------------------------------------------
