@@ -127,4 +127,10 @@ faults: export INGEST_FAULT_RUNS := $(RUNS)
 faults:
 	$(prove_installcheck)
 
-.PHONY: meta check-version installcheck-nopreload faults
+# The Citus suite alone (it skips, saying so, without Citus installed):
+# make citus
+citus: PROVE_TESTS = t/029_citus.pl
+citus:
+	$(prove_installcheck)
+
+.PHONY: meta check-version installcheck-nopreload faults citus
