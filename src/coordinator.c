@@ -740,6 +740,8 @@ ingest_coordinator_main(Datum main_arg)
 	/* workers of an earlier coordinator of this migration */
 	(void) ingest_signal_workers(MyMigrationSlotNo, INGEST_WORKER_NONE, SIGTERM, true);
 	(void) ingest_wait_workers_gone(MyMigrationSlotNo, 30000L);
+	/* what they (or the SQL functions) changed while we waited */
+	ingest_worker_read_migration(migration_id, true);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "pg_ingest coordinator",
 								ALLOCSET_DEFAULT_SIZES);

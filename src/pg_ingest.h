@@ -181,7 +181,6 @@ typedef struct IngestSharedState
 
 extern IngestSharedState *IngestShared;
 
-/* pg_ingest.c */
 /* shmem.c */
 extern void ingest_shmem_init(void);
 extern void ingest_require_preload(void);
@@ -196,7 +195,7 @@ extern char *ingest_sql_version(void);
 extern void ingest_check_sql_version(void);
 extern bool ingest_role_is_admin(Oid roleid);
 
-/* workers.c: slots, launching */
+/* slots.c, shmem.c: migration slots */
 extern int	ingest_reserve_migration_slot(Oid dboid, int32 migration_id,
 										  Oid owner, bool must_be_new);
 extern void ingest_clear_migration_slot(IngestMigrationSlot *s, bool init);
@@ -210,6 +209,8 @@ extern int	ingest_find_migration_slot(Oid dboid, int32 migration_id);
 extern int	ingest_find_migration_slot_locked(Oid dboid, int32 migration_id);
 extern bool ingest_slot_reserved(Oid dboid, int32 migration_id);
 extern bool ingest_request_stop_now(Oid dboid, int32 migration_id, XLogRecPtr lsn);
+
+/* workers.c: the workers, started, attached, signalled */
 extern void ingest_remember_database(Oid dboid);
 extern IngestWorkerSlot *ingest_attach_worker(IngestWorkerKind kind,
 											  int migration, int job,
@@ -232,6 +233,7 @@ extern void ingest_slot_set_rate(double *field, double value);
 extern void ingest_worker_set_item(int32 item_id, TimestampTz started);
 extern void ingest_worker_init(Datum main_arg, IngestWorkerKind kind,
 							   int *slot_out, int32 *migration_id_out);
+extern void ingest_worker_read_migration(int32 migration_id, bool with_source);
 
 extern IngestWorkerSlot *MyIngestWorker;
 

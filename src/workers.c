@@ -281,8 +281,8 @@ ingest_attach_worker(IngestWorkerKind kind, int migration, int job,
  *		What every dynamic worker of pg_ingest does first: signals, the
  *		database connection (as the migration's owner), search_path pinned
  *		to pg_catalog, its worker slot; for a migration's worker, the
- *		migration read into MyMigration, MySource, MyFilters and its slot
- *		in MyMigrationSlot (above).
+ *		migration read into MyMigration, MySource, MyFilters (not for an
+ *		index worker) and its slot in MyMigrationSlot (above).
  */
 void
 ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
@@ -327,17 +327,10 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 
 	if (kind != INGEST_WORKER_SCAN && kind != INGEST_WORKER_ABORT)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
 		MyMigrationSlotNo = *slot_out;
 		MyMigrationSlot = &IngestShared->migrations[MyMigrationSlotNo];
-		ingest_xact_start();
-		MyMigration = ingest_load_migration(args.migration_id);
-		MyFilters = ingest_load_filters(args.migration_id);
-		MySource = ingest_conninfo_parse(MyMigration->source,
-										 !superuser_arg(MyMigration->owner), NULL, NULL);
-		ingest_xact_commit();
-		MemoryContextSwitchTo(old);
+		ingest_worker_read_migration(args.migration_id,
+									 kind != INGEST_WORKER_INDEX);
 	}
 
 	/* for tests: pg_ingest.debug_crash_worker */
@@ -349,6 +342,32 @@ ingest_worker_init(Datum main_arg, IngestWorkerKind kind, int *slot_out,
 						ingest_worker_kind_name(kind), args.migration_id)));
 		abort();
 	}
+}
+
+/*
+ * ingest_worker_read_migration
+ *		Read the migration this worker serves into MyMigration (and, with
+ *		with_source, MySource and MyFilters: an index worker never talks to
+ *		the source, so a connection string its owner could no longer use
+ *		does not stop it), in TopMemoryContext, in a transaction of its own.
+ *		Called by ingest_worker_init, and again by a coordinator once the
+ *		workers of an earlier one are gone (what changed meanwhile).
+ */
+void
+ingest_worker_read_migration(int32 migration_id, bool with_source)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	ingest_xact_start();
+	MyMigration = ingest_load_migration(migration_id);
+	if (with_source)
+	{
+		MyFilters = ingest_load_filters(migration_id);
+		MySource = ingest_conninfo_parse(MyMigration->source,
+										 !superuser_arg(MyMigration->owner), NULL, NULL);
+	}
+	ingest_xact_commit();
+	MemoryContextSwitchTo(old);
 }
 
 /*
