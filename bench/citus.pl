@@ -2,7 +2,8 @@
 # same into a single node (a plain database of the coordinator's server),
 # same run, same source (issue 11).
 #
-#   /opt/pgt/devtest.sh N WORKTREE prove bench/citus.pl
+#   make citus PROVE_TESTS=bench/citus.pl   (as a non-root user, Citus built
+#                                           by ../shared/peers/build-citus.sh)
 #   (CITUS_BENCH_CUSTOMERS customers, 1000 by default: 500 orders and 200
 #   items each; CITUS_BENCH_TXNS pgbench transactions of backlog, 6000)
 #
