@@ -72,6 +72,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "copy.h"
 #include "pg_ingest.h"
@@ -376,6 +377,7 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 			bool		mapped;
 			char		relkind;
 			bool		truncate;
+			bool		citus;
 			bool		binary;
 			uint64		rows;
 			uint64		bytes;
@@ -419,13 +421,30 @@ ingest_resync_at_stop(IngestMigration *m, IngestConnInfo *info)
 			truncate = !ingest_referenced_by_foreign_key(relid);
 			ingest_check_target(relid, m->owner,
 								ACL_INSERT | (truncate ? ACL_TRUNCATE : ACL_DELETE));
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute(psprintf(truncate ? "TRUNCATE %s%s" : "DELETE FROM %s%s",
-									 relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-									 target), false, 0) < 0)
-				elog(ERROR, "could not empty %s", target);
-			SPI_finish();
+			citus = ingest_citus_table(relid);
+			if (citus)
+			{
+				/*
+				 * A Citus table: emptied through Citus (a DELETE: its
+				 * truncate trigger does not fire under the replica role),
+				 * in a transaction block whose commit takes the shards'
+				 * writes with it, and copied without FREEZE (citus.c).
+				 */
+				ingest_citus_begin_block();
+				ingest_citus_truncate(psprintf("DELETE FROM %s", target),
+									  list_make1_oid(relid));
+				truncate = false;
+			}
+			else
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				if (SPI_execute(psprintf(truncate ? "TRUNCATE %s%s" : "DELETE FROM %s%s",
+										 relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+										 target), false, 0) < 0)
+					elog(ERROR, "could not empty %s", target);
+				SPI_finish();
+			}
 
 			rel = table_open(relid, NoLock);
 			rows = ingest_copy_table(conn, info->password, rel, t->nspname, t->relname,

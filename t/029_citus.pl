@@ -10,7 +10,9 @@
 # column, an update leaving a TOASTed value unchanged, deletes, TRUNCATEs of
 # a distributed and of a reference table; cutover.  Every table's content,
 # read through Citus, equals the source's, and the coordinator's shell
-# tables hold no rows (their heap is empty).
+# tables hold no rows (their heap is empty).  Last, resync => 'at_cutover'
+# of a distributed table without a key: copied again at the stop through
+# Citus, never twice.
 #
 # Skips when Citus is not installed (Debian does not package it): build it
 # with ../shared/peers/build-citus.sh (see README, "Migrating into Citus").
@@ -309,5 +311,35 @@ is($coord->safe_psql('existing', "SELECT phase FROM ingest.status WHERE name = '
 	'completed', 'the migration is completed');
 same_through_citus('existing', 'every table read through Citus has the source\'s content');
 shells_empty('existing');
+
+# --- resync => 'at_cutover' of a distributed table without a key -----------
+# Its UPDATEs and DELETEs are not decoded, so the stop copies it again: the
+# table must be emptied through Citus (its shards), not only its shell, or
+# the copy would add its rows a second time.
+citus_db('resync');
+$source->safe_psql('app', q{
+	SET ROLE migrator;
+	CREATE SCHEMA logs;
+	CREATE TABLE logs.audit (customer_id int NOT NULL, msg text);
+	INSERT INTO logs.audit SELECT i % 50, 'row ' || i FROM generate_series(1, 5000) i;
+});
+$coord->safe_psql('resync',
+	"SELECT ingest.start('$conn', name => 'rs', include_schemas => '{logs}', resync => 'at_cutover',"
+	  . q{ distribute => '{"logs.audit": "customer_id"}')});
+ok(wait_phase($coord, 'resync', 'rs', 'streaming'), 'resync: the migration streams');
+$source->safe_psql('app', q{
+	INSERT INTO logs.audit VALUES (7, 'new');
+	UPDATE logs.audit SET msg = 'changed' WHERE customer_id = 3;
+	DELETE FROM logs.audit WHERE customer_id = 4;
+});
+$coord->safe_psql('resync', "SELECT ingest.cutover('rs')");
+is($coord->safe_psql('resync', "SELECT phase FROM ingest.status WHERE name = 'rs'"),
+	'completed', 'resync: the migration is completed');
+my $audit = q{SELECT count(*) || ':' || COALESCE(sum(('x' || substr(md5((x.*)::text), 1, 15))::bit(60)::bigint), 0)
+	FROM logs.audit AS x};
+is($coord->safe_psql('resync', $audit), $source->safe_psql('app', $audit),
+	'the table copied again at the stop, read through Citus, has the source\'s content (no row twice)');
+is($coord->safe_psql('resync', q{SELECT pg_relation_size('logs.audit')}), '0',
+	'and its shell holds no rows');
 
 done_testing();
