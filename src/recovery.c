@@ -44,6 +44,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "citus.h"
 #include "conn.h"
 #include "coordinator.h"
 #include "pg_ingest.h"
@@ -67,6 +68,7 @@ recopy_partial_tables(void)
 	SPITupleTable *tab;
 	List	   *tables = NIL;
 	List	   *only = NIL;
+	List	   *relids = NIL;
 	ListCell   *lc;
 	uint64		i;
 
@@ -103,6 +105,7 @@ recopy_partial_tables(void)
 							OidIsValid(relid) ? "its rows share a table with those of other partitions" :
 							"it does not exist on the target")));
 		tables = lappend(tables, ingest_relid_name(relid));
+		relids = lappend_oid(relids, relid);
 		/* a partitioned table goes with its partitions */
 		only = lappend_int(only, get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE);
 	}
@@ -120,14 +123,19 @@ recopy_partial_tables(void)
 	ingest_catalog_end();
 	foreach(lc, tables)
 	{
-		/* as the migration's owner, like the copy */
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute(psprintf("TRUNCATE %s%s",
-								 list_nth_int(only, foreach_current_index(lc)) ? "ONLY " : "",
-								 (char *) lfirst(lc)), false, 0) < 0)
-			elog(ERROR, "could not truncate %s", (char *) lfirst(lc));
-		SPI_finish();
+		Oid			relid = list_nth_oid(relids, foreach_current_index(lc));
+
+		/*
+		 * As the migration's owner, like the copy; a Citus table through
+		 * Citus (its shards, not only its shell), in a transaction block
+		 * that commits the shards' writes with the rest (citus.c).
+		 */
+		if (ingest_citus_table(relid))
+			ingest_citus_begin_block();
+		ingest_citus_truncate(psprintf("TRUNCATE %s%s",
+									   list_nth_int(only, foreach_current_index(lc)) ? "ONLY " : "",
+									   (char *) lfirst(lc)),
+							  list_make1_oid(relid));
 		ingest_event(MyMigration->id, "INFO", "copy", lfirst(lc),
 					 "part of this split table was copied under the previous snapshot: copied again whole",
 					 NULL);
