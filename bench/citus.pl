@@ -35,26 +35,11 @@ plan skip_all => "Citus is not installed (no citus.so in $pkglibdir)"
 my $customers = $ENV{CITUS_BENCH_CUSTOMERS} || 1000;
 my $txns = $ENV{CITUS_BENCH_TXNS} || 6000;
 
-sub citus_node
-{
-	my ($name, $preload) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf',
-		"shared_preload_libraries = '$preload'\nlisten_addresses = '127.0.0.1'\n"
-		  . "max_prepared_transactions = 100\nmax_connections = 100\nmax_worker_processes = 32\n"
-		  . "citus.shard_count = 8\nshared_buffers = 256MB\n");
-	open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
-	print $hba "local all all trust\nhost all all 127.0.0.1/32 trust\n";
-	close $hba;
-	$node->start;
-	return $node;
-}
-
 my $source = new_source('source');
 my $conn = source_connstr($source);
-my $coord = citus_node('coordinator', 'citus,pg_ingest');
-my @workers = map { citus_node("worker$_", 'citus') } (1, 2);
+my %conf = ('citus.shard_count' => 8, shared_buffers => '256MB');
+my $coord = citus_node('coordinator', 'citus,pg_ingest', %conf);
+my @workers = map { citus_node("worker$_", 'citus', %conf) } (1, 2);
 for my $node ($coord, @workers)
 {
 	create_db($node, 'dist');

@@ -62,30 +62,7 @@
 #include "source.h"
 #include "target.h"
 
-PGconn	   *apply_source = NULL;	/* for values read back, opened when needed */
-
-static int
-attnum_of(Relation rel, ApplyRel *r, const char *name)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_COLUMN),
-			 errmsg("column \"%s\" of table %s.%s does not exist on the target",
-					name, quote_identifier(NameStr(r->nspname)),
-					quote_identifier(NameStr(r->relname)))));
-	return -1;					/* keep compiler quiet */
-}
-
-/*
+PGconn	   *apply_source = NULL;	/*
  * Read a row's value of a column back from the source, by the row's key
  * (wal2json before 2.6 sends NaN and Infinity as null).  NULL if the row
  * is gone or has no key here.
@@ -153,7 +130,7 @@ ingest_apply_store_values(Relation rel, ApplyRel *r, TupleTableSlot *slot,
 	slot_getallattrs(slot);
 	for (i = 0; i < ncols; i++)
 	{
-		int			att = attnum_of(rel, r, cols[i].name);
+		int			att = ingest_target_column(rel, cols[i].name);
 		ApplyAttr  *a = &r->attrs[att];
 		char	   *value = cols[i].value;
 

@@ -93,26 +93,6 @@ typedef struct CitusCol
 	bool		skip;			/* dropped or generated */
 } CitusCol;
 
-static int
-column_of(Relation rel, const char *name)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_COLUMN),
-			 errmsg("column \"%s\" of table %s does not exist on the target",
-					name, ingest_relid_name(RelationGetRelid(rel)))));
-	return -1;
-}
-
 /* A value of a change in the column's type (wal2json drops bytea's \x). */
 static Datum
 column_value(Form_pg_attribute att, W2JColumn *col)
@@ -220,7 +200,7 @@ append_identity(StringInfo sql, Relation rel, W2JChange *c, Params *p)
 
 	for (i = 0; i < c->nidentity; i++)
 	{
-		int			att = column_of(rel, c->identity[i].name);
+		int			att = ingest_target_column(rel, c->identity[i].name);
 		Form_pg_attribute a = TupleDescAttr(desc, att);
 
 		if (a->attgenerated != '\0')
@@ -322,7 +302,7 @@ ingest_citus_apply_change(Oid relid, W2JChange *c)
 
 		for (i = 0; i < c->ncolumns; i++)
 		{
-			int			att = column_of(rel, c->columns[i].name);
+			int			att = ingest_target_column(rel, c->columns[i].name);
 
 			given[att] = true;
 			isnull[att] = c->columns[i].value == NULL;
@@ -360,7 +340,7 @@ ingest_citus_apply_change(Oid relid, W2JChange *c)
 			appendStringInfo(&sql, "UPDATE %s SET ", target);
 			for (i = 0; i < c->ncolumns; i++)
 			{
-				int			att = column_of(rel, c->columns[i].name);
+				int			att = ingest_target_column(rel, c->columns[i].name);
 				Form_pg_attribute a = TupleDescAttr(desc, att);
 
 				/* generated columns are the target's; the unchanged distribution column stays */
@@ -430,7 +410,7 @@ ingest_citus_apply_change(Oid relid, W2JChange *c)
 			}
 			for (i = 0; i < c->ncolumns; i++)
 			{
-				int			att = column_of(rel, c->columns[i].name);
+				int			att = ingest_target_column(rel, c->columns[i].name);
 
 				isnull[att] = c->columns[i].value == NULL;
 				values[att] = isnull[att] ? (Datum) 0 :

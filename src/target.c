@@ -258,3 +258,28 @@ ingest_migration_maps_leaves(int32 migration_id)
 	ingest_catalog_end();
 	return found;
 }
+
+/*
+ * ingest_target_column
+ *		The index in rel's tuple descriptor of its column name (not
+ *		dropped); an error naming the table if it has none.
+ */
+int
+ingest_target_column(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of table %s does not exist on the target",
+					name, ingest_relid_name(RelationGetRelid(rel)))));
+	return -1;					/* keep compiler quiet */
+}

@@ -11,6 +11,7 @@
 
 #include "names.h"
 #include "nodes/parsenodes.h"
+#include "utils/relcache.h"
 #include "storage/lockdefs.h"
 
 extern Oid	ingest_target_relid(const char *nspname, const char *relname,
@@ -19,6 +20,7 @@ extern Oid	ingest_target_relid(const char *nspname, const char *relname,
 extern void ingest_check_target(Oid relid, Oid roleid, AclMode needed);
 
 extern bool ingest_referenced_by_foreign_key(Oid relid);
+extern int	ingest_target_column(Relation rel, const char *name);
 extern bool ingest_migration_maps_leaves(int32 migration_id);
 
 #endif							/* PG_INGEST_TARGET_H */

@@ -33,27 +33,6 @@ chomp $pkglibdir;
 plan skip_all => "Citus is not installed (no citus.so in $pkglibdir): build it with build-citus.sh"
   unless -f "$pkglibdir/citus.so";
 
-# A Citus node on 127.0.0.1 (Citus connects to the workers over TCP).
-sub citus_node
-{
-	my ($name, $preload, %conf) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf',
-		"shared_preload_libraries = '$preload'\n"
-		  . "listen_addresses = '127.0.0.1'\n"
-		  . "max_prepared_transactions = 100\n"
-		  . "max_connections = 100\n"
-		  . "max_worker_processes = 32\n"
-		  . "log_statement = none\n"
-		  . join('', map { "$_ = $conf{$_}\n" } sort keys %conf));
-	open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
-	print $hba "local all all trust\nhost all all 127.0.0.1/32 trust\n";
-	close $hba;
-	$node->start;
-	return $node;
-}
-
 my $source = new_source('source');
 my $conn = source_connstr($source);
 my $coord = citus_node('coordinator', 'citus,pg_ingest',
@@ -293,6 +272,13 @@ $coord->safe_psql('existing', $schema . q{
 	SELECT create_distributed_table('orders', 'customer_id');
 	SELECT create_distributed_table('order_items', 'customer_id', colocate_with => 'orders');
 });
+# a row already in a shard is a row on this server: refused, as any table's
+$coord->safe_psql('existing', q{INSERT INTO orders VALUES (5, 5, 5, 'already here')});
+($ret, $out, $err) = $coord->psql('existing',
+	"SELECT ingest.start('$conn', name => 'ex', schema => 'existing', table_jobs => 2)");
+like($err, qr/1 table to copy already has rows on this server.*\n.*orders/,
+	"schema => 'existing': a distributed table with rows in its shards is refused (its shell is empty)");
+$coord->safe_psql('existing', q{DELETE FROM orders});
 $coord->safe_psql('existing',
 	"SELECT ingest.start('$conn', name => 'ex', schema => 'existing', table_jobs => 2)");
 ok(wait_phase($coord, 'existing', 'ex', 'streaming'), "schema => 'existing': the migration streams");

@@ -15,6 +15,7 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(
+  citus_node
   plugin_conf new_target new_source poll_until source_connstr create_db
   run_sql_file table_hashes same_content wait_phase
   poll_value worker_pid log_count sequence_values try_psql
@@ -254,6 +255,29 @@ sub password_nowhere
 		0, "no event or status row holds the password ($how)");
 	my @log_lines = grep { /S3cret-Pass/ && !/STATEMENT:/ } split /\n/, slurp_file($target->logfile);
 	is_deeply(\@log_lines, [], 'nor does any line of the server log but PostgreSQL\'s own STATEMENT lines');
+}
+
+# A Citus node on 127.0.0.1 (Citus connects to the workers over TCP), with
+# the libraries of $preload (citus first) and the settings %conf, trusting
+# local and loopback connections: t/029_citus.pl, bench/citus.pl.
+sub citus_node
+{
+	my ($name, $preload, %conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = '$preload'\n"
+		  . "listen_addresses = '127.0.0.1'\n"
+		  . "max_prepared_transactions = 100\n"
+		  . "max_connections = 100\n"
+		  . "max_worker_processes = 32\n"
+		  . "log_statement = none\n"
+		  . join('', map { "$_ = $conf{$_}\n" } sort keys %conf));
+	open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
+	print $hba "local all all trust\nhost all all 127.0.0.1/32 trust\n";
+	close $hba;
+	$node->start;
+	return $node;
 }
 
 1;
