@@ -62,7 +62,9 @@
 #include "source.h"
 #include "target.h"
 
-PGconn	   *apply_source = NULL;	/*
+PGconn	   *apply_source = NULL;	/* for values read back, opened when needed */
+
+/*
  * Read a row's value of a column back from the source, by the row's key
  * (wal2json before 2.6 sends NaN and Infinity as null).  NULL if the row
  * is gone or has no key here.
