@@ -53,6 +53,20 @@ SELECT check_name,
  WHERE check_name IN ('source_connection', 'source_version', 'wal_sender_timeout',
                       'wal2json', 'target_worker_processes');
 
+-- distribute => (issue 11) needs the extension citus here: without it,
+-- start refuses (and leaves nothing, inside a transaction block too),
+-- preflight says so in its row, and ingest.distribution() is NULL.
+SELECT count(*) AS migrations_before FROM ingest.migration;
+SELECT ingest.start(:'src', name => 'citus_map', mode => 'full-load', distribute => '{"public.t": "id"}');
+BEGIN;
+SELECT ingest.start(:'src', name => 'citus_map', mode => 'full-load', distribute => '{"public.t": "id"}');
+ROLLBACK;
+SELECT count(*) AS migrations_after FROM ingest.migration;
+SELECT status, detail FROM ingest.preflight(:'src', distribute => '{"public.t": "id"}')
+ WHERE check_name = 'citus_distribution';
+SELECT ingest.distribution('pg_class'::regclass) IS NULL AS not_citus,
+       ingest.distribution(0::regclass) IS NULL AS no_table;
+
 -- A source user that cannot read everything, then one without REPLICATION.
 SELECT check_name, status, detail FROM ingest.preflight(:'src' || ' user=regress_ingest_reader')
  WHERE status <> 'PASS';
